@@ -1,0 +1,92 @@
+"""Typed errors that carry their data and build their own one-line message.
+
+Every error a user can cause derives from `CocoprepError`; the command line turns
+it into a single `Error: ...` line and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CocoprepError(Exception):
+    """Base class of all errors caused by bad input or bad options."""
+
+    exit_code = 2
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(CocoprepError):
+    """An option or a combination of options that cannot work."""
+
+    def __init__(self, option: str, expected: str, found: object):
+        self.option, self.expected, self.found = option, expected, found
+        super().__init__(f"{option}: expected {expected}, found {found!r}")
+
+
+class InputError(CocoprepError):
+    """A whole input (a file or a directory) that cannot be used."""
+
+    def __init__(self, path: str | Path, expected: str, found: str | None = None):
+        self.path, self.expected, self.found = str(path), expected, found
+        msg = f"{path}: expected {expected}"
+        if found is not None:
+            msg += f", found {found}"
+        super().__init__(msg)
+
+
+class LabelMapError(CocoprepError):
+    """A label map (pbtxt or labels.txt) that is malformed or inconsistent."""
+
+    def __init__(self, path: str | Path | None, line: int | None, what: str):
+        self.path, self.line, self.what = (str(path) if path else None), line, what
+        where = self.path or "<label map>"
+        if line is not None:
+            where += f":{line}"
+        super().__init__(f"{where}: {what}")
+
+
+class SchemaError(CocoprepError):
+    """Values that do not fit the record schema (a programming or data error)."""
+
+    def __init__(self, key: str, expected: str, found: object):
+        self.key, self.expected, self.found = key, expected, found
+        super().__init__(f"feature {key}: expected {expected}, found {found!r}")
+
+
+class ManifestError(CocoprepError):
+    """A manifest.json that is missing, malformed, or does not match the request."""
+
+    def __init__(self, path: str | Path, what: str):
+        self.path, self.what = str(path), what
+        super().__init__(f"{path}: {what}")
+
+
+class StrictModeError(CocoprepError):
+    """`--strict` was given and items were skipped (the report is still written)."""
+
+    exit_code = 1
+
+    def __init__(self, num_skipped: int, report: str | Path):
+        self.num_skipped, self.report = num_skipped, str(report)
+        super().__init__(
+            f"--strict: {num_skipped} item(s) skipped; reasons are listed in {report}"
+        )
+
+
+class ItemSkipped(CocoprepError):
+    """One image or annotation that cannot be written; it is skipped and reported.
+
+    `reason` is a short stable code (counted in the manifest), `detail` says what
+    was found in words.
+    """
+
+    def __init__(self, reason: str, detail: str):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}")

@@ -1,0 +1,257 @@
+"""Read, check and (only when needed) transcode one image.
+
+Rules shared by `convert` and `split`:
+
+* a file name that escapes the image directory (absolute, `..`, or a symlink that
+  resolves outside) is rejected before anything is opened;
+* the whole image stream must decode (truncated or corrupt data is rejected);
+* images over Pillow's decompression-bomb limit are rejected;
+* 8-bit RGB or grayscale JPEG and PNG pass through byte for byte; anything else
+  (CMYK, palette, alpha, 16-bit, BMP, GIF, WebP, TIFF, ...) is converted to RGB and
+  encoded as JPEG (or PNG on request); `format` always tells the truth;
+* EXIF orientation is applied (and the image re-encoded) when asked to.
+
+Each rejection raises `ItemSkipped` with a stable reason code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+from cocoprep.errors import ItemSkipped
+from cocoprep.records import EncodedImage
+
+# Reason codes (counted in the manifest, written to skipped.jsonl).
+UNSAFE_PATH = "unsafe_path"
+MISSING_FILE = "missing_file"
+UNREADABLE_FILE = "unreadable_file"
+CORRUPT_IMAGE = "corrupt_image"
+DECOMPRESSION_BOMB = "decompression_bomb"
+SIZE_MISMATCH = "size_mismatch"
+
+ENCODINGS = ("jpeg", "png")
+JPEG_QUALITY = 95
+PNG_COMPRESS_LEVEL = 6
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSING = {5, 6, 7, 8}  # orientations that swap width and height
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def resolve_image_path(root: str | Path, file_name: str) -> Path:
+    """The path of `file_name` inside `root`, refusing anything that escapes it.
+
+    Nothing is opened: the check uses the name and `realpath` only.
+    """
+    if not isinstance(file_name, str) or not file_name or "\x00" in file_name:
+        raise ItemSkipped(UNSAFE_PATH, f"file name {file_name!r} is not a usable relative path")
+    if os.path.isabs(file_name) or file_name.startswith(("/", "\\")):
+        raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} is an absolute path")
+    root_real = os.path.realpath(root)
+    joined = os.path.normpath(os.path.join(root_real, file_name))
+    if os.path.commonpath([root_real, joined]) != root_real:
+        raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} points outside {root}")
+    real = os.path.realpath(joined)
+    if os.path.commonpath([root_real, real]) != root_real:
+        raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} is a link to {real}, outside {root}")
+    return Path(joined)
+
+
+def read_bytes(path: str | Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise ItemSkipped(MISSING_FILE, f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ItemSkipped(UNREADABLE_FILE, f"{path} is a directory") from None
+    except OSError as e:
+        raise ItemSkipped(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
+
+
+def _png_is_plain(data: bytes) -> bool:
+    """8-bit grayscale or RGB PNG (IHDR bit depth 8, colour type 0 or 2)."""
+    return len(data) > 26 and data[24] == 8 and data[25] in (0, 2)
+
+
+def _open(data: bytes) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e:
+            raise ItemSkipped(DECOMPRESSION_BOMB, str(e)) from None
+        except Exception as e:  # Pillow raises many types for unknown/garbled headers
+            raise ItemSkipped(CORRUPT_IMAGE, f"not a readable image ({e})") from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and im.width * im.height > limit:
+        raise ItemSkipped(
+            DECOMPRESSION_BOMB,
+            f"{im.width}x{im.height} = {im.width * im.height} pixels is over Pillow's "
+            f"limit of {limit}",
+        )
+    return im
+
+
+def _decode_fully(im: Image.Image, *, fast_jpeg: bool) -> None:
+    """Decode every byte of the stream. For a pass-through JPEG, libjpeg's DCT
+    scaling still entropy-decodes the whole stream (so truncation and bad Huffman
+    data are caught) while skipping most of the inverse DCT work."""
+    if fast_jpeg and im.format == "JPEG":
+        im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            im.load()
+    except Exception as e:
+        raise ItemSkipped(CORRUPT_IMAGE, f"image data does not decode ({e})") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        import numpy as np
+
+        arr = np.asarray(im)
+        if im.mode == "F":
+            arr = np.clip(arr, 0, 1) * 255 if arr.max() <= 1.0 else np.clip(arr, 0, 255)
+        elif arr.max() > 255:
+            arr = arr >> 8  # 16-bit data: keep the high byte
+        return Image.fromarray(arr.astype("uint8"), "L").convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        # Alpha is composited onto white, which is what viewers show for transparent
+        # backgrounds; dropping alpha would reveal whatever colour hides beneath it.
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _encode(im: Image.Image, encoding: str) -> bytes:
+    buf = io.BytesIO()
+    if encoding == "png":
+        im.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    else:
+        im.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    return buf.getvalue()
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # a broken EXIF block must not reject a good image
+        return 1
+
+
+def prepare_image(
+    data: bytes,
+    *,
+    encode: str = "jpeg",
+    orientation: str = "ignore",
+    expected_size: tuple[int, int] | None = None,
+    fast_verify: bool = True,
+) -> EncodedImage:
+    """Check `data` and return the bytes to store.
+
+    Args:
+        data: the file's bytes.
+        encode: `jpeg` or `png`, used only when the image must be converted.
+        orientation: `ignore` keeps stored pixels; `always` applies a non-trivial EXIF
+            orientation (classification: pixels should display upright); `mismatch`
+            applies it only when it explains a difference from `expected_size`.
+        expected_size: (width, height) the annotations were made against; a size that
+            differs (and no EXIF orientation explains it) is rejected.
+        fast_verify: decode pass-through JPEGs with DCT scaling (see `_decode_fully`).
+
+    Raises:
+        ItemSkipped: with reason `corrupt_image`, `decompression_bomb` or `size_mismatch`.
+    """
+    im = _open(data)
+    fmt = im.format
+    plain = (fmt == "JPEG" and im.mode in ("L", "RGB")) or (
+        fmt == "PNG" and im.mode in ("L", "RGB") and _png_is_plain(data)
+    )
+    orient = _orientation(im) if fmt in ("JPEG", "PNG", "WEBP", "TIFF") else 1
+    width, height = im.size
+    rotate = False
+    if orient != 1 and orientation == "always":
+        rotate = True
+    if expected_size is not None and (width, height) != tuple(expected_size):
+        explained = (
+            orientation == "mismatch" and orient in _TRANSPOSING
+            and (height, width) == tuple(expected_size)
+        )
+        if not explained:
+            raise ItemSkipped(
+                SIZE_MISMATCH,
+                f"stored image is {width}x{height}, annotations say "
+                f"{expected_size[0]}x{expected_size[1]}",
+            )
+        rotate = True
+    _decode_fully(im, fast_jpeg=fast_verify and plain and not rotate)
+    if plain and not rotate:
+        return EncodedImage(
+            data=data, format=fmt.lower(), width=width, height=height,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+    if fast_verify and fmt == "JPEG":
+        im = _open(data)  # reopen: a draft-mode decode must not be what we encode
+        _decode_fully(im, fast_jpeg=False)
+    if rotate:
+        im = ImageOps.exif_transpose(im)
+    out_format = encode
+    if plain and rotate:
+        out_format = fmt.lower()  # re-encode in the original format
+    converted = None if plain else f"{im.mode.lower()} {fmt.lower() if fmt else 'image'}"
+    rgb = im if (plain and im.mode in ("L", "RGB")) else _to_rgb(im)
+    if converted is None and rgb.mode not in ("L", "RGB"):
+        rgb = _to_rgb(rgb)
+    encoded = _encode(rgb, out_format)
+    return EncodedImage(
+        data=encoded, format=out_format, width=rgb.width, height=rgb.height,
+        sha256=hashlib.sha256(encoded).hexdigest(), converted_from=converted,
+        orientation_applied=rotate,
+    )
+
+
+class ImageLoader:
+    """Reads and prepares images under one root, remembering the last few results
+    by file identity (device, inode, size, mtime): hard-linked or repeated files are
+    checked once per worker."""
+
+    def __init__(self, root: str | Path, *, cache_size: int = 32, **prepare_options):
+        self.root = Path(root)
+        self.options = prepare_options
+        self._cache: OrderedDict[tuple, EncodedImage | ItemSkipped] = OrderedDict()
+        self._cache_size = cache_size
+
+    def load(self, file_name: str, *, expected_size: tuple[int, int] | None = None) -> EncodedImage:
+        path = resolve_image_path(self.root, file_name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise ItemSkipped(MISSING_FILE, f"{path} does not exist") from None
+        except OSError as e:
+            raise ItemSkipped(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected_size)
+        hit = self._cache.get(key)
+        if hit is None:
+            try:
+                hit = prepare_image(read_bytes(path), expected_size=expected_size, **self.options)
+            except ItemSkipped as e:
+                hit = e
+            self._cache[key] = hit
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        if isinstance(hit, ItemSkipped):
+            raise ItemSkipped(hit.reason, hit.detail)
+        return hit

@@ -1,0 +1,315 @@
+"""The record schema: the ONLY module that spells feature keys.
+
+Each task has one declarative table of `Feature`s. The encoder (values ->
+serialized `tf.train.Example`) and the `tf.io` parse spec used by the reader are
+both derived from that table, so they cannot drift apart.
+
+Serialization is written directly in the protobuf wire format with keys in sorted
+order: it needs no TensorFlow (workers stay light), and the bytes are identical for
+identical values, which keeps shards byte-for-byte deterministic.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from cocoprep.errors import SchemaError
+from cocoprep.records import ClassificationExample, DetectionExample
+
+SCHEMA_VERSION = "1.0"
+
+BYTES, INT64, FLOAT = "bytes", "int64", "float"
+SCALAR, LIST = "scalar", "list"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature of a task's records.
+
+    Attributes:
+        key: the tf.train.Example key.
+        name: the value's name in `encode()` input and `parse()` output.
+        dtype: `bytes`, `int64` or `float`.
+        shape: `scalar` (exactly one value) or `list` (any length).
+        required: optional features may be absent from a record.
+        group: lists in one group must have the same length (e.g. one per object).
+    """
+
+    key: str
+    name: str
+    dtype: str
+    shape: str = SCALAR
+    required: bool = True
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSchema:
+    task: str
+    features: tuple[Feature, ...]
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+
+_IMAGE = (
+    Feature("image/encoded", "encoded", BYTES),
+    Feature("image/format", "format", BYTES),
+    Feature("image/height", "height", INT64),
+    Feature("image/width", "width", INT64),
+    Feature("image/filename", "filename", BYTES),
+)
+
+DETECTION = TaskSchema(
+    "detection",
+    _IMAGE
+    + (
+        Feature("image/source_id", "source_id", BYTES),
+        Feature("image/key/sha256", "sha256", BYTES),
+        Feature("image/object/bbox/xmin", "xmin", FLOAT, LIST, group="object"),
+        Feature("image/object/bbox/ymin", "ymin", FLOAT, LIST, group="object"),
+        Feature("image/object/bbox/xmax", "xmax", FLOAT, LIST, group="object"),
+        Feature("image/object/bbox/ymax", "ymax", FLOAT, LIST, group="object"),
+        Feature("image/object/class/text", "class_text", BYTES, LIST, group="object"),
+        Feature("image/object/class/label", "class_label", INT64, LIST, group="object"),
+        Feature("image/object/is_crowd", "is_crowd", INT64, LIST, group="object"),
+        Feature("image/object/area", "area", FLOAT, LIST, group="object"),
+        Feature("image/object/mask", "mask", BYTES, LIST, required=False, group="object"),
+        Feature("image/object/keypoint/x", "keypoint_x", FLOAT, LIST, False, "keypoint"),
+        Feature("image/object/keypoint/y", "keypoint_y", FLOAT, LIST, False, "keypoint"),
+        Feature(
+            "image/object/keypoint/visibility", "keypoint_visibility", INT64, LIST, False,
+            "keypoint",
+        ),
+        Feature("image/caption", "caption", BYTES, LIST, required=False),
+    ),
+)
+
+CLASSIFICATION = TaskSchema(
+    "classification",
+    _IMAGE
+    + (
+        Feature("image/key/sha256", "sha256", BYTES),
+        Feature("image/class/label", "label", INT64),
+        Feature("image/class/text", "label_text", BYTES),
+    ),
+)
+
+SCHEMAS = {s.task: s for s in (DETECTION, CLASSIFICATION)}
+
+
+def schema_for(task: str) -> TaskSchema:
+    try:
+        return SCHEMAS[task]
+    except KeyError:
+        raise SchemaError("task", f"one of {sorted(SCHEMAS)}", task) from None
+
+
+def infer_task(keys: Iterable[str]) -> str | None:
+    """The task whose required keys are all in `keys` (the most specific first), or None."""
+    keys = set(keys)
+    for schema in (DETECTION, CLASSIFICATION):
+        if all(f.key in keys for f in schema.features if f.required):
+            return schema.task
+    return None
+
+
+# ---------------------------------------------------------------- wire format
+
+def _varint(value: int) -> bytes:
+    if value < 0:
+        value += 1 << 64  # int64 two's complement, as protobuf does
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint((number << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _as_bytes(feature: Feature, value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise SchemaError(feature.key, "bytes or str", type(value).__name__)
+
+
+def _encode_feature(feature: Feature, values: list) -> bytes:
+    """A `Feature` message: BytesList = 1, FloatList = 2, Int64List = 3 (packed)."""
+    if feature.dtype == BYTES:
+        inner = b"".join(_field(1, _as_bytes(feature, v)) for v in values)
+        return _field(1, inner)
+    if feature.dtype == FLOAT:
+        try:
+            packed = struct.pack(f"<{len(values)}f", *values)
+        except struct.error:
+            raise SchemaError(feature.key, "floats", values) from None
+        return _field(2, _field(1, packed) if values else b"")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            if not (hasattr(v, "__index__") and not isinstance(v, (bool, float))):
+                raise SchemaError(feature.key, "integers", values)
+    packed = b"".join(_varint(int(v)) for v in values)
+    return _field(3, _field(1, packed) if values else b"")
+
+
+def encode(schema: TaskSchema, values: Mapping[str, Any]) -> bytes:
+    """Serialize `values` (keyed by feature name) as a `tf.train.Example`.
+
+    Scalars are single values; lists any sequence. Optional features may be absent
+    or None; required ones must be present. Lists of one group must agree in length.
+    """
+    unknown = set(values) - set(schema.names)
+    if unknown:
+        raise SchemaError(schema.task, f"names from {schema.names}", sorted(unknown))
+    group_len: dict[str, tuple[str, int]] = {}
+    entries = []
+    for feature in schema.features:
+        value = values.get(feature.name)
+        if value is None:
+            if feature.required:
+                raise SchemaError(feature.key, "a value", None)
+            continue
+        if feature.shape == SCALAR:
+            items = [value]
+        else:
+            if isinstance(value, (str, bytes)):
+                raise SchemaError(feature.key, "a list", value)
+            items = list(value)
+            if feature.group:
+                seen = group_len.setdefault(feature.group, (feature.key, len(items)))
+                if seen[1] != len(items):
+                    raise SchemaError(
+                        feature.key, f"{seen[1]} values (as {seen[0]})", len(items)
+                    )
+        key = feature.key.encode("ascii")
+        entries.append((key, _field(1, key) + _field(2, _encode_feature(feature, items))))
+    entries.sort()
+    features = b"".join(_field(1, entry) for _, entry in entries)
+    return _field(1, features)
+
+
+# ---------------------------------------------------------------- records -> values
+
+def detection_values(ex: DetectionExample) -> dict[str, Any]:
+    """The named values of a detection record (what `encode(DETECTION, ...)` takes)."""
+    objs = ex.objects
+    values: dict[str, Any] = {
+        "encoded": ex.image.data,
+        "format": ex.image.format,
+        "height": ex.image.height,
+        "width": ex.image.width,
+        "filename": ex.filename,
+        "source_id": ex.source_id,
+        "sha256": ex.image.sha256,
+        "xmin": [o.xmin for o in objs],
+        "ymin": [o.ymin for o in objs],
+        "xmax": [o.xmax for o in objs],
+        "ymax": [o.ymax for o in objs],
+        "class_text": [o.text for o in objs],
+        "class_label": [o.label for o in objs],
+        "is_crowd": [int(o.is_crowd) for o in objs],
+        "area": [o.area for o in objs],
+    }
+    for o in objs:
+        if o.label < 1:
+            raise SchemaError(DETECTION.feature("class_label").key, "a label-map id >= 1", o.label)
+    if ex.with_masks:
+        missing = [o.annotation_id for o in objs if o.mask_png is None]
+        if missing:
+            raise SchemaError(DETECTION.feature("mask").key, "a mask for every object", missing)
+        values["mask"] = [o.mask_png for o in objs]
+    if ex.num_keypoints:
+        k = ex.num_keypoints
+        xs, ys, vs = [], [], []
+        for o in objs:
+            kps = o.keypoints or ()
+            if kps and len(kps) != k:
+                raise SchemaError(
+                    DETECTION.feature("keypoint_x").key, f"{k} keypoints per object", len(kps)
+                )
+            for kp in kps or (None,) * k:
+                xs.append(kp.x if kp else 0.0)
+                ys.append(kp.y if kp else 0.0)
+                vs.append(kp.visibility if kp else 0)
+        values.update(keypoint_x=xs, keypoint_y=ys, keypoint_visibility=vs)
+    if ex.captions is not None:
+        values["caption"] = list(ex.captions)
+    return values
+
+
+def classification_values(ex: ClassificationExample) -> dict[str, Any]:
+    """The named values of a classification record."""
+    return {
+        "encoded": ex.image.data,
+        "format": ex.image.format,
+        "height": ex.image.height,
+        "width": ex.image.width,
+        "filename": ex.filename,
+        "sha256": ex.image.sha256,
+        "label": ex.label,
+        "label_text": ex.text,
+    }
+
+
+def encode_detection(ex: DetectionExample) -> bytes:
+    return encode(DETECTION, detection_values(ex))
+
+
+def encode_classification(ex: ClassificationExample) -> bytes:
+    return encode(CLASSIFICATION, classification_values(ex))
+
+
+# ---------------------------------------------------------------- parsing (TensorFlow)
+
+def parse_spec(schema: TaskSchema) -> dict:
+    """The `tf.io.parse_example` spec derived from the table: scalars are
+    FixedLenFeature (optional ones with a default), lists are VarLenFeature."""
+    import tensorflow as tf
+
+    dtypes = {BYTES: tf.string, INT64: tf.int64, FLOAT: tf.float32}
+    defaults = {BYTES: b"", INT64: 0, FLOAT: 0.0}
+    spec = {}
+    for f in schema.features:
+        if f.shape == SCALAR:
+            default = None if f.required else defaults[f.dtype]
+            spec[f.key] = tf.io.FixedLenFeature([], dtypes[f.dtype], default_value=default)
+        else:
+            spec[f.key] = tf.io.VarLenFeature(dtypes[f.dtype])
+    return spec
+
+
+def parse(schema: TaskSchema, serialized) -> dict:
+    """Parse serialized records (a scalar or a batch) into a dict keyed by feature
+    name; lists come back dense (padded with the dtype's zero in a batch)."""
+    import tensorflow as tf
+
+    parsed = tf.io.parse_example(serialized, parse_spec(schema))
+    out = {}
+    for f in schema.features:
+        value = parsed[f.key]
+        if isinstance(value, tf.sparse.SparseTensor):
+            value = tf.sparse.to_dense(value)
+        out[f.name] = value
+    return out
+
+
+def keys_of(schema: TaskSchema, names: Iterable[str] | None = None) -> dict[str, str]:
+    """Feature name -> key, for tools that must read raw records (e.g. verify)."""
+    wanted = set(names) if names is not None else None
+    return {f.name: f.key for f in schema.features if wanted is None or f.name in wanted}
