@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cocoprep import __version__
+from cocoprep.cli import cli
+
+
+def test_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_group_help_lists_every_command():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in cli.commands:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_with_an_example(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "cocoprep", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert __version__ in out.stdout
+
+
+def test_import_does_not_load_tensorflow():
+    code = "import sys, cocoprep.cli; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,151 @@
+import hashlib
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from cocoprep import images
+from cocoprep.errors import ItemSkipped
+from conftest import image_bytes
+
+
+def _reason(fn, *args, **kwargs) -> str:
+    with pytest.raises(ItemSkipped) as info:
+        fn(*args, **kwargs)
+    return info.value.reason
+
+
+@pytest.mark.parametrize("fmt,mode", [("JPEG", "RGB"), ("JPEG", "L"), ("PNG", "RGB"), ("PNG", "L")])
+def test_plain_images_pass_through_byte_for_byte(fmt, mode):
+    data = image_bytes(40, 30, fmt=fmt, mode=mode)
+    out = images.prepare_image(data)
+    assert out.data == data
+    assert out.format == fmt.lower()
+    assert (out.width, out.height) == (40, 30)
+    assert out.sha256 == hashlib.sha256(data).hexdigest()
+    assert out.converted_from is None
+
+
+@pytest.mark.parametrize("fmt,mode", [
+    ("JPEG", "CMYK"), ("PNG", "P"), ("PNG", "RGBA"), ("PNG", "LA"), ("BMP", "RGB"),
+    ("GIF", "P"), ("WEBP", "RGB"), ("TIFF", "RGB"),
+])
+def test_other_images_are_converted_and_format_is_truthful(fmt, mode):
+    data = image_bytes(40, 30, fmt=fmt, mode=mode)
+    out = images.prepare_image(data)
+    assert out.converted_from is not None
+    assert out.format == "jpeg" and out.data[:2] == b"\xff\xd8"
+    decoded = Image.open(io.BytesIO(out.data))
+    assert decoded.mode == "RGB" and decoded.size == (40, 30)
+    png = images.prepare_image(data, encode="png")
+    assert png.format == "png" and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped():
+    im = Image.new("I;16", (8, 4), 40000)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    out = images.prepare_image(buf.getvalue(), encode="png")
+    pixel = Image.open(io.BytesIO(out.data)).getpixel((0, 0))
+    assert out.converted_from is not None
+    assert pixel == (40000 >> 8,) * 3
+
+
+def test_alpha_is_composited_on_white():
+    im = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    out = images.prepare_image(buf.getvalue(), encode="png")
+    assert Image.open(io.BytesIO(out.data)).getpixel((1, 1)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.95])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_images_are_rejected(fmt, cut):
+    data = image_bytes(64, 48, fmt=fmt)
+    assert _reason(images.prepare_image, data[: int(len(data) * cut)]) == images.CORRUPT_IMAGE
+
+
+def test_jpeg_missing_only_its_end_marker_is_rejected():
+    data = image_bytes(64, 48)
+    assert _reason(images.prepare_image, data[:-2]) == images.CORRUPT_IMAGE
+
+
+def test_garbage_is_rejected():
+    assert _reason(images.prepare_image, b"not an image at all") == images.CORRUPT_IMAGE
+
+
+def test_decompression_bomb_is_rejected(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert _reason(images.prepare_image, image_bytes(20, 20)) == images.DECOMPRESSION_BOMB
+
+
+def _with_orientation(width, height, orientation) -> bytes:
+    im = Image.new("RGB", (width, height), (10, 200, 30))
+    im.putpixel((0, 0), (255, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", exif=exif, quality=95)
+    return buf.getvalue()
+
+
+def test_size_mismatch_explained_by_exif_is_fixed():
+    data = _with_orientation(40, 20, 6)
+    out = images.prepare_image(data, orientation="mismatch", expected_size=(20, 40))
+    assert (out.width, out.height) == (20, 40) and out.orientation_applied
+    assert Image.open(io.BytesIO(out.data)).size == (20, 40)
+
+
+def test_size_mismatch_without_explanation_is_rejected():
+    data = image_bytes(40, 20)
+    assert _reason(images.prepare_image, data, orientation="mismatch",
+                   expected_size=(20, 40)) == images.SIZE_MISMATCH
+
+
+def test_matching_size_keeps_stored_pixels_even_with_exif():
+    data = _with_orientation(40, 20, 6)
+    out = images.prepare_image(data, orientation="mismatch", expected_size=(40, 20))
+    assert out.data == data
+
+
+def test_orientation_always_makes_pixels_upright():
+    data = _with_orientation(40, 20, 6)
+    out = images.prepare_image(data, orientation="always")
+    assert (out.width, out.height) == (20, 40) and out.format == "jpeg"
+
+
+@pytest.mark.parametrize("name", ["../outside.jpg", "a/../../outside.jpg", "/etc/passwd", ""])
+def test_escaping_names_are_rejected_without_opening(tmp_path, name):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    assert _reason(images.resolve_image_path, root, name) == images.UNSAFE_PATH
+
+
+def test_symlink_outside_is_rejected(tmp_path):
+    root = tmp_path / "imgs"
+    root.mkdir()
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(image_bytes())
+    os.symlink(secret, root / "link.jpg")
+    assert _reason(images.resolve_image_path, root, "link.jpg") == images.UNSAFE_PATH
+
+
+def test_symlink_inside_is_fine(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.jpg").write_bytes(image_bytes())
+    os.symlink(root / "sub" / "a.jpg", root / "b.jpg")
+    assert images.resolve_image_path(root, "b.jpg") == root / "b.jpg"
+
+
+def test_loader_reports_missing_files_and_caches_by_inode(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(image_bytes(16, 16))
+    os.link(tmp_path / "a.jpg", tmp_path / "b.jpg")
+    loader = images.ImageLoader(tmp_path)
+    a = loader.load("a.jpg")
+    assert loader.load("b.jpg") is a
+    assert _reason(loader.load, "missing.jpg") == images.MISSING_FILE
+    (tmp_path / "dir.jpg").mkdir()
+    assert _reason(loader.load, "dir.jpg") == images.UNREADABLE_FILE
