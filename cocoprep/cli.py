@@ -44,7 +44,155 @@ def main(argv: list[str] | None = None) -> None:
 
 # Commands are registered below, one section each.
 # --- convert ---
+@cli.command("convert")
+@click.argument("src", type=click.Path(path_type=str))
+@click.option("-o", "--out", default="tfrecords", show_default=True, help="Output directory.")
+@click.option("--images", default=None, metavar="DIR",
+              help="Image directory (for a single JSON file; overrides discovery).")
+@click.option("--splits", default=None, metavar="A,B",
+              help="Convert only these splits (names from the JSON file names).")
+@click.option("--ratio", default=None, metavar="TRAIN,VAL[,TEST]",
+              help="Split one annotation file into train/val[/test] by image, stratified "
+                   "by category presence.")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds the in-split shuffle and --ratio.")
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True,
+              help="Seeded shuffle within each split, or keep the JSON order.")
+@click.option("--num-shards", default=None, type=int, help="Shards per split.")
+@click.option("--shard-size", default="200MB", show_default=True, metavar="SIZE",
+              help="Target shard size when --num-shards is not given.")
+@click.option("--masks", is_flag=True, help="Write instance masks (PNG) from polygons and RLE.")
+@click.option("--contiguous-ids", is_flag=True,
+              help="Label ids 1..N in category order instead of COCO's category ids.")
+@click.option("--skip-empty", is_flag=True, help="Drop images with no object written.")
+@click.option("--crowd", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
+              help="Keep crowd annotations (is_crowd=1) or drop them.")
+@click.option("--encode", default="jpeg", show_default=True, type=click.Choice(["jpeg", "png"]),
+              help="Encoding for images that must be converted.")
+@click.option("--strict", is_flag=True, help="Exit 1 if anything was skipped (after writing).")
+@click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shard_size, masks,
+                contiguous_ids, skip_empty, crowd, encode, strict, workers, quiet):
+    """Convert COCO JSON + images into sharded detection TFRecords.
+
+    SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
+    or images/<split>/; person_keypoints_ and captions_ files are merged, image_info_
+    files give records without objects), a Roboflow export (<split>/_annotations.coco.json
+    beside its images), or one JSON file (with --images DIR).
+
+    Writes OUT/{split}.tfrecord-{i:05d}-of-{n:05d}, label_map.pbtxt, labels.txt,
+    manifest.json and skipped.jsonl (every skipped image or annotation, with its
+    reason). Bad JSON is an error and nothing is written.
+
+    Example:
+
+        cocoprep convert fixtures/coco -o tfrecords --masks
+    """
+    from cocoprep.convert import convert_coco
+    from cocoprep.errors import StrictModeError
+
+    try:
+        manifest = convert_coco(
+            src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
+            num_shards=num_shards, shard_size=shard_size, masks=masks,
+            contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd, encode=encode,
+            strict=strict, workers=workers, quiet=quiet,
+        )
+    except StrictModeError as e:
+        if not quiet and getattr(e, "manifest", None) is not None:
+            _convert_summary(e.manifest, out)
+        raise
+    if not quiet:
+        _convert_summary(manifest, out)
+
+
+def _convert_summary(manifest, out) -> None:
+    width = max((len(name) for name in manifest.splits), default=0)
+    for name, info in manifest.splits.items():
+        click.echo(f"  {name:<{width}} {info.num_examples:>7} images {info.num_objects:>8} "
+                   f"objects in {len(info.shards)} shard(s)")
+    skipped = sum(manifest.skipped.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items())
+    click.echo(f"  skipped {skipped}" + (f" ({reasons})" if skipped else ""))
+    if manifest.counters:
+        click.echo("  " + ", ".join(f"{k} {v}" for k, v in manifest.counters.items()))
+    click.echo(f"wrote {out}")
+
+
 # --- split ---
+@cli.command("split")
+@click.argument("src", type=click.Path(path_type=str))
+@click.option("-o", "--out", default="tfrecords", show_default=True,
+              help="Output directory.")
+@click.option("--ratio", default=None, metavar="TRAIN,VAL[,TEST]",
+              help="Split fractions, summing to 1  [default: 0.8,0.2]. Not for a tree "
+                   "that is already split (SRC/train/<class>/...).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds the split and the record order.")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="Pick and order the classes (default: all class folders, sorted).")
+@click.option("--label-offset", default=0, show_default=True, type=int,
+              help="Stored label of the first class (1 = Inception/Slim style, 0 = background).")
+@click.option("--keep-conflicts", is_flag=True,
+              help="Identical files under two classes: keep the first class's copy "
+                   "(default: keep every copy out).")
+@click.option("--num-shards", default=None, type=int, help="Shards per split.")
+@click.option("--shard-size", default=None, metavar="SIZE",
+              help="Aimed shard size, e.g. 200MB (default: 200MB, and about one shard "
+                   "per 128 images, at most 16).")
+@click.option("--encode", default="jpeg", show_default=True,
+              type=click.Choice(["jpeg", "png"]),
+              help="Encoding for images that must be converted.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any image was skipped.")
+@click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_shards,
+              shard_size, encode, strict, workers, quiet):
+    """Split a class-per-folder image tree into train/val[/test] TFRecords.
+
+    SRC is SRC/<class>/... (split by --ratio, stratified per class, seeded) or
+    SRC/<split>/<class>/... with split folders named train, val, validation, dev,
+    test (the splits are kept). Labels are the sorted class folder names (as
+    tf.keras.utils.image_dataset_from_directory orders them), 0-based unless
+    --label-offset is given. Byte-identical files always share a split.
+
+    Writes OUT/{split}.tfrecord-*, manifest.json, labels.txt, {split}.txt (path and
+    label of every record), skipped.jsonl, and label_map.pbtxt when labels start
+    at 1 or more.
+
+    Example:
+
+        cocoprep split fixtures/imgs -o tfrecords --ratio 0.8,0.1,0.1 --seed 1
+    """
+    from cocoprep.split import split_folder
+
+    manifest = split_folder(
+        src, out, ratio=ratio, seed=seed, classes=classes, label_offset=label_offset,
+        keep_conflicts=keep_conflicts, num_shards=num_shards, shard_size=shard_size,
+        encode=encode, strict=strict, workers=workers, quiet=quiet,
+    )
+    for warning in manifest.options.get("warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
+    if quiet:
+        return
+    classes_written = next(iter(manifest.splits.values())).class_counts
+    click.echo(f"{src}: {len(classes_written)} classes, layout "
+               f"{manifest.sources.get('layout')}, seed {seed}")
+    width = max(len(name) for name in manifest.splits)
+    for name, info in manifest.splits.items():
+        counts = ", ".join(f"{c} {n}" for c, n in info.class_counts.items())
+        click.echo(f"  {name:<{width}} {info.num_examples:>6} images in "
+                   f"{len(info.shards)} shard(s)  ({counts})")
+    skipped = sum(manifest.skipped.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items())
+    click.echo(f"  skipped {skipped}" + (f" ({reasons})" if skipped else ""))
+    ignored = {k: v for k, v in manifest.counters.items() if k.startswith("ignored_")}
+    if ignored:
+        click.echo("  ignored " + ", ".join(f"{k[8:]} {v}" for k, v in ignored.items()))
+    click.echo(f"wrote {out}")
+
+
 # --- verify / inspect / preview ---
 # --- smoketrain ---
 

@@ -243,6 +243,7 @@ def write_dataset(
     extra_files: dict[str, str] | None = None,
     workers: int | None = None,
     quiet: bool = False,
+    pre_skipped: Sequence[SkippedItem] = (),
 ) -> tuple[Manifest, list[SkippedItem]]:
     """Write every split of `plans` into `out` and return the final manifest.
 
@@ -251,6 +252,8 @@ def write_dataset(
         class_order: class names in label order, for the manifest's histograms.
         extra_files: name -> text written beside the shards (label maps, ...).
         workers: processes (default: CPU count); 1 runs in this process.
+        pre_skipped: items the caller kept out before writing (e.g. while listing the
+            source); written first to skipped.jsonl and counted in `manifest.skipped`.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -272,6 +275,12 @@ def write_dataset(
         with _progress_bar(total, "writing", quiet) as bar:
             results = _run_tasks(tasks, builder, workers, bar)
         final, skipped = _assemble(plans, results, manifest, class_order)
+        if pre_skipped:
+            merged = dict(final.skipped)
+            for item in pre_skipped:
+                merged[item.reason] = merged.get(item.reason, 0) + 1
+            final = replace(final, skipped=dict(sorted(merged.items())))
+            skipped = list(pre_skipped) + skipped
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
         for plan in plans:

@@ -1,0 +1,519 @@
+"""Class-per-folder image trees: layout discovery, listing, and the stratified split.
+
+Two layouts are understood:
+
+* ``SRC/<class>/...``: one tree, split by ratio;
+* ``SRC/<split>/<class>/...``: the splits are given and kept. It is recognised when
+  every visible top-level folder is named like a split (train, val, validation,
+  test, dev; any case) and holds class folders.
+
+Files at any depth below a class folder belong to that class. Image files are
+recognised by extension (`IMAGE_EXTENSIONS`, any case); hidden entries (a name
+starting with a dot; a hidden folder is not entered) and other files are ignored
+and counted. Listings are sorted, so everything downstream is deterministic.
+
+Only `list_tree` and `hash_files` touch the disk; the rest is pure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+from cocoprep.errors import InputError, ItemSkipped, UsageError
+from cocoprep.images import IMAGE_EXTENSIONS, UNREADABLE_FILE, read_bytes
+
+# Folder names that mark the `SRC/<split>/<class>/` layout, in output order.
+SPLIT_ORDER = ("train", "val", "validation", "dev", "test")
+DEFAULT_RATIO = (Fraction(4, 5), Fraction(1, 5))
+RATIO_SPLITS = ("train", "val", "test")
+
+LAYOUT_CLASSES = "classes"  # SRC/<class>/...
+LAYOUT_SPLITS = "splits"  # SRC/<split>/<class>/...
+
+# Reasons for files kept out in the parent (skipped.jsonl).
+CLASS_CONFLICT = "class_conflict"
+DUPLICATE_ACROSS_SPLITS = "duplicate_across_splits"
+BAD_FILE_NAME = "bad_file_name"
+
+# Counter names (manifest.counters).
+IGNORED_HIDDEN = "ignored_hidden"
+IGNORED_OTHER = "ignored_other"
+IGNORED_OUTSIDE_CLASS = "ignored_outside_class"
+IGNORED_UNSELECTED = "ignored_unselected_class"
+
+_RATIO_TOLERANCE = Fraction(1, 10**6)
+
+
+# ------------------------------------------------------------------ values
+
+@dataclass(frozen=True)
+class ImageFile:
+    """One image file of the tree. `path` is relative to SRC, with `/` separators;
+    `split` is the given split (layout `splits`) or None."""
+
+    path: str
+    class_name: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """What `list_tree` found.
+
+    Attributes:
+        layout: `classes` or `splits`.
+        classes: every visible class folder name, sorted (the Keras order).
+        splits: the given split folder names in `SPLIT_ORDER` (layout `splits`), else ().
+        files: image files sorted by path.
+        ignored: counter name -> number of ignored entries.
+        bad_names: image files whose names cannot be written to a listing line.
+    """
+
+    layout: str
+    classes: tuple[str, ...]
+    splits: tuple[str, ...]
+    files: tuple[ImageFile, ...]
+    ignored: dict[str, int] = field(default_factory=dict)
+    bad_names: tuple[ImageFile, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A file kept out before writing, and why."""
+
+    file: ImageFile
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class SplitAssignment:
+    """The outcome of splitting: files per split (in final, seeded order), what was
+    kept out, and warnings for the user."""
+
+    splits: dict[str, tuple[ImageFile, ...]]
+    rejected: tuple[Rejected, ...] = ()
+    warnings: tuple[str, ...] = ()
+    duplicates: int = 0  # files whose bytes equal an earlier file of the same class
+
+
+# ------------------------------------------------------------------ small rules
+
+def is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def looks_like_split(name: str) -> bool:
+    return name.lower() in SPLIT_ORDER
+
+
+def split_sort_key(name: str) -> tuple[int, str]:
+    low = name.lower()
+    return (SPLIT_ORDER.index(low) if low in SPLIT_ORDER else len(SPLIT_ORDER), name)
+
+
+def detect_layout(top: Mapping[str, bool]) -> str:
+    """`splits` when every visible top-level folder is named like a split and holds
+    at least one visible sub-folder, else `classes`.
+
+    Args:
+        top: visible top-level folder name -> whether it holds a visible folder.
+    """
+    if top and all(looks_like_split(name) and has_dirs for name, has_dirs in top.items()):
+        return LAYOUT_SPLITS
+    return LAYOUT_CLASSES
+
+
+def parse_ratio(value: str | Sequence[float | str | Fraction] | None) -> tuple[Fraction, ...]:
+    """`"0.8,0.1,0.1"` or a sequence -> exact fractions (train, val[, test]).
+
+    Each value must lie strictly between 0 and 1 and the values must sum to 1
+    (within 1e-6; they are then scaled to sum exactly to 1).
+    """
+    if value is None:
+        return DEFAULT_RATIO
+    shown = value if isinstance(value, str) else ",".join(str(v) for v in value)
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    if len(parts) not in (2, 3):
+        raise UsageError("--ratio", "2 or 3 comma-separated fractions (train,val[,test])", shown)
+    ratios = []
+    for part in parts:
+        try:
+            r = part if isinstance(part, Fraction) else Fraction(str(part).strip())
+        except (ValueError, ZeroDivisionError):
+            raise UsageError("--ratio", "numbers such as 0.8,0.1,0.1", shown) from None
+        if not 0 < r < 1:
+            raise UsageError("--ratio", "each fraction greater than 0 and less than 1", shown)
+        ratios.append(r)
+    total = sum(ratios)
+    if abs(total - 1) > _RATIO_TOLERANCE:
+        raise UsageError("--ratio", f"fractions that sum to 1 (these sum to {float(total):g})",
+                         shown)
+    return tuple(r / total for r in ratios)
+
+
+def allocate(n: int, ratios: Sequence[Fraction]) -> tuple[int, ...]:
+    """How many of `n` images each split gets.
+
+    Largest-remainder rounding, so every split is within less than one image of
+    `n * ratio`; when `n` is at least the number of splits, the spare images go
+    first to splits that would otherwise be empty, so every split gets one. Only
+    when both rules cannot hold together (a tiny class with a skewed ratio, e.g.
+    3 images at 0.8/0.1/0.1) does an image move from the split with the most
+    surplus, and the minimum of one per split wins.
+    """
+    k = len(ratios)
+    exact = [n * Fraction(r) for r in ratios]
+    counts = [math.floor(e) for e in exact]
+    spare = n - sum(counts)
+    need_one = n >= k
+    order = sorted(range(k), key=lambda i: (not (need_one and counts[i] == 0),
+                                            -(exact[i] - counts[i]), i))
+    for i in order[:spare]:
+        counts[i] += 1
+    if need_one:
+        for j in range(k):
+            if counts[j] == 0:
+                donor = max((i for i in range(k) if counts[i] > 1),
+                            key=lambda i: (counts[i] - exact[i], counts[i], -i))
+                counts[donor] -= 1
+                counts[j] += 1
+    return tuple(counts)
+
+
+# ------------------------------------------------------------------ listing (I/O)
+
+def _scan(path: Path) -> list[os.DirEntry]:
+    with os.scandir(path) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks: a linked class folder is a folder
+    except OSError:
+        return False
+
+
+def _unreadable(path: Path, e: OSError) -> InputError:
+    return InputError(path, "a readable directory", e.strerror or str(e))
+
+
+def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderListing:
+    """List an image tree (see the module docstring for the rules).
+
+    Args:
+        src: the tree's root.
+        exclude: a directory inside `src` not to enter (e.g. the output directory).
+
+    Raises:
+        InputError: `src` is missing, not a directory or cannot be read.
+    """
+    root = Path(src)
+    if not root.exists():
+        raise InputError(root, "a directory of class folders", "nothing (no such path)")
+    if not root.is_dir():
+        raise InputError(root, "a directory of class folders", "a file")
+    try:
+        top_entries = _scan(root)
+    except OSError as e:
+        raise _unreadable(root, e) from None
+    excluded = os.path.realpath(exclude) if exclude is not None else None
+    ignored = {IGNORED_HIDDEN: 0, IGNORED_OTHER: 0, IGNORED_OUTSIDE_CLASS: 0}
+
+    def visible_dirs(entries) -> list[os.DirEntry]:
+        out = []
+        for e in entries:
+            if is_hidden(e.name):
+                ignored[IGNORED_HIDDEN] += 1
+            elif _is_dir(e):
+                if excluded is None or os.path.realpath(e.path) != excluded:
+                    out.append(e)
+            else:
+                ignored[IGNORED_OUTSIDE_CLASS] += 1
+        return out
+
+    top_dirs = visible_dirs(top_entries)
+    top_children: dict[str, list[os.DirEntry]] = {}
+    for d in top_dirs:
+        try:
+            top_children[d.name] = _scan(Path(d.path))
+        except OSError as e:
+            raise _unreadable(Path(d.path), e) from None
+    has_dirs = {
+        name: any(not is_hidden(c.name) and _is_dir(c) for c in children)
+        for name, children in top_children.items()
+    }
+    layout = detect_layout(has_dirs)
+
+    # Count only while walking; `visible_dirs` above already counted the top level.
+    files: list[ImageFile] = []
+    bad: list[ImageFile] = []
+    classes: set[str] = set()
+    splits: list[str] = []
+    if layout == LAYOUT_CLASSES:
+        class_dirs = [(None, d, top_children[d.name]) for d in top_dirs]
+    else:
+        class_dirs = []
+        for d in top_dirs:
+            splits.append(d.name)
+            for c in visible_dirs(top_children[d.name]):
+                try:
+                    class_dirs.append((d.name, c, _scan(Path(c.path))))
+                except OSError as e:
+                    raise _unreadable(Path(c.path), e) from None
+    for split, d, children in class_dirs:
+        classes.add(d.name)
+        prefix = f"{split}/{d.name}" if split else d.name
+        st = os.stat(d.path)
+        seen = {(st.st_dev, st.st_ino)}
+        _walk(children, prefix, d.name, split, files, bad, ignored, seen, excluded)
+    files.sort(key=lambda f: f.path)
+    return FolderListing(
+        layout=layout,
+        classes=tuple(sorted(classes)),
+        splits=tuple(sorted(splits, key=split_sort_key)),
+        files=tuple(files),
+        ignored={k: v for k, v in ignored.items() if v},
+        bad_names=tuple(bad),
+    )
+
+
+def _walk(entries, prefix, class_name, split, files, bad, ignored, seen, excluded) -> None:
+    for e in entries:
+        if is_hidden(e.name):
+            ignored[IGNORED_HIDDEN] += 1
+            continue
+        rel = f"{prefix}/{e.name}"
+        if _is_dir(e):
+            try:
+                st = os.stat(e.path)
+            except OSError as err:
+                raise _unreadable(Path(e.path), err) from None
+            key = (st.st_dev, st.st_ino)
+            if key in seen or (excluded and os.path.realpath(e.path) == excluded):
+                continue  # a link back up the tree: do not loop
+            try:
+                children = _scan(Path(e.path))
+            except OSError as err:
+                raise _unreadable(Path(e.path), err) from None
+            _walk(children, rel, class_name, split, files, bad, ignored, seen | {key}, excluded)
+        elif is_image_name(e.name):
+            item = ImageFile(rel, class_name, split)
+            if "\n" in rel or "\r" in rel:
+                bad.append(item)
+            else:
+                files.append(item)
+        else:
+            ignored[IGNORED_OTHER] += 1
+
+
+def _hash_one(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        read_bytes(path)  # raises ItemSkipped with the right reason and words
+        raise ItemSkipped(UNREADABLE_FILE, f"{path}: cannot be read")
+
+
+def hash_files(root: str | Path, paths: Sequence[str], *, threads: int | None = None,
+               progress: Callable[[int], object] | None = None) -> list[str | ItemSkipped]:
+    """sha256 hex digest of each file (relative to `root`), or the `ItemSkipped` that
+    says why it could not be read. Threads overlap the reads; hashlib releases the
+    GIL while it hashes."""
+    root = str(root)
+    threads = threads or min(16, 4 * (os.cpu_count() or 1))
+
+    def one(rel: str) -> str | ItemSkipped:
+        try:
+            return _hash_one(os.path.join(root, rel))
+        except ItemSkipped as e:
+            return e
+        finally:
+            if progress is not None:
+                progress(1)
+
+    if len(paths) < 64 or threads <= 1:
+        return [one(p) for p in paths]
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, paths, chunksize=16))
+
+
+# ------------------------------------------------------------------ splitting (pure)
+
+def _rng(seed: int, *parts: str) -> random.Random:
+    # A string seed is hashed with SHA-512 by `random`, so it does not depend on
+    # PYTHONHASHSEED; per-class streams keep one class's split independent of the others.
+    return random.Random("/".join(("cocoprep-split", str(seed)) + parts))
+
+
+def find_conflicts(files: Sequence[ImageFile], hashes: Sequence[str], class_order: Sequence[str],
+                   *, keep_conflicts: bool = False) -> tuple[list[int], list[Rejected]]:
+    """Identical bytes under different classes.
+
+    Returns the indices of `files` to keep and the rejected ones. Without
+    `keep_conflicts` every copy of a conflicting image is kept out; with it, the
+    copies in the first class (label order) are kept and the others kept out.
+    """
+    rank = {name: i for i, name in enumerate(class_order)}
+    by_hash: dict[str, list[int]] = {}
+    for i, h in enumerate(hashes):
+        by_hash.setdefault(h, []).append(i)
+    out: set[int] = set()
+    rejected: list[Rejected] = []
+    for h, idx in by_hash.items():
+        names = {files[i].class_name for i in idx}
+        if len(names) < 2:
+            continue
+        idx = sorted(idx, key=lambda i: (rank[files[i].class_name], files[i].path))
+        first = files[idx[0]]
+        for i in idx:
+            f = files[i]
+            if keep_conflicts and f.class_name == first.class_name:
+                continue
+            others = sorted({files[j].class_name for j in idx} - {f.class_name},
+                            key=rank.__getitem__)
+            kept = (f"; the copy in {first.class_name!r} ({first.path}) is kept"
+                    if keep_conflicts else "; all copies are kept out (--keep-conflicts keeps "
+                    "the first)")
+            rejected.append(Rejected(
+                f, CLASS_CONFLICT,
+                f"same bytes (sha256 {h[:16]}...) also under class "
+                f"{', '.join(repr(o) for o in others)}{kept}",
+            ))
+            out.add(i)
+    keep = [i for i in range(len(files)) if i not in out]
+    rejected.sort(key=lambda r: r.file.path)
+    return keep, rejected
+
+
+def _order_split(items: list[ImageFile], seed: int, split: str) -> tuple[ImageFile, ...]:
+    items = sorted(items, key=lambda f: f.path)
+    _rng(seed, "order", split).shuffle(items)  # mix classes within each shard
+    return tuple(items)
+
+
+def assign_by_ratio(files: Sequence[ImageFile], hashes: Sequence[str],
+                    class_order: Sequence[str], ratios: Sequence[Fraction], *,
+                    seed: int = 0) -> SplitAssignment:
+    """Stratified, seeded split of `files` (already free of class conflicts).
+
+    Per class, byte-identical files form one unit that goes to one split; units are
+    shuffled with a per-class seeded stream and each is given to the split that
+    still needs the most images, so with no duplicates every split gets exactly
+    `allocate(n, ratios)` images.
+    """
+    names = RATIO_SPLITS[:len(ratios)]
+    by_class: dict[str, list[int]] = {c: [] for c in class_order}
+    for i, f in enumerate(files):
+        by_class[f.class_name].append(i)
+    out: dict[str, list[ImageFile]] = {n: [] for n in names}
+    warnings: list[str] = []
+    duplicates = 0
+    for cls in class_order:
+        idx = by_class[cls]
+        n = len(idx)
+        targets = allocate(n, ratios)
+        if n < len(names):
+            warnings.append(
+                f"class {cls!r} has {n} image(s), fewer than the {len(names)} splits: "
+                f"it is missing from {', '.join(s for s, t in zip(names, targets) if t == 0)}"
+            )
+        units: dict[str, list[ImageFile]] = {}
+        for i in idx:
+            units.setdefault(hashes[i], []).append(files[i])
+        groups = sorted(units.values(), key=lambda g: g[0].path)
+        duplicates += sum(len(g) - 1 for g in groups)
+        _rng(seed, "class", cls).shuffle(groups)
+        # Big units first (stable, so their shuffled order holds), then singles.
+        groups.sort(key=lambda g: -len(g))
+        have = [0] * len(names)
+        for g in groups:
+            s = max(range(len(names)), key=lambda j: (targets[j] - have[j], -j))
+            have[s] += len(g)
+            out[names[s]].extend(g)
+        if tuple(have) != targets:
+            warnings.append(
+                f"class {cls!r}: identical files must share a split, so its split sizes "
+                f"{'/'.join(map(str, have))} differ from the ratio's "
+                f"{'/'.join(map(str, targets))}"
+            )
+    return SplitAssignment(
+        splits={s: _order_split(items, seed, s) for s, items in out.items()},
+        warnings=tuple(warnings),
+        duplicates=duplicates,
+    )
+
+
+def assign_given(files: Sequence[ImageFile], hashes: Sequence[str], split_order: Sequence[str],
+                 class_order: Sequence[str], *, seed: int = 0) -> SplitAssignment:
+    """Keep the given splits. Identical bytes in two splits would leak, so only the
+    copies in the earliest split are kept."""
+    rank = {s: i for i, s in enumerate(split_order)}
+    first_split: dict[str, str] = {}
+    first_file: dict[str, ImageFile] = {}
+    for i in sorted(range(len(files)), key=lambda i: (rank[files[i].split], files[i].path)):
+        first_split.setdefault(hashes[i], files[i].split)
+        first_file.setdefault(hashes[i], files[i])
+    out: dict[str, list[ImageFile]] = {s: [] for s in split_order}
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for f, h in zip(files, hashes):
+        if f.split != first_split[h]:
+            first = first_file[h]
+            rejected.append(Rejected(
+                f, DUPLICATE_ACROSS_SPLITS,
+                f"same bytes (sha256 {h[:16]}...) as {first.path} in split "
+                f"{first.split!r}; only the copies in the earliest split are kept",
+            ))
+            continue
+        duplicates += h in seen
+        seen.add(h)
+        out[f.split].append(f)
+    warnings = []
+    for s in split_order:
+        present = {f.class_name for f in out[s]}
+        missing = [c for c in class_order if c not in present]
+        if missing:
+            warnings.append(f"split {s!r} has no images of class(es) "
+                            f"{', '.join(repr(c) for c in missing)}")
+    return SplitAssignment(
+        splits={s: _order_split(items, seed, s) for s, items in out.items()},
+        rejected=tuple(rejected),
+        warnings=tuple(warnings),
+        duplicates=duplicates,
+    )
+
+
+def select_classes(available: Sequence[str], wanted: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The class order: sorted folder names, or `wanted` (picked and ordered)."""
+    if wanted is None:
+        return tuple(available)
+    shown = wanted if isinstance(wanted, str) else ",".join(wanted)
+    names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted)]
+    if any(not n for n in names):
+        raise UsageError("--classes", "comma-separated class folder names", shown)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError("--classes", "each class once", f"{shown} ({', '.join(dupes)} repeated)")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise UsageError(
+            "--classes", f"names of class folders ({', '.join(available)})",
+            f"{shown} ({', '.join(unknown)} not found)",
+        )
+    return tuple(names)
