@@ -1,0 +1,579 @@
+"""Augmentation as TensorFlow ops on the element dict that `cocoprep.load` yields.
+
+Boxes, masks and keypoints move with the pixels. Every op uses stateless random
+ops driven by a seed, so the same seed gives the same output.
+
+Use inside the reader::
+
+    ds = cocoprep.load("tfrecords", augment="default", image_size=512, seed=1)
+    ds = cocoprep.load("tfrecords", augment=[RandomFlip(), ColorJitter(0.2)], seed=1)
+
+or alone on any dataset of element dicts (a per-element seed is derived from
+`seed` and the element's position)::
+
+    ds = cocoprep.augment.apply(ds, Compose([RandomFlip(), RandomCrop()]), seed=1)
+
+An op is called as ``op(element, seed)``, `seed` being a shape-[2] integer tensor (or
+an int); without one it uses the seed it was built with (the same decision for
+every element, which is what tests want and training does not).
+
+Element keys an op understands: ``image`` (uint8 or float32 0..255, [H, W, 3]),
+and for detection ``boxes`` [N, 4] (ymin, xmin, ymax, xmax normalized),
+``masks`` [N, H, W], ``keypoints`` [N, K, 2] (y, x normalized) with
+``keypoint_visibility`` [N, K], and the per-object ``classes``, ``label_ids``,
+``is_crowd``, ``area`` (kept as stored), ``num_boxes``. Keys an op does not know
+pass through unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import tensorflow as tf
+
+from cocoprep.errors import UsageError
+
+__all__ = [
+    "Op", "Compose", "RandomFlip", "RandomCrop", "ScaleJitter", "ColorJitter", "Letterbox",
+    "RandomResizedCrop", "RandomRotation", "RandomZoom", "resolve", "apply", "resize_to",
+    "default_ops",
+]
+
+# Per-object tensors: filtered together when objects are dropped.
+OBJECT_KEYS = ("boxes", "classes", "label_ids", "is_crowd", "area", "masks", "keypoints",
+               "keypoint_visibility")
+
+
+# ------------------------------------------------------------------ seeds
+
+def _as_seed(seed, own: int | None) -> tf.Tensor:
+    if seed is None:
+        seed = 0 if own is None else own
+    if isinstance(seed, int):
+        return tf.constant([seed, 0], tf.int64)
+    seed = tf.convert_to_tensor(seed)
+    return tf.cast(tf.reshape(seed, [2]), tf.int64)
+
+
+def _split(seed: tf.Tensor, n: int) -> list[tf.Tensor]:
+    seeds = tf.random.experimental.stateless_split(seed, num=max(n, 1))
+    return [seeds[i] for i in range(n)]
+
+
+def _uniform(seed, minval=0.0, maxval=1.0) -> tf.Tensor:
+    return tf.random.stateless_uniform([], seed, minval=minval, maxval=maxval, dtype=tf.float32)
+
+
+def _randint(seed, maxval_inclusive) -> tf.Tensor:
+    """Uniform int32 in [0, maxval_inclusive]."""
+    top = tf.cast(maxval_inclusive, tf.float32) + 1.0
+    value = tf.cast(tf.floor(_uniform(seed) * top), tf.int32)
+    return tf.minimum(value, tf.cast(maxval_inclusive, tf.int32))
+
+
+# ------------------------------------------------------------------ geometry
+
+def _hw(image) -> tuple[tf.Tensor, tf.Tensor]:
+    shape = tf.shape(image)
+    return shape[0], shape[1]
+
+
+def _keep_objects(element: dict, keep: tf.Tensor) -> dict:
+    out = dict(element)
+    for key in OBJECT_KEYS:
+        if key in out:
+            out[key] = tf.boolean_mask(out[key], keep)
+    if "num_boxes" in out:
+        out["num_boxes"] = tf.reduce_sum(tf.cast(keep, tf.int32))
+    return out
+
+
+def _map_keypoints(element: dict, fn) -> dict:
+    """Apply `fn` to visible keypoints ([..., 2] y, x); points leaving [0, 1] become
+    absent (visibility 0, coordinates 0)."""
+    kp = element["keypoints"]
+    vis = element["keypoint_visibility"]
+    moved = fn(kp)
+    inside = tf.reduce_all((moved >= 0.0) & (moved <= 1.0), axis=-1)
+    vis = tf.where(inside & (vis > 0), vis, tf.zeros_like(vis))
+    moved = tf.where((vis > 0)[..., None], moved, tf.zeros_like(moved))
+    out = dict(element)
+    out["keypoints"], out["keypoint_visibility"] = moved, vis
+    return out
+
+
+def crop(element: dict, top, left, height, width) -> dict:
+    """Crop to the pixel window; boxes are clipped to it and objects whose centre
+    falls outside are dropped; masks are cropped; keypoints outside become absent."""
+    image = element["image"]
+    img_h, img_w = _hw(image)
+    top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    out = dict(element)
+    out["image"] = image[top:top + height, left:left + width]
+    if "masks" in out:
+        out["masks"] = out["masks"][:, top:top + height, left:left + width]
+    src = tf.cast(tf.stack([img_h, img_w]), tf.float32)
+    off = tf.cast(tf.stack([top, left]), tf.float32)
+    dst = tf.cast(tf.stack([height, width]), tf.float32)
+    if "keypoints" in out:
+        out = _map_keypoints(out, lambda kp: (kp * src - off) / dst)
+    if "boxes" in out:
+        boxes = (out["boxes"] * tf.tile(src, [2]) - tf.tile(off, [2])) / tf.tile(dst, [2])
+        cy = (boxes[:, 0] + boxes[:, 2]) / 2.0
+        cx = (boxes[:, 1] + boxes[:, 3]) / 2.0
+        keep = (cy >= 0.0) & (cy <= 1.0) & (cx >= 0.0) & (cx <= 1.0)
+        out["boxes"] = tf.clip_by_value(boxes, 0.0, 1.0)
+        out = _keep_objects(out, keep)
+    return out
+
+
+def pad(element: dict, top, left, height, width) -> dict:
+    """Place the image at (top, left) of a zero canvas of height x width."""
+    image = element["image"]
+    img_h, img_w = _hw(image)
+    top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
+    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    paddings = [[top, height - img_h - top], [left, width - img_w - left]]
+    out = dict(element)
+    out["image"] = tf.pad(image, paddings + [[0, 0]])
+    if "masks" in out:
+        out["masks"] = tf.pad(out["masks"], [[0, 0]] + paddings)
+    src = tf.cast(tf.stack([img_h, img_w]), tf.float32)
+    off = tf.cast(tf.stack([top, left]), tf.float32)
+    dst = tf.cast(tf.stack([height, width]), tf.float32)
+    if "keypoints" in out:
+        out = _map_keypoints(out, lambda kp: (kp * src + off) / dst)
+    if "boxes" in out:
+        out["boxes"] = tf.clip_by_value(
+            (out["boxes"] * tf.tile(src, [2]) + tf.tile(off, [2])) / tf.tile(dst, [2]), 0.0, 1.0)
+    return out
+
+
+def resize(element: dict, height, width) -> dict:
+    """Resize the image (bilinear, float32 result) and masks (nearest); normalized
+    boxes and keypoints are unchanged."""
+    out = dict(element)
+    size = tf.stack([tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
+    out["image"] = tf.image.resize(element["image"], size)
+    if "masks" in out:
+        masks = out["masks"]
+        out["masks"] = tf.image.resize(masks[..., None], size, method="nearest")[..., 0]
+    return out
+
+
+def letterbox(element: dict, size: tuple[int, int]) -> dict:
+    """Resize keeping the aspect ratio so the image fits `size` (height, width), then
+    pad bottom/right with 0. The image becomes float32 with static shape `size`."""
+    target_h, target_w = size
+    img_h, img_w = _hw(element["image"])
+    h, w = tf.cast(img_h, tf.float32), tf.cast(img_w, tf.float32)
+    scale = tf.minimum(target_h / h, target_w / w)
+    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, target_h)
+    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, target_w)
+    out = pad(resize(element, new_h, new_w), 0, 0, target_h, target_w)
+    return _set_size(out, size)
+
+
+def _set_size(element: dict, size: tuple[int, int]) -> dict:
+    element["image"] = tf.ensure_shape(element["image"], [size[0], size[1], 3])
+    if "masks" in element:
+        element["masks"] = tf.ensure_shape(element["masks"], [None, size[0], size[1]])
+    return element
+
+
+def _to_float(image) -> tf.Tensor:
+    return tf.cast(image, tf.float32) if image.dtype != tf.float32 else image
+
+
+def resize_to(element: dict, size: tuple[int, int], *, letterbox: bool) -> dict:
+    """The reader's last step: images float32 of exactly `size` (letterboxed for
+    detection, plain resize for classification). A no-op when an augmentation
+    already produced that size."""
+    image = element["image"]
+    if image.dtype == tf.float32 and tuple(image.shape[:2]) == tuple(size):
+        return element
+    if letterbox:
+        return _letterbox_fn(element, size)
+    out = dict(element)
+    out["image"] = tf.ensure_shape(tf.image.resize(image, size), [size[0], size[1], 3])
+    return out
+
+
+_letterbox_fn = letterbox
+
+
+# ------------------------------------------------------------------ ops
+
+class Op:
+    """Base class: `op(element, seed=None) -> element`."""
+
+    task: str | None = None  # "classification" when the op cannot move boxes
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+
+    def __call__(self, element: dict, seed=None) -> dict:
+        if self.task == "classification" and "boxes" in element:
+            raise UsageError(type(self).__name__, "a classification element (it cannot "
+                             "move boxes)", "an element with boxes")
+        return self.apply(dict(element), _as_seed(seed, self.seed))
+
+    def apply(self, element: dict, seed: tf.Tensor) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class Compose(Op):
+    """Apply ops in order, each with its own seed split from the element's seed.
+    Plain callables (not `Op`s) are called with the element only."""
+
+    def __init__(self, ops: Sequence[Callable], seed: int | None = None):
+        super().__init__(seed)
+        self.ops = list(ops)
+        for op in self.ops:
+            if not callable(op):
+                raise UsageError("augment", "ops (callables)", op)
+
+    def __call__(self, element: dict, seed=None, *, _first_done: bool = False) -> dict:
+        seed = _as_seed(seed, self.seed)
+        seeds = _split(seed, len(self.ops))
+        element = dict(element)
+        for i, (op, op_seed) in enumerate(zip(self.ops, seeds)):
+            if i == 0 and _first_done:
+                element = op.after_fused_decode(element)
+            elif isinstance(op, Op):
+                element = op(element, op_seed)
+            else:
+                element = op(element)
+        return element
+
+    def fused_decode(self, encoded, image_format, seed):
+        """When the first op can decode only the part it keeps (random resized crop
+        of a JPEG), the decoded cropped image; else None."""
+        if not self.ops or not hasattr(self.ops[0], "fused_decode"):
+            return None
+        seeds = _split(_as_seed(seed, self.seed), len(self.ops))
+        return self.ops[0].fused_decode(encoded, image_format, seeds[0])
+
+    def __repr__(self) -> str:
+        return f"Compose({self.ops!r})"
+
+
+class RandomFlip(Op):
+    """Horizontal flip with probability `p`; boxes, masks and keypoints follow.
+
+    `keypoint_flip_permutation`: index order that swaps left/right keypoints (e.g.
+    COCO's left_eye <-> right_eye) so their names stay true after a flip.
+    """
+
+    def __init__(self, p: float = 0.5, *, keypoint_flip_permutation: Sequence[int] | None = None,
+                 seed: int | None = None):
+        super().__init__(seed)
+        self.p = float(p)
+        self.keypoint_flip_permutation = (
+            list(keypoint_flip_permutation) if keypoint_flip_permutation is not None else None)
+
+    def apply(self, element, seed):
+        do = _uniform(seed) < self.p
+        return tf.cond(do, lambda: _flip(element, self.keypoint_flip_permutation),
+                       lambda: dict(element))
+
+
+def _flip(element: dict, permutation) -> dict:
+    out = dict(element)
+    out["image"] = tf.reverse(element["image"], axis=[1])
+    if "boxes" in out:
+        b = out["boxes"]
+        out["boxes"] = tf.stack([b[:, 0], 1.0 - b[:, 3], b[:, 2], 1.0 - b[:, 1]], axis=-1)
+    if "masks" in out:
+        out["masks"] = tf.reverse(out["masks"], axis=[2])
+    if "keypoints" in out:
+        kp, vis = out["keypoints"], out["keypoint_visibility"]
+        moved = tf.stack([kp[..., 0], 1.0 - kp[..., 1]], axis=-1)
+        moved = tf.where((vis > 0)[..., None], moved, kp)
+        if permutation is not None:
+            moved = tf.gather(moved, permutation, axis=1)
+            vis = tf.gather(vis, permutation, axis=1)
+        out["keypoints"], out["keypoint_visibility"] = moved, vis
+    return out
+
+
+class RandomCrop(Op):
+    """Detection crop (SSD style) that keeps at least `min_object_covered` of some
+    object's box; boxes clipped, objects whose centre falls outside dropped, masks
+    cropped. Applied with probability `p`; an image without objects is cropped by
+    area/aspect only."""
+
+    def __init__(self, min_object_covered: float = 0.3, *,
+                 aspect_ratio_range: tuple[float, float] = (0.5, 2.0),
+                 area_range: tuple[float, float] = (0.3, 1.0), max_attempts: int = 50,
+                 p: float = 1.0, seed: int | None = None):
+        super().__init__(seed)
+        self.min_object_covered = float(min_object_covered)
+        self.aspect_ratio_range = tuple(aspect_ratio_range)
+        self.area_range = tuple(area_range)
+        self.max_attempts = int(max_attempts)
+        self.p = float(p)
+
+    def apply(self, element, seed):
+        s_do, s_box = _split(seed, 2)
+        boxes = element.get("boxes")
+        if boxes is None:
+            boxes = tf.zeros([0, 4], tf.float32)
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(element["image"]), bounding_boxes=tf.reshape(boxes, [1, -1, 4]),
+            seed=s_box, min_object_covered=self.min_object_covered,
+            aspect_ratio_range=self.aspect_ratio_range, area_range=self.area_range,
+            max_attempts=self.max_attempts, use_image_if_no_bounding_boxes=True)
+        do = _uniform(s_do) < self.p
+        img_h, img_w = _hw(element["image"])
+        top = tf.where(do, begin[0], 0)
+        left = tf.where(do, begin[1], 0)
+        height = tf.where(do, size[0], img_h)
+        width = tf.where(do, size[1], img_w)
+        return crop(element, top, left, height, width)
+
+
+class ScaleJitter(Op):
+    """Letterbox-scale to `output_size`, times a random factor in `scale_range`, then
+    randomly crop (when larger) or pad bottom/right (when smaller) to `output_size`."""
+
+    def __init__(self, output_size: int | tuple[int, int], scale_range=(0.5, 2.0),
+                 seed: int | None = None):
+        super().__init__(seed)
+        self.output_size = _pair(output_size)
+        self.scale_range = tuple(float(v) for v in scale_range)
+
+    def apply(self, element, seed):
+        s_scale, s_y, s_x = _split(seed, 3)
+        out_h, out_w = self.output_size
+        img_h, img_w = _hw(element["image"])
+        h, w = tf.cast(img_h, tf.float32), tf.cast(img_w, tf.float32)
+        factor = _uniform(s_scale, self.scale_range[0], self.scale_range[1])
+        scale = tf.minimum(out_h / h, out_w / w) * factor
+        new_h = tf.maximum(tf.cast(tf.round(h * scale), tf.int32), 1)
+        new_w = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), 1)
+        element = resize(element, new_h, new_w)
+        crop_h, crop_w = tf.minimum(new_h, out_h), tf.minimum(new_w, out_w)
+        element = crop(element, _randint(s_y, new_h - crop_h), _randint(s_x, new_w - crop_w),
+                       crop_h, crop_w)
+        return _set_size(pad(element, 0, 0, out_h, out_w), self.output_size)
+
+
+class Letterbox(Op):
+    """Deterministic letterbox resize to `size` (see `letterbox`)."""
+
+    def __init__(self, size: int | tuple[int, int]):
+        super().__init__(None)
+        self.size = _pair(size)
+
+    def apply(self, element, seed):
+        return letterbox(element, self.size)
+
+
+class ColorJitter(Op):
+    """Random brightness (+-delta of full scale), contrast and saturation (factor in
+    1 +- value) and hue (+-delta, fraction of the hue circle). 0 turns a part off.
+    Geometry is untouched; the image keeps its dtype."""
+
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2,
+                 saturation: float = 0.2, hue: float = 0.02, seed: int | None = None):
+        super().__init__(seed)
+        self.brightness, self.contrast = float(brightness), float(contrast)
+        self.saturation, self.hue = float(saturation), float(hue)
+
+    def apply(self, element, seed):
+        s_b, s_c, s_s, s_h = _split(seed, 4)
+        image = element["image"]
+        x = _to_float(image) / 255.0
+        if self.brightness > 0:
+            x = tf.image.stateless_random_brightness(x, self.brightness, s_b)
+        if self.contrast > 0:
+            x = tf.image.stateless_random_contrast(
+                x, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast, s_c)
+        if self.saturation > 0:
+            x = tf.image.stateless_random_saturation(
+                x, max(0.0, 1.0 - self.saturation), 1.0 + self.saturation, s_s)
+        if self.hue > 0:
+            x = tf.image.stateless_random_hue(x, min(self.hue, 0.5), s_h)
+        x = tf.clip_by_value(x, 0.0, 1.0) * 255.0
+        if image.dtype == tf.uint8:
+            x = tf.cast(tf.round(x), tf.uint8)
+        element["image"] = x
+        return element
+
+
+class RandomResizedCrop(Op):
+    """Inception-style crop: a window covering `scale` of the area with aspect ratio in
+    `ratio`, resized to `size` (when given). Inside `load` a JPEG is decoded only
+    inside the window (`decode_and_crop_jpeg`), which is where its speed comes from."""
+
+    task = "classification"
+
+    def __init__(self, size: int | tuple[int, int] | None = None, *,
+                 scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), max_attempts: int = 10,
+                 seed: int | None = None):
+        super().__init__(seed)
+        self.size = _pair(size) if size is not None else None
+        self.scale, self.ratio = tuple(scale), tuple(ratio)
+        self.max_attempts = int(max_attempts)
+
+    def _window(self, shape, seed):
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape, bounding_boxes=tf.zeros([1, 0, 4], tf.float32), seed=seed,
+            min_object_covered=0.0, aspect_ratio_range=self.ratio, area_range=self.scale,
+            max_attempts=self.max_attempts, use_image_if_no_bounding_boxes=True)
+        return begin[0], begin[1], size[0], size[1]
+
+    def apply(self, element, seed):
+        top, left, h, w = self._window(tf.shape(element["image"]), seed)
+        element["image"] = element["image"][top:top + h, left:left + w]
+        return self.after_fused_decode(element)
+
+    def after_fused_decode(self, element):
+        if self.size is not None:
+            element["image"] = tf.ensure_shape(
+                tf.image.resize(element["image"], self.size), [*self.size, 3])
+        return element
+
+    def fused_decode(self, encoded, image_format, seed):
+        def jpeg():
+            top, left, h, w = self._window(tf.image.extract_jpeg_shape(encoded), seed)
+            return tf.image.decode_and_crop_jpeg(encoded, tf.stack([top, left, h, w]),
+                                                 channels=3)
+
+        def other():
+            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+            top, left, h, w = self._window(tf.shape(image), seed)
+            return image[top:top + h, left:left + w]
+
+        image = tf.cond(tf.equal(image_format, "jpeg"), jpeg, other)
+        image.set_shape([None, None, 3])
+        return image
+
+
+def _projective(image, transform, fill_mode: str):
+    """Apply a 3x3 output->input transform (8 numbers) to one image."""
+    img_h, img_w = _hw(image)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=_to_float(image)[None], transforms=tf.reshape(transform, [1, 8]),
+        output_shape=tf.stack([img_h, img_w]), fill_value=0.0, interpolation="BILINEAR",
+        fill_mode=fill_mode)[0]
+    return tf.cast(tf.round(out), tf.uint8) if image.dtype == tf.uint8 else out
+
+
+def _about_centre(image, a, b, c, d) -> tf.Tensor:
+    """Transform (output -> input) `[[a, b], [c, d]]` around the image centre."""
+    img_h, img_w = _hw(image)
+    cx = (tf.cast(img_w, tf.float32) - 1.0) / 2.0
+    cy = (tf.cast(img_h, tf.float32) - 1.0) / 2.0
+    return tf.stack([a, b, cx - a * cx - b * cy, c, d, cy - c * cx - d * cy, 0.0, 0.0])
+
+
+class RandomRotation(Op):
+    """Rotate by a random angle in +-`max_degrees` about the centre (classification
+    only); the uncovered corners are filled by `fill_mode` (reflect, constant, ...)."""
+
+    task = "classification"
+
+    def __init__(self, max_degrees: float = 10.0, *, fill_mode: str = "reflect",
+                 seed: int | None = None):
+        super().__init__(seed)
+        self.max_degrees = float(max_degrees)
+        self.fill_mode = fill_mode.upper()
+
+    def apply(self, element, seed):
+        angle = _uniform(seed, -self.max_degrees, self.max_degrees) * (3.141592653589793 / 180)
+        cos, sin = tf.cos(angle), tf.sin(angle)
+        image = element["image"]
+        element["image"] = _projective(image, _about_centre(image, cos, -sin, sin, cos),
+                                       self.fill_mode)
+        return element
+
+
+class RandomZoom(Op):
+    """Zoom about the centre by a factor in `zoom_range` (> 1 zooms in; classification
+    only); the image keeps its size."""
+
+    task = "classification"
+
+    def __init__(self, zoom_range: tuple[float, float] = (0.9, 1.1), *,
+                 fill_mode: str = "reflect", seed: int | None = None):
+        super().__init__(seed)
+        self.zoom_range = tuple(float(v) for v in zoom_range)
+        self.fill_mode = fill_mode.upper()
+
+    def apply(self, element, seed):
+        inv = 1.0 / _uniform(seed, self.zoom_range[0], self.zoom_range[1])
+        image = element["image"]
+        element["image"] = _projective(image, _about_centre(image, inv, 0.0, 0.0, inv),
+                                       self.fill_mode)
+        return element
+
+
+# ------------------------------------------------------------------ presets
+
+def _pair(size) -> tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        return (size, size)
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise UsageError("size", "an int or (height, width)", size) from None
+    return (h, w)
+
+
+def default_ops(task: str, image_size: tuple[int, int] | None = None) -> list[Op]:
+    """The `augment="default"` set for a task.
+
+    detection: flip, SSD crop (half the time, >= 30% of an object kept), letterbox to
+    `image_size` (when given), mild colour jitter.
+    classification: Inception random resized crop (to `image_size` when given), flip,
+    brightness/contrast jitter. Rotation and zoom are left out of the default (they
+    cost as much as the decode and add little on top of the crop); add them with a list.
+    """
+    if task == "detection":
+        ops: list[Op] = [RandomFlip(), RandomCrop(0.3, p=0.5)]
+        if image_size is not None:
+            ops.append(Letterbox(image_size))
+        ops.append(ColorJitter(0.1, 0.1, 0.1, 0.02))
+        return ops
+    if task == "classification":
+        return [RandomResizedCrop(image_size), RandomFlip(),
+                ColorJitter(0.2, 0.2, 0.0, 0.0)]
+    raise UsageError("task", "detection or classification", task)
+
+
+def resolve(augment: Any, *, task: str, image_size: tuple[int, int] | None = None
+            ) -> Compose | None:
+    """Turn `load(augment=...)` into a `Compose` (or None)."""
+    if augment is None or augment is False or augment == "none":
+        return None
+    if isinstance(augment, str):
+        if augment == "default":
+            return Compose(default_ops(task, image_size))
+        raise UsageError("augment", "'default', 'none', an op, Compose or a list of ops",
+                         augment)
+    if isinstance(augment, Compose):
+        return augment
+    if isinstance(augment, (list, tuple)):
+        return Compose(augment)
+    if callable(augment):
+        return Compose([augment])
+    raise UsageError("augment", "'default', 'none', an op, Compose or a list of ops", augment)
+
+
+def apply(dataset: tf.data.Dataset, op: Any, seed: int, *,
+          num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
+    """Map `op` (an op, `Compose` or list) over a dataset of element dicts, each
+    element getting its own seed (from `seed` and its position)."""
+    pipeline = op if isinstance(op, Op) else resolve(op, task="detection")
+    base = tf.constant(int(seed), tf.int64)
+    return dataset.enumerate().map(
+        lambda i, element: pipeline(element, tf.stack([base, i])),
+        num_parallel_calls=num_parallel_calls)

@@ -1,0 +1,582 @@
+"""`load(...)`: cocoprep shards -> a fast, deterministic `tf.data.Dataset`.
+
+Pipeline (every parallel stage AUTOTUNE)::
+
+    shard files --(seeded shuffle, input_context shard)--> interleave(TFRecordDataset)
+      -> record shuffle buffer (train only by default) -> batched parsing (schema spec)
+      -> parallel decode (+ augment + resize) -> batch / padded batch -> prefetch
+
+Feature keys are never spelled here: the parse spec and the feature table come from
+`cocoprep.schema`.
+
+Element layout
+--------------
+Detection (a dict):
+
+* ``image``: uint8 ``[H, W, 3]``; float32 ``[S, S, 3]`` (values 0..255) when
+  ``image_size`` is given (letterboxed: aspect ratio kept, padded with 0 at the
+  bottom and right).
+* ``image_id``: string, the record's source id (the COCO image id); ``filename``.
+* ``boxes``: float32 ``[N, 4]`` as (ymin, xmin, ymax, xmax), normalized to the
+  returned image.
+* ``classes``: int32 ``[N]``, contiguous 0..C-1 in label-map order (-1 for an id
+  missing from the label map); ``label_ids``: int32 ``[N]``, the stored label-map ids.
+* ``is_crowd``: bool ``[N]``; ``area``: float32 ``[N]`` (as stored, source pixels).
+* ``num_boxes``: int32 scalar, N.
+* ``masks``: uint8 ``[N, H, W]`` with values 0/1 (only when the records hold masks).
+* ``keypoints``: float32 ``[N, K, 2]`` as (y, x) normalized, and
+  ``keypoint_visibility``: int32 ``[N, K]`` (0 absent, 1 hidden, 2 visible), only
+  when the records hold keypoints.
+* ``captions``: string ``[M]``, only when the records hold captions.
+
+With ``batch_size``, per-object tensors are padded to ``max_boxes`` (objects beyond
+``max_boxes`` are dropped, in stored order): ``boxes``/``area``/``masks``/
+``keypoints`` with 0, ``classes`` and ``label_ids`` with -1, ``is_crowd`` with
+False, ``keypoint_visibility`` with 0, ``captions`` with ``b""``; ``num_boxes``
+tells how many rows are real.
+
+Classification (a dict): ``image``, ``label`` (int32, 0-based: the stored label
+minus the manifest's ``label_offset``), ``label_text``, ``filename``.
+``as_supervised=True`` gives ``(image, label)`` (detection: ``(image, targets)``
+with the rest of the dict).
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from cocoprep import schema
+from cocoprep.errors import InputError, ManifestError, UsageError
+from cocoprep.labelmap import LabelMap
+from cocoprep.manifest import MANIFEST_NAME, Manifest
+
+DEFAULT_SHUFFLE_BUFFER = 1024
+_PARSE_BATCH = 64
+_READ_BUFFER = 8 << 20
+_GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What `load` found out about a split before building the pipeline.
+
+    Attributes:
+        task: ``detection`` or ``classification``.
+        files: shard paths in stored order.
+        num_examples: examples in those shards (None when read from a glob
+            without a manifest).
+        label_map: the label map (label-map ids for detection, stored labels for
+            classification), or None when none was found.
+        label_offset: subtracted from stored classification labels.
+        has_masks / num_keypoints / has_captions: optional features present.
+        split: the split name (None for a glob).
+    """
+
+    task: str
+    files: tuple[str, ...]
+    num_examples: int | None
+    label_map: LabelMap | None
+    label_offset: int = 0
+    has_masks: bool = False
+    has_keypoints: bool = False
+    num_keypoints: int = 0
+    has_captions: bool = False
+    split: str | None = None
+    manifest: Manifest | None = field(default=None, repr=False)
+
+    @property
+    def num_classes(self) -> int | None:
+        return len(self.label_map) if self.label_map is not None else None
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.label_map.names if self.label_map is not None else None
+
+
+# ------------------------------------------------------------------ discovery
+
+def _is_glob(path: str) -> bool:
+    return any(c in path for c in _GLOB_CHARS)
+
+
+def _describe_dir(directory: Path) -> str:
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return "nothing readable"
+    shards = [p.name for p in entries if ".tfrecord" in p.name]
+    subdirs = [p.name + "/" for p in entries if p.is_dir() and (p / MANIFEST_NAME).is_file()]
+    parts = []
+    if subdirs:
+        parts.append("directories with a manifest: " + ", ".join(subdirs[:10]))
+    if shards:
+        parts.append(f"{len(shards)} shard file(s) such as {shards[0]} "
+                     f"(pass a glob like {directory / '*.tfrecord-*'})")
+    if not parts:
+        names = [p.name for p in entries[:10]]
+        parts.append("entries: " + (", ".join(names) if names else "none (empty directory)"))
+    return "; ".join(parts)
+
+
+def _read_label_map(directory: Path, manifest: Manifest | None, task: str) -> LabelMap | None:
+    if task == "detection":
+        name = manifest.label_map if manifest is not None else "label_map.pbtxt"
+        if name and (directory / name).is_file():
+            return LabelMap.read_pbtxt(directory / name)
+        return None
+    name = manifest.labels_txt if manifest is not None else "labels.txt"
+    start = manifest.label_offset if manifest is not None else 0
+    if name and (directory / name).is_file():
+        return LabelMap.read_labels_txt(directory / name, start=start)
+    return None
+
+
+def _peek(files: Sequence[str], scan: int = 1000) -> tuple[set[str] | None, int]:
+    """The feature keys of the first record in `files` (None if all are empty) and
+    the keypoints per object (0 if none among the first `scan` records with objects)."""
+    import tensorflow as tf
+
+    keys = None
+    kx = schema.DETECTION.feature("keypoint_x").key
+    labels = schema.DETECTION.feature("class_label").key
+    seen = 0
+    for f in files:
+        for raw in tf.data.TFRecordDataset(f).take(scan - seen):
+            feature = tf.train.Example.FromString(raw.numpy()).features.feature
+            if keys is None:
+                keys = set(feature.keys())
+                if kx not in keys:
+                    return keys, 0
+            n = len(feature[labels].int64_list.value)
+            if n:
+                return keys, len(feature[kx].float_list.value) // n
+            seen += 1
+        if seen >= scan:
+            break
+    return keys, 0
+
+
+def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
+    """Find the shards, task, label map and optional features of `path`/`split`.
+
+    `path` is an output directory of `cocoprep convert`/`split` (read through its
+    manifest.json) or a glob of shard files (task inferred from the record keys;
+    a manifest or label map beside the shards is used when present).
+    """
+    text = os.fspath(path)
+    manifest: Manifest | None = None
+    if _is_glob(text):
+        files = sorted(_glob.glob(text))
+        files = [f for f in files if os.path.isfile(f)]
+        if not files:
+            parent = Path(text).parent
+            where = _describe_dir(parent) if parent.is_dir() else "its directory does not exist"
+            raise InputError(text, "a glob matching shard files", f"no files ({where})")
+        directory = Path(files[0]).parent
+        if (directory / MANIFEST_NAME).is_file():
+            try:
+                manifest = Manifest.read(directory)
+            except ManifestError:
+                manifest = None
+        split_name = None
+        num_examples = None
+    else:
+        directory = Path(text)
+        if not directory.exists():
+            raise InputError(text, "a cocoprep output directory or a shard glob",
+                             "nothing at that path")
+        if directory.is_file():
+            raise InputError(text, "a cocoprep output directory or a shard glob",
+                             f"a file (for one shard pass it as a glob, e.g. {text}*)")
+        if not (directory / MANIFEST_NAME).is_file():
+            raise ManifestError(directory / MANIFEST_NAME,
+                                f"no manifest here; found {_describe_dir(directory)}")
+        manifest = Manifest.read(directory)
+        if split not in manifest.splits:
+            have = ", ".join(f"{name} ({info.num_examples} examples)"
+                             for name, info in manifest.splits.items()) or "none"
+            raise ManifestError(directory / MANIFEST_NAME,
+                                f"no split {split!r}; splits here: {have}")
+        files = [str(p) for p in manifest.shard_paths(directory, split)]
+        missing = [f for f in files if not os.path.isfile(f)]
+        if missing:
+            raise ManifestError(directory / MANIFEST_NAME,
+                                f"split {split!r} lists {len(missing)} shard(s) that do not "
+                                f"exist, e.g. {Path(missing[0]).name}")
+        split_name = split
+        num_examples = manifest.splits[split].num_examples
+
+    keys, num_keypoints = _peek(files)
+    if manifest is not None and manifest.task in schema.SCHEMAS and (keys is None or not _is_glob(text)):
+        task = manifest.task
+    elif keys is not None:
+        task = schema.infer_task(keys)
+        if task is None:
+            raise InputError(files[0], "cocoprep detection or classification records",
+                             "records with other feature keys")
+    else:
+        raise InputError(text, "shards with at least one record", "only empty shards")
+    task_schema = schema.schema_for(task)
+    present = set(keys or ())
+    has = {f.name: f.key in present for f in task_schema.features}
+    label_map = _read_label_map(directory, manifest, task)
+    return DatasetInfo(
+        task=task,
+        files=tuple(files),
+        num_examples=num_examples,
+        label_map=label_map,
+        label_offset=manifest.label_offset if manifest is not None else 0,
+        has_masks=has.get("mask", False),
+        has_keypoints=has.get("keypoint_x", False),
+        num_keypoints=num_keypoints,
+        has_captions=has.get("caption", False),
+        split=split_name,
+        manifest=manifest,
+    )
+
+
+# ------------------------------------------------------------------ parsing
+
+def _parse_batch(task_schema: schema.TaskSchema, wanted: set[str]):
+    """A function: a batch of serialized records -> dict by feature name (lists ragged),
+    which `unbatch` turns into per-record dense tensors."""
+    import tensorflow as tf
+
+    spec = {k: v for k, v in schema.parse_spec(task_schema).items()}
+    by_name = {f.name: f for f in task_schema.features if f.name in wanted}
+    spec = {f.key: spec[f.key] for f in by_name.values()}
+
+    def parse(serialized):
+        parsed = tf.io.parse_example(serialized, spec)
+        out = {}
+        for name, f in by_name.items():
+            value = parsed[f.key]
+            if isinstance(value, tf.sparse.SparseTensor):
+                value = tf.RaggedTensor.from_sparse(value)
+            out[name] = value
+        return out
+
+    return parse
+
+
+def _parsed_names(info: DatasetInfo) -> set[str]:
+    if info.task == "classification":
+        return {"encoded", "format", "filename", "label", "label_text"}
+    names = {"encoded", "format", "filename", "source_id", "xmin", "ymin", "xmax", "ymax",
+             "class_label", "is_crowd", "area"}
+    if info.has_masks:
+        names.add("mask")
+    if info.has_keypoints:
+        names |= {"keypoint_x", "keypoint_y", "keypoint_visibility"}
+    if info.has_captions:
+        names.add("caption")
+    return names
+
+
+# ------------------------------------------------------------------ decoding
+
+def _decode_image(encoded):
+    import tensorflow as tf
+
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _decode_masks(pngs, height, width):
+    import tensorflow as tf
+
+    def decode_all():
+        masks = tf.map_fn(
+            lambda png: tf.io.decode_png(png, channels=1)[:, :, 0],
+            pngs, fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
+        return tf.cast(masks > 0, tf.uint8)
+
+    masks = tf.cond(tf.size(pngs) > 0, decode_all,
+                    lambda: tf.zeros([0, height, width], tf.uint8))
+    masks.set_shape([None, None, None])
+    return masks
+
+
+def _label_lookup(label_map: LabelMap | None):
+    """A function: stored label-map ids (int64) -> contiguous 0-based classes (int32)."""
+    import tensorflow as tf
+
+    if label_map is None:
+        # No label map next to a glob of shards: OD API convention, ids start at 1.
+        return lambda ids: tf.cast(ids, tf.int32) - 1
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(label_map.ids, tf.int64),
+            tf.range(len(label_map), dtype=tf.int32)),
+        default_value=-1)
+    return table.lookup
+
+
+def _detection_element(parsed: dict, info: DatasetInfo, lookup, image) -> dict:
+    import tensorflow as tf
+
+    ids = parsed["class_label"]
+    boxes = tf.stack([parsed["ymin"], parsed["xmin"], parsed["ymax"], parsed["xmax"]], axis=-1)
+    boxes = tf.reshape(boxes, [-1, 4])
+    element = {
+        "image": image,
+        "image_id": parsed["source_id"],
+        "filename": parsed["filename"],
+        "boxes": boxes,
+        "classes": lookup(ids),
+        "label_ids": tf.cast(ids, tf.int32),
+        "is_crowd": parsed["is_crowd"] > 0,
+        "area": parsed["area"],
+        "num_boxes": tf.shape(ids, out_type=tf.int32)[0],
+    }
+    if info.has_masks:
+        shape = tf.shape(image)
+        element["masks"] = _decode_masks(parsed["mask"], shape[0], shape[1])
+    if info.has_keypoints:
+        n = tf.shape(ids)[0]
+        k = info.num_keypoints
+        ky = tf.reshape(parsed["keypoint_y"], [n, k])
+        kx = tf.reshape(parsed["keypoint_x"], [n, k])
+        element["keypoints"] = tf.stack([ky, kx], axis=-1)
+        element["keypoint_visibility"] = tf.cast(
+            tf.reshape(parsed["keypoint_visibility"], [n, k]), tf.int32)
+    if info.has_captions:
+        element["captions"] = parsed["caption"]
+    return element
+
+
+# ------------------------------------------------------------------ load
+
+def _size_pair(image_size) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, bool):
+        raise UsageError("image_size", "an int or (height, width)", image_size)
+    if isinstance(image_size, int):
+        pair = (image_size, image_size)
+    else:
+        try:
+            pair = tuple(int(v) for v in image_size)
+        except (TypeError, ValueError):
+            raise UsageError("image_size", "an int or (height, width)", image_size) from None
+        if len(pair) != 2:
+            raise UsageError("image_size", "an int or (height, width)", image_size)
+    if min(pair) < 1:
+        raise UsageError("image_size", "positive sizes", image_size)
+    return pair
+
+
+def load(
+    path: str | os.PathLike,
+    split: str = "train",
+    *,
+    batch_size: int | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    shuffle: bool | None = None,
+    augment: Any = None,
+    seed: int | None = None,
+    repeat: bool = False,
+    as_supervised: bool = False,
+    max_boxes: int = 100,
+    input_context: Any = None,
+    shuffle_buffer: int = DEFAULT_SHUFFLE_BUFFER,
+    drop_remainder: bool = False,
+    deterministic: bool | None = None,
+    prefetch: bool = True,
+):
+    """Read a split of cocoprep records as a `tf.data.Dataset`.
+
+    Args:
+        path: an output directory of `cocoprep convert`/`split` (read through its
+            manifest.json) or a glob of shard files.
+        split: the split to read (ignored for a glob).
+        batch_size: batch elements; detection pads per-object tensors to
+            `max_boxes` (see the module docstring for padding values). Needs
+            `image_size` so that images stack.
+        image_size: int or (height, width). Detection: letterbox (keep aspect
+            ratio, pad bottom/right with 0; boxes, masks and keypoints remapped).
+            Classification: plain resize. Images become float32 0..255.
+        shuffle: shuffle shard order and records (buffer `shuffle_buffer`);
+            default: only for the ``train`` split.
+        augment: ``"default"`` (a preset for the task), a `cocoprep.augment`
+            op / `Compose`, or a list of ops; None for none.
+        seed: makes file order, record order and augmentation deterministic.
+        repeat: repeat forever (each epoch reshuffled).
+        as_supervised: ``(image, label)`` for classification, ``(image, targets)``
+            for detection.
+        max_boxes: objects kept per image when batching.
+        input_context: a `tf.distribute.InputContext`; each input pipeline reads
+            its own shard files (records are split instead when there are fewer
+            files than pipelines).
+        deterministic: element order guarantee; default: True when `seed` is
+            given or nothing is shuffled.
+
+    Raises:
+        ManifestError: no manifest, or no such split (the message lists the splits).
+        InputError: nothing at `path`, or a glob matching no shard.
+    """
+    import tensorflow as tf
+
+    info = describe(path, split)
+    size = _size_pair(image_size)
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError("batch_size", "an integer >= 1", batch_size)
+        if size is None:
+            raise UsageError("image_size", "a size when batch_size is given (images differ "
+                             "in size and must be resized to stack)", None)
+    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
+        raise UsageError("max_boxes", "an integer >= 1", max_boxes)
+    if shuffle is None:
+        shuffle = info.split == "train" if info.split is not None else any(
+            Path(f).name.startswith("train") for f in info.files)
+    if deterministic is None:
+        deterministic = seed is not None or not shuffle
+    if seed is None:
+        base_seed = random.SystemRandom().randrange(1 << 31)
+    else:
+        base_seed = int(seed) & 0x7FFFFFFF
+
+    from cocoprep import augment as _augment
+
+    pipeline = _augment.resolve(augment, task=info.task, image_size=size)
+    autotune = tf.data.AUTOTUNE
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+
+    files = tf.data.Dataset.from_tensor_slices(list(info.files))
+    n_files = len(info.files)
+    shard_records = None
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        n_pipes = input_context.num_input_pipelines
+        if n_files >= n_pipes:
+            files = files.shard(n_pipes, input_context.input_pipeline_id)
+            n_files = len(range(input_context.input_pipeline_id, n_files, n_pipes))
+        else:
+            shard_records = (n_pipes, input_context.input_pipeline_id)
+    if shuffle:
+        files = files.shuffle(max(n_files, 1), seed=base_seed, reshuffle_each_iteration=True)
+    if shuffle:
+        ds = files.interleave(
+            lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER),
+            cycle_length=max(1, min(n_files, 8)),
+            block_length=1,
+            num_parallel_calls=autotune,
+            deterministic=bool(deterministic),
+        )
+    else:
+        # Unshuffled reads keep the stored order (what evaluation and `preview` expect);
+        # reading is never the bottleneck, decoding is.
+        ds = files.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER))
+    if shard_records is not None:
+        ds = ds.shard(*shard_records)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=base_seed + 1, reshuffle_each_iteration=True)
+    if repeat:
+        # After the shuffles: clean epoch boundaries, each epoch reshuffled.
+        ds = ds.repeat()
+
+    task_schema = schema.schema_for(info.task)
+    ds = ds.batch(_PARSE_BATCH).map(_parse_batch(task_schema, _parsed_names(info)),
+                                    num_parallel_calls=autotune).unbatch()
+    # Per-element seeds: (base seed, running index) makes augmentation independent of
+    # parallelism and different in every epoch.
+    ds = ds.enumerate()
+
+    lookup = _label_lookup(info.label_map) if info.task == "detection" else None
+    offset = info.label_offset
+
+    def to_element(index, parsed):
+        fused = False
+        elem_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
+        if info.task == "classification":
+            image = None
+            if pipeline is not None:
+                image = pipeline.fused_decode(parsed["encoded"], parsed["format"], elem_seed)
+                fused = image is not None
+            if image is None:
+                image = _decode_image(parsed["encoded"])
+            element = {
+                "image": image,
+                "label": tf.cast(parsed["label"], tf.int32) - offset,
+                "label_text": parsed["label_text"],
+                "filename": parsed["filename"],
+            }
+        else:
+            element = _detection_element(parsed, info, lookup, _decode_image(parsed["encoded"]))
+        if pipeline is not None:
+            element = pipeline(element, seed=elem_seed, _first_done=fused)
+        if size is not None:
+            element = _augment.resize_to(element, size, letterbox=info.task == "detection")
+        return element
+
+    ds = ds.map(to_element, num_parallel_calls=autotune, deterministic=bool(deterministic))
+
+    if batch_size is not None:
+        if info.task == "detection":
+            ds = ds.map(lambda e: _pad_objects(e, max_boxes), num_parallel_calls=autotune)
+            ds = ds.padded_batch(batch_size, padded_shapes=_padded_shapes(ds.element_spec, max_boxes),
+                                 padding_values=_padding_values(ds.element_spec),
+                                 drop_remainder=drop_remainder)
+        else:
+            ds = ds.batch(batch_size, drop_remainder=drop_remainder,
+                          num_parallel_calls=autotune, deterministic=bool(deterministic))
+    if as_supervised:
+        if info.task == "classification":
+            ds = ds.map(lambda e: (e["image"], e["label"]))
+        else:
+            ds = ds.map(lambda e: (e["image"], {k: v for k, v in e.items() if k != "image"}))
+    if prefetch:
+        ds = ds.prefetch(autotune)
+    return ds.with_options(options)
+
+
+# ------------------------------------------------------------------ padding
+
+_OBJECT_KEYS = ("boxes", "classes", "label_ids", "is_crowd", "area", "masks", "keypoints",
+                "keypoint_visibility")
+
+
+def _pad_objects(element: dict, max_boxes: int) -> dict:
+    import tensorflow as tf
+
+    out = dict(element)
+    for key in _OBJECT_KEYS:
+        if key in out:
+            out[key] = out[key][:max_boxes]
+    out["num_boxes"] = tf.minimum(tf.cast(element["num_boxes"], tf.int32), max_boxes)
+    return out
+
+
+def _padded_shapes(spec: dict, max_boxes: int) -> dict:
+    import tensorflow as tf
+
+    shapes = {}
+    for k, s in spec.items():
+        dims = list(s.shape)
+        if k in _OBJECT_KEYS:
+            dims[0] = max_boxes
+        shapes[k] = tf.TensorShape(dims)
+    return shapes
+
+
+def _padding_values(spec: dict) -> dict:
+    import tensorflow as tf
+
+    values = {}
+    for k, s in spec.items():
+        if k in ("classes", "label_ids"):
+            values[k] = tf.constant(-1, s.dtype)
+        elif s.dtype == tf.string:
+            values[k] = tf.constant(b"", tf.string)
+        elif s.dtype == tf.bool:
+            values[k] = tf.constant(False)
+        else:
+            values[k] = tf.constant(0, s.dtype)
+    return values

@@ -1,0 +1,425 @@
+"""cocoprep.load: records -> shards -> load() gives the same values back."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+from dataclasses import replace
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cocoprep
+from cocoprep import schema
+from cocoprep.errors import CocoprepError, InputError, ManifestError, UsageError
+from cocoprep.labelmap import LabelMap
+from cocoprep.manifest import Manifest
+from cocoprep.records import (
+    BuildResult, ClassificationExample, DetectionExample, EncodedImage, Keypoint,
+    ObjectAnnotation,
+)
+from cocoprep.writer import SplitPlan, write_dataset
+
+tf = pytest.importorskip("tensorflow")
+
+NAMES = {1: "person", 3: "car", 38: "kite"}
+LABEL_MAP = LabelMap.from_pairs(sorted(NAMES.items()))
+BACKGROUND = 40
+FILL = {1: 200, 3: 120, 38: 250}
+
+
+# ------------------------------------------------------------------ builders
+
+class PassThrough:
+    """A writer Builder whose items are already-serialized records."""
+
+    def build(self, split, item):
+        return BuildResult(example=item, num_objects=0)
+
+
+def png(arr: np.ndarray, mode: str = "RGB") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def encoded(data: bytes, fmt: str, width: int, height: int) -> EncodedImage:
+    return EncodedImage(data, fmt, width, height, hashlib.sha256(data).hexdigest())
+
+
+def det_image(width, height, objects):
+    """Image (lossless PNG) with each object drawn as a filled rectangle; objects are
+    (y0, x0, y1, x1, label_id) in pixels. Returns (pixels, DetectionExample parts)."""
+    img = np.full((height, width, 3), BACKGROUND, np.uint8)
+    anns = []
+    for j, (y0, x0, y1, x1, lab) in enumerate(objects):
+        img[y0:y1, x0:x1] = FILL[lab]
+        mask = np.zeros((height, width), np.uint8)
+        mask[y0:y1, x0:x1] = 1
+        anns.append(ObjectAnnotation(
+            x0 / width, y0 / height, x1 / width, y1 / height, lab, NAMES[lab],
+            is_crowd=(j == 2), area=float((y1 - y0) * (x1 - x0)), annotation_id=j,
+            mask_png=png(mask, "L"),
+            keypoints=(Keypoint(x0 / width, y0 / height, 2), Keypoint(0.0, 0.0, 0),
+                       Keypoint(x1 / width, y1 / height, 1))))
+    return img, tuple(anns)
+
+
+def det_specs(n: int):
+    """n images, 0..3 objects each, varied sizes."""
+    specs = []
+    for i in range(n):
+        w, h = 40 + 3 * i, 30 + (i % 4) * 5
+        objs = [(2, 3, 12, 15, 3), (8, 10, 25, 30, 1), (1, 20, 9, 38, 38)][: i % 4]
+        specs.append((f"{1000 + i}", w, h, objs))
+    return specs
+
+
+def write_detection(out: Path, specs_by_split, *, masks=True, keypoints=0,
+                    num_shards=2) -> dict:
+    """Write detection splits; returns {split: [(id, pixels, annotations)]} in stored order."""
+    truth, plans = {}, []
+    for split, specs in specs_by_split.items():
+        items, rows = [], []
+        for source_id, w, h, objs in specs:
+            img, anns = det_image(w, h, objs)
+            if not keypoints:
+                anns = tuple(replace(a, keypoints=()) for a in anns)
+            ex = DetectionExample(encoded(png(img), "png", w, h), f"{source_id}.png", source_id,
+                                  anns, with_masks=masks, num_keypoints=keypoints)
+            items.append(schema.encode_detection(ex))
+            rows.append((source_id, img, anns))
+        truth[split] = rows
+        plans.append(SplitPlan(split, items, min(num_shards, len(items))))
+    write_dataset(out, plans, PassThrough(),
+                  manifest=Manifest(task="detection", schema_version=schema.SCHEMA_VERSION,
+                                    splits={}),
+                  extra_files={"label_map.pbtxt": LABEL_MAP.to_pbtxt()}, workers=1, quiet=True)
+    return truth
+
+
+CLASS_NAMES = ["circle", "square", "stripes"]
+
+
+def write_classification(out: Path, n: int = 12, *, offset: int = 1, num_shards: int = 3,
+                         size=(20, 16)) -> list:
+    items, truth = [], []
+    for i in range(n):
+        label = i % len(CLASS_NAMES)
+        img = np.full((size[1], size[0], 3), 10 + 20 * i, np.uint8)
+        data = png(img)
+        ex = ClassificationExample(encoded(data, "png", size[0], size[1]), f"{i:03d}.png",
+                                   label + offset, CLASS_NAMES[label])
+        items.append(schema.encode_classification(ex))
+        truth.append((f"{i:03d}.png", label, img))
+    labels = LabelMap.from_names(CLASS_NAMES, start=offset)
+    write_dataset(out, [SplitPlan("train", items, num_shards), SplitPlan("val", items[:4], 1)],
+                  PassThrough(),
+                  manifest=Manifest(task="classification", schema_version=schema.SCHEMA_VERSION,
+                                    splits={}, label_offset=offset),
+                  extra_files={"labels.txt": labels.to_labels_txt()}, workers=1, quiet=True)
+    return truth
+
+
+@pytest.fixture(scope="module")
+def det(tmp_path_factory):
+    out = tmp_path_factory.mktemp("det")
+    truth = write_detection(out, {"train": det_specs(8), "val": det_specs(3)})
+    return out, truth
+
+
+@pytest.fixture(scope="module")
+def det_kp(tmp_path_factory):
+    out = tmp_path_factory.mktemp("detkp")
+    truth = write_detection(out, {"train": det_specs(4)}, masks=False, keypoints=3, num_shards=1)
+    return out, truth
+
+
+@pytest.fixture(scope="module")
+def cls(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cls")
+    return out, write_classification(out)
+
+
+def as_numpy(ds):
+    return [tf.nest.map_structure(lambda t: t.numpy(), e) for e in ds]
+
+
+# ------------------------------------------------------------------ detection
+
+def test_detection_round_trip(det):
+    out, truth = det
+    got = {e["image_id"].decode(): e for e in as_numpy(cocoprep.load(out, "val"))}
+    assert sorted(got) == sorted(t[0] for t in truth["val"])
+    for source_id, img, anns in truth["val"]:
+        e = got[source_id]
+        np.testing.assert_array_equal(e["image"], img)
+        assert e["image"].dtype == np.uint8
+        assert e["filename"] == f"{source_id}.png".encode()
+        expect_boxes = np.array([[a.ymin, a.xmin, a.ymax, a.xmax] for a in anns],
+                                np.float32).reshape(-1, 4)
+        np.testing.assert_allclose(e["boxes"], expect_boxes, atol=1e-6)
+        assert e["label_ids"].tolist() == [a.label for a in anns]
+        # Contiguous classes in label-map order: ids 1, 3, 38 -> 0, 1, 2.
+        assert e["classes"].tolist() == [LABEL_MAP.index_of(a.label) for a in anns]
+        assert e["is_crowd"].tolist() == [a.is_crowd for a in anns]
+        np.testing.assert_allclose(e["area"], [a.area for a in anns])
+        assert e["num_boxes"] == len(anns)
+        assert e["masks"].shape == (len(anns),) + img.shape[:2]
+        for mask, a in zip(e["masks"], anns):
+            expect = np.asarray(Image.open(io.BytesIO(a.mask_png)))
+            np.testing.assert_array_equal(mask, expect)
+            assert set(np.unique(mask)) <= {0, 1}
+
+
+def test_class_mapping_uses_label_map_order(det):
+    out, _ = det
+    info = cocoprep.describe(out, "train")
+    assert info.task == "detection"
+    assert info.class_names == ["person", "car", "kite"]
+    assert info.num_classes == 3 and info.has_masks and not info.has_keypoints
+    assert info.num_examples == 8 and len(info.files) == 2
+
+
+def test_empty_image_has_empty_object_tensors(det):
+    out, truth = det
+    empty = [t[0] for t in truth["train"] if not t[2]]
+    got = {e["image_id"].decode(): e for e in as_numpy(cocoprep.load(out, "train", seed=0))}
+    for source_id in empty:
+        e = got[source_id]
+        assert e["boxes"].shape == (0, 4)
+        assert e["masks"].shape[0] == 0 and e["classes"].shape == (0,)
+
+
+def test_keypoints_come_back(det_kp):
+    out, truth = det_kp
+    got = {e["image_id"].decode(): e for e in as_numpy(cocoprep.load(out, "train",
+                                                                      shuffle=False))}
+    assert cocoprep.describe(out).has_keypoints
+    for source_id, _img, anns in truth["train"]:
+        e = got[source_id]
+        assert "masks" not in e
+        assert e["keypoints"].shape == (len(anns), 3, 2)
+        for row, vis, a in zip(e["keypoints"], e["keypoint_visibility"], anns):
+            np.testing.assert_allclose(row, [[k.y, k.x] for k in a.keypoints], atol=1e-6)
+            assert vis.tolist() == [k.visibility for k in a.keypoints]
+
+
+def test_batching_pads_to_max_boxes(det):
+    out, truth = det
+    ds = cocoprep.load(out, "train", batch_size=4, image_size=(48, 64), max_boxes=5,
+                       shuffle=False)
+    batches = as_numpy(ds)
+    assert [b["image"].shape for b in batches] == [(4, 48, 64, 3)] * 2
+    for b in batches:
+        assert b["image"].dtype == np.float32
+        assert b["boxes"].shape == (4, 5, 4) and b["masks"].shape == (4, 5, 48, 64)
+        for i, n in enumerate(b["num_boxes"]):
+            assert (b["classes"][i, n:] == -1).all() and (b["label_ids"][i, n:] == -1).all()
+            assert (b["classes"][i, :n] >= 0).all()
+            assert (b["boxes"][i, n:] == 0).all() and (b["area"][i, n:] == 0).all()
+            assert not b["is_crowd"][i, n:].any() and (b["masks"][i, n:] == 0).all()
+    counts = sorted(int(n) for b in batches for n in b["num_boxes"])
+    assert counts == sorted(len(t[2]) for t in truth["train"])
+
+
+def test_batching_drops_objects_beyond_max_boxes(det):
+    out, _ = det
+    b = next(iter(cocoprep.load(out, "train", batch_size=8, image_size=32, max_boxes=1,
+                                shuffle=False)))
+    assert b["boxes"].shape == (8, 1, 4)
+    assert b["num_boxes"].numpy().max() == 1
+
+
+def test_letterbox_keeps_objects_inside_their_boxes(det):
+    out, truth = det
+    size = (50, 50)
+    got = as_numpy(cocoprep.load(out, "val", image_size=size))
+    by_id = {t[0]: t for t in truth["val"]}
+    for e in got:
+        _, img, anns = by_id[e["image_id"].decode()]
+        h, w = img.shape[:2]
+        scale = min(size[0] / h, size[1] / w)
+        nh, nw = round(h * scale), round(w * scale)
+        assert e["image"].shape == (50, 50, 3)
+        # Padding (bottom/right) is 0, the picture keeps its aspect ratio.
+        assert (e["image"][nh:] == 0).all() and (e["image"][:, nw:] == 0).all()
+        assert (e["image"][:nh, :nw] > 0).all()
+        for box, mask, a in zip(e["boxes"], e["masks"], anns):
+            expect = np.array([a.ymin * nh / 50, a.xmin * nw / 50, a.ymax * nh / 50,
+                               a.xmax * nw / 50])
+            np.testing.assert_allclose(box, expect, atol=1e-5)
+            ys, xs = np.nonzero(mask)
+            assert ys.min() >= box[0] * 50 - 1 and ys.max() <= box[2] * 50 + 1
+            assert xs.min() >= box[1] * 50 - 1 and xs.max() <= box[3] * 50 + 1
+
+
+def test_detection_as_supervised(det):
+    out, _ = det
+    image, targets = next(iter(cocoprep.load(out, "val", as_supervised=True)))
+    assert image.dtype == tf.uint8 and "boxes" in targets and "image" not in targets
+
+
+# ------------------------------------------------------------------ classification
+
+def test_classification_labels_are_zero_based(cls):
+    out, truth = cls
+    got = as_numpy(cocoprep.load(out, "train", shuffle=False))
+    assert [e["filename"].decode() for e in got] == [t[0] for t in truth]
+    for e, (_name, label, img) in zip(got, truth):
+        assert e["label"] == label and e["label"].dtype == np.int32
+        assert e["label_text"].decode() == CLASS_NAMES[label]
+        np.testing.assert_array_equal(e["image"], img)
+    info = cocoprep.describe(out)
+    assert info.label_offset == 1 and info.class_names == CLASS_NAMES
+
+
+def test_classification_as_supervised_batches(cls):
+    out, truth = cls
+    ds = cocoprep.load(out, "train", batch_size=5, image_size=8, as_supervised=True,
+                       shuffle=False)
+    batches = list(ds)
+    assert [tuple(x.shape) for x, _ in batches] == [(5, 8, 8, 3), (5, 8, 8, 3), (2, 8, 8, 3)]
+    labels = np.concatenate([y.numpy() for _, y in batches])
+    assert labels.tolist() == [t[1] for t in truth]
+
+
+def test_shuffle_is_seeded_and_train_only_by_default(cls):
+    out, truth = cls
+    order = lambda **kw: [e["filename"] for e in as_numpy(cocoprep.load(out, **kw))]
+    first = order(split="train", seed=3)
+    assert first == order(split="train", seed=3)
+    assert sorted(first) == sorted(t[0].encode() for t in truth)
+    assert first != [t[0].encode() for t in truth]
+    assert order(split="train", seed=4) != first
+    assert order(split="val") == [t[0].encode() for t in truth[:4]]
+
+
+def test_repeat_and_epochs_reshuffle(cls):
+    out, _ = cls
+    got = [e["filename"].numpy() for e in cocoprep.load(out, seed=5, repeat=True).take(24)]
+    assert sorted(got[:12]) == sorted(got[12:])
+    assert got[:12] != got[12:]
+
+
+def test_augmented_pipeline_is_deterministic(det):
+    out, _ = det
+    run = lambda seed: as_numpy(cocoprep.load(out, "train", seed=seed, augment="default",
+                                              image_size=40, batch_size=4))
+    a, b, c = run(7), run(7), run(8)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x["image"], y["image"])
+        np.testing.assert_array_equal(x["boxes"], y["boxes"])
+    assert any(not np.array_equal(x["image"], z["image"]) for x, z in zip(a, c))
+
+
+def test_input_context_shards_by_file(cls):
+    out, truth = cls
+    seen = []
+    for pipe in range(3):
+        ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=pipe)
+        names = [e["filename"] for e in as_numpy(cocoprep.load(out, input_context=ctx,
+                                                               shuffle=False))]
+        assert len(names) == 4
+        seen += names
+    assert sorted(seen) == sorted(t[0].encode() for t in truth)
+
+
+def test_input_context_with_fewer_files_splits_records(cls):
+    out, _ = cls
+    seen = []
+    for pipe in range(2):
+        ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipe)
+        seen.append([e["filename"] for e in as_numpy(cocoprep.load(out, "val",
+                                                                   input_context=ctx))])
+    assert len(seen[0]) == len(seen[1]) == 2 and not set(seen[0]) & set(seen[1])
+
+
+def test_glob_infers_task_and_reads_label_map(cls, det):
+    out, truth = cls
+    got = as_numpy(cocoprep.load(str(out / "train.tfrecord-*"), shuffle=False))
+    assert [e["label"] for e in got] == [t[1] for t in truth]
+    det_out, det_truth = det
+    info = cocoprep.describe(str(det_out / "val.tfrecord-*"))
+    assert info.task == "detection" and info.split is None and info.num_classes == 3
+
+
+def test_glob_without_manifest_infers_task(tmp_path, cls):
+    out, truth = cls
+    for f in out.glob("train.tfrecord-*"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    info = cocoprep.describe(str(tmp_path / "*"))
+    assert info.task == "classification" and info.label_map is None
+    got = as_numpy(cocoprep.load(str(tmp_path / "*"), shuffle=False))
+    # Without a manifest nothing says an offset was stored: labels as stored.
+    assert [e["label"] for e in got] == [t[1] + 1 for t in truth]
+
+
+# ------------------------------------------------------------------ errors
+
+def test_missing_split_lists_the_splits(det):
+    out, _ = det
+    with pytest.raises(ManifestError) as err:
+        cocoprep.load(out, "test")
+    msg = str(err.value)
+    assert "no split 'test'" in msg and "train (8 examples)" in msg and "val (3 examples)" in msg
+
+
+def test_missing_manifest_says_what_is_there(tmp_path, cls):
+    out, _ = cls
+    (tmp_path / "data").mkdir()
+    shard = next(out.glob("train.tfrecord-*"))
+    (tmp_path / "data" / shard.name).write_bytes(shard.read_bytes())
+    with pytest.raises(ManifestError) as err:
+        cocoprep.load(tmp_path / "data")
+    assert "no manifest here" in str(err.value) and shard.name in str(err.value)
+    assert "glob" in str(err.value)
+    (tmp_path / "sub" / "ds").mkdir(parents=True)
+    (tmp_path / "sub" / "ds" / "manifest.json").write_text((out / "manifest.json").read_text())
+    with pytest.raises(ManifestError, match="directories with a manifest: ds/"):
+        cocoprep.load(tmp_path / "sub")
+
+
+def test_missing_path_and_empty_glob(tmp_path):
+    with pytest.raises(InputError, match="nothing at that path"):
+        cocoprep.load(tmp_path / "nope")
+    with pytest.raises(InputError, match="no files"):
+        cocoprep.load(str(tmp_path / "*.tfrecord-*"))
+
+
+def test_missing_shard_file_is_named(tmp_path, cls):
+    out, _ = cls
+    for f in out.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "val.tfrecord-00000-of-00001").unlink()
+    with pytest.raises(ManifestError, match="val.tfrecord-00000-of-00001"):
+        cocoprep.load(tmp_path, "val")
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"batch_size": 4}, "image_size"),
+    ({"batch_size": 0, "image_size": 8}, "batch_size"),
+    ({"image_size": (8, 8, 8)}, "image_size"),
+    ({"image_size": 0}, "image_size"),
+    ({"max_boxes": 0}, "max_boxes"),
+    ({"augment": "fancy"}, "augment"),
+])
+def test_bad_options(cls, kwargs, option):
+    out, _ = cls
+    with pytest.raises(UsageError) as err:
+        cocoprep.load(out, **kwargs)
+    assert str(err.value).startswith(f"{option}: expected")
+    assert isinstance(err.value, CocoprepError)
+
+
+def test_import_does_not_load_tensorflow():
+    code = ("import sys, cocoprep, cocoprep.cli; "
+            "assert 'tensorflow' not in sys.modules, 'tf imported'; "
+            "assert callable(cocoprep.load); print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
