@@ -1,0 +1,370 @@
+"""cocoprep.augment: boxes, masks and keypoints move with the pixels; seeded ops."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+tf = pytest.importorskip("tensorflow")
+
+from cocoprep import augment as aug  # noqa: E402
+from cocoprep.errors import UsageError  # noqa: E402
+
+SETTINGS = settings(max_examples=15, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+FILL = 255
+
+
+# ------------------------------------------------------------------ elements
+
+@st.composite
+def scenes(draw, max_objects=3):
+    """(height, width, rects) with rects as pixel (y0, x0, y1, x1), y1/x1 exclusive."""
+    h = draw(st.integers(12, 48))
+    w = draw(st.integers(12, 48))
+    rects = []
+    for _ in range(draw(st.integers(1, max_objects))):
+        y0 = draw(st.integers(0, h - 3))
+        x0 = draw(st.integers(0, w - 3))
+        y1 = draw(st.integers(y0 + 2, h))
+        x1 = draw(st.integers(x0 + 2, w))
+        rects.append((y0, x0, y1, x1))
+    return h, w, rects
+
+
+def element(h, w, rects, *, dtype=np.uint8, keypoints=True):
+    """A detection element: black image, the first rect drawn white; one mask per
+    rect; keypoints at the rect corners (the second one absent)."""
+    image = np.zeros((h, w, 3), dtype)
+    y0, x0, y1, x1 = rects[0]
+    image[y0:y1, x0:x1] = FILL
+    masks = np.zeros((len(rects), h, w), np.uint8)
+    for i, (a, b, c, d) in enumerate(rects):
+        masks[i, a:c, b:d] = 1
+    boxes = np.array([[a / h, b / w, c / h, d / w] for a, b, c, d in rects], np.float32)
+    n = len(rects)
+    e = {
+        "image": tf.constant(image),
+        "image_id": tf.constant(b"1"),
+        "boxes": tf.constant(boxes),
+        "classes": tf.range(n, dtype=tf.int32),
+        "label_ids": tf.range(1, n + 1, dtype=tf.int32),
+        "is_crowd": tf.zeros([n], tf.bool),
+        "area": tf.constant([(c - a) * (d - b) for a, b, c, d in rects], tf.float32),
+        "num_boxes": tf.constant(n, tf.int32),
+        "masks": tf.constant(masks),
+    }
+    if keypoints:
+        kp = np.array([[[a / h, b / w], [0, 0], [(c - 1) / h, (d - 1) / w]]
+                       for a, b, c, d in rects], np.float32)
+        e["keypoints"] = tf.constant(kp)
+        e["keypoint_visibility"] = tf.constant([[2, 0, 2]] * n, tf.int32)
+    return e
+
+
+def np_el(e):
+    return {k: v.numpy() for k, v in e.items()}
+
+
+def check_geometry(out, *, tol_px=2.0, first_drawn=True):
+    """Boxes in [0, 1] with min <= max; per-object tensors agree in length; every mask's
+    pixels inside its box; the drawn rectangle inside the first object's box."""
+    o = np_el(out)
+    boxes = o["boxes"]
+    n = boxes.shape[0]
+    assert boxes.dtype == np.float32
+    assert ((boxes >= 0) & (boxes <= 1)).all(), boxes
+    assert (boxes[:, 0] <= boxes[:, 2]).all() and (boxes[:, 1] <= boxes[:, 3]).all()
+    for key in aug.OBJECT_KEYS:
+        if key in o:
+            assert o[key].shape[0] == n, key
+    assert o["num_boxes"] == n
+    h, w = o["image"].shape[:2]
+    assert o["masks"].shape[1:] == (h, w)
+    for box, mask in zip(boxes, o["masks"]):
+        ys, xs = np.nonzero(mask)
+        if len(ys):
+            assert ys.min() >= box[0] * h - tol_px and ys.max() + 1 <= box[2] * h + tol_px
+            assert xs.min() >= box[1] * w - tol_px and xs.max() + 1 <= box[3] * w + tol_px
+    if "keypoints" in o:
+        kp, vis = o["keypoints"], o["keypoint_visibility"]
+        assert ((kp >= 0) & (kp <= 1)).all()
+        assert (kp[vis == 0] == 0).all()
+    if first_drawn and n and o["label_ids"][0] == 1:
+        # The white rectangle (object 1) lies inside its box.
+        ys, xs = np.nonzero(o["image"][..., 0] > FILL / 2)
+        box = boxes[0]
+        if len(ys):
+            assert ys.min() >= box[0] * h - tol_px and ys.max() + 1 <= box[2] * h + tol_px
+            assert xs.min() >= box[1] * w - tol_px and xs.max() + 1 <= box[3] * w + tol_px
+    return o
+
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+# ------------------------------------------------------------------ properties
+
+@SETTINGS
+@given(scenes(), seeds)
+def test_flip_twice_is_identity(scene, seed):
+    e = element(*scene)
+    flip = aug.RandomFlip(p=1.0)
+    once = flip(e, seed)
+    twice = np_el(flip(once, seed + 1))
+    o, e_np = np_el(once), np_el(e)
+    for key in ("image", "masks", "keypoint_visibility", "classes"):
+        np.testing.assert_array_equal(twice[key], e_np[key])
+    np.testing.assert_allclose(twice["boxes"], e_np["boxes"], atol=1e-6)
+    np.testing.assert_allclose(twice["keypoints"], e_np["keypoints"], atol=1e-6)
+    # One flip mirrors: the drawn rectangle now sits at w - x1 .. w - x0.
+    check_geometry(once, tol_px=0.01)
+    h, w, rects = scene
+    y0, x0, y1, x1 = rects[0]
+    np.testing.assert_allclose(o["boxes"][0], [y0 / h, 1 - x1 / w, y1 / h, 1 - x0 / w],
+                               atol=1e-6)
+
+
+@SETTINGS
+@given(scenes(), seeds, st.sampled_from([0.0, 0.3, 0.7]))
+def test_random_crop_keeps_geometry(scene, seed, coverage):
+    e = element(*scene)
+    out = aug.RandomCrop(coverage)(e, seed)
+    o = check_geometry(out, tol_px=0.01)
+    # Boxes are clipped to the crop, so masks (cropped the same way) match them exactly.
+    h, w = o["image"].shape[:2]
+    for box, mask in zip(o["boxes"], o["masks"]):
+        ys, xs = np.nonzero(mask)
+        if len(ys):
+            np.testing.assert_allclose([ys.min(), xs.min(), ys.max() + 1, xs.max() + 1],
+                                       box * [h, w, h, w], atol=1e-3)
+
+
+@SETTINGS
+@given(scenes(), st.data())
+def test_crop_drops_exactly_the_objects_whose_centre_is_outside(scene, data):
+    h, w, rects = scene
+    top = data.draw(st.integers(0, h - 1))
+    left = data.draw(st.integers(0, w - 1))
+    ch = data.draw(st.integers(1, h - top))
+    cw = data.draw(st.integers(1, w - left))
+    o = check_geometry(aug.crop(element(h, w, rects), top, left, ch, cw), tol_px=0.01)
+    expect = [i + 1 for i, (a, b, c, d) in enumerate(rects)
+              if top <= (a + c) / 2 <= top + ch and left <= (b + d) / 2 <= left + cw]
+    assert o["label_ids"].tolist() == expect
+    assert o["image"].shape[:2] == (ch, cw)
+
+
+@SETTINGS
+@given(scenes(), seeds, st.integers(16, 64))
+def test_scale_jitter_keeps_geometry(scene, seed, size):
+    e = element(*scene)
+    out = aug.ScaleJitter(size, (0.5, 1.5))(e, seed)
+    o = check_geometry(out, tol_px=2.0)
+    assert o["image"].shape == (size, size, 3) and o["masks"].shape[1:] == (size, size)
+
+
+@SETTINGS
+@given(scenes(), st.integers(8, 64), st.integers(8, 64))
+def test_letterbox_keeps_geometry_and_aspect(scene, th, tw):
+    h, w, rects = scene
+    o = check_geometry(aug.Letterbox((th, tw))(element(h, w, rects)), tol_px=2.0)
+    assert o["image"].shape == (th, tw, 3) and o["image"].dtype == np.float32
+    scale = min(th / h, tw / w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    assert (o["image"][nh:] == 0).all() and (o["image"][:, nw:] == 0).all()
+    boxes = np.array([[a / h, b / w, c / h, d / w] for a, b, c, d in rects])
+    np.testing.assert_allclose(o["boxes"], boxes * [nh / th, nw / tw, nh / th, nw / tw],
+                               atol=1e-5)
+
+
+@SETTINGS
+@given(scenes(), seeds)
+def test_default_detection_preset_keeps_geometry(scene, seed):
+    pipeline = aug.resolve("default", task="detection", image_size=(32, 40))
+    o = check_geometry(pipeline(element(*scene), seed), tol_px=2.0)
+    assert o["image"].shape == (32, 40, 3)
+
+
+@SETTINGS
+@given(scenes(), seeds)
+def test_colour_jitter_keeps_geometry_dtype_and_range(scene, seed):
+    e = element(*scene)
+    o = np_el(aug.ColorJitter(0.3, 0.3, 0.3, 0.1)(e, seed))
+    assert o["image"].dtype == np.uint8 and o["image"].shape == e["image"].shape
+    np.testing.assert_array_equal(o["boxes"], e["boxes"].numpy())
+    np.testing.assert_array_equal(o["masks"], e["masks"].numpy())
+    f = np_el(aug.ColorJitter(0.3, 0.3, 0.3, 0.1)(dict(e, image=tf.cast(e["image"],
+                                                                      tf.float32)), seed))
+    assert f["image"].dtype == np.float32 and f["image"].min() >= 0 and f["image"].max() <= 255
+
+
+@SETTINGS
+@given(scenes(), seeds)
+def test_same_seed_same_output(scene, seed):
+    pipeline = aug.Compose([aug.RandomFlip(), aug.RandomCrop(), aug.ScaleJitter(24),
+                            aug.ColorJitter()])
+    a = np_el(pipeline(element(*scene), seed))
+    b = np_el(pipeline(element(*scene), seed))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+# ------------------------------------------------------------------ examples
+
+def test_different_seeds_give_different_outputs():
+    e = element(40, 40, [(5, 5, 20, 30)])
+    pipeline = aug.Compose([aug.RandomCrop(0.1), aug.ColorJitter()])
+    outs = {pipeline(e, s)["image"].numpy().tobytes() for s in range(6)}
+    assert len(outs) > 1
+
+
+def test_flip_probability_is_respected_over_seeds():
+    e = element(10, 20, [(0, 0, 5, 5)])
+    flips = [aug.RandomFlip(p=0.5)(e, [s, 0])["boxes"].numpy()[0, 1] > 0.5 for s in range(40)]
+    assert 5 < sum(flips) < 35
+    assert not any(aug.RandomFlip(p=0.0)(e, [s, 0])["boxes"].numpy()[0, 1] > 0.5
+                   for s in range(5))
+
+
+def test_flip_permutes_keypoints():
+    e = element(10, 20, [(0, 0, 5, 5)])
+    out = aug.RandomFlip(p=1.0, keypoint_flip_permutation=[2, 1, 0])(e)
+    kp, vis = out["keypoints"].numpy()[0], out["keypoint_visibility"].numpy()[0]
+    np.testing.assert_allclose(kp[0], [4 / 10, 1 - 4 / 20], atol=1e-6)
+    np.testing.assert_allclose(kp[2], [0.0, 1.0], atol=1e-6)
+    assert vis.tolist() == [2, 0, 2]
+
+
+def test_crop_with_no_objects_and_empty_masks():
+    e = element(20, 30, [(0, 0, 4, 4)])
+    empty = {k: (v[:0] if k in aug.OBJECT_KEYS else v) for k, v in e.items()}
+    empty["num_boxes"] = tf.constant(0)
+    for op in (aug.RandomCrop(), aug.ScaleJitter(16), aug.Letterbox(12), aug.RandomFlip(1.0)):
+        o = np_el(op(empty, 3))
+        assert o["boxes"].shape == (0, 4) and o["masks"].shape[0] == 0
+
+
+def test_op_seed_in_constructor_is_used():
+    e = element(30, 30, [(1, 1, 20, 20)])
+    a = aug.RandomCrop(0.1, seed=11)(e)["image"].numpy()
+    b = aug.RandomCrop(0.1, seed=11)(e)["image"].numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_apply_gives_each_element_its_own_seed():
+    e = element(16, 16, [(0, 0, 8, 8)])
+    ds = tf.data.Dataset.from_tensors(e).repeat(12)
+    out = list(aug.apply(ds, aug.RandomFlip(), seed=1))
+    flipped = [o["boxes"].numpy()[0, 1] > 0.4 for o in out]
+    assert 0 < sum(flipped) < 12
+    again = [o["boxes"].numpy()[0, 1] > 0.4 for o in aug.apply(ds, aug.RandomFlip(), seed=1)]
+    assert flipped == again
+
+
+# ------------------------------------------------------------------ classification
+
+def cls_element(h=40, w=60, dtype=np.uint8):
+    rng = np.random.default_rng(0)
+    return {"image": tf.constant(rng.integers(0, 256, (h, w, 3)).astype(dtype)),
+            "label": tf.constant(2)}
+
+
+def jpeg_bytes(h=48, w=64):
+    rng = np.random.default_rng(1)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@SETTINGS
+@given(seeds)
+def test_random_resized_crop_window_and_size(seed):
+    e = cls_element()
+    op = aug.RandomResizedCrop(None, scale=(0.2, 1.0))
+    out = op(e, seed)["image"].numpy()
+    h, w = out.shape[:2]
+    assert 0.2 * 40 * 60 * 0.9 <= h * w <= 40 * 60
+    assert out.dtype == np.uint8
+    sized = aug.RandomResizedCrop(24)(e, seed)["image"]
+    assert sized.shape == (24, 24, 3) and sized.dtype == tf.float32
+
+
+@SETTINGS
+@given(seeds)
+def test_fused_jpeg_decode_crops_the_same_window(seed):
+    data = jpeg_bytes()
+    op = aug.RandomResizedCrop(None)
+    fused = op.fused_decode(tf.constant(data), tf.constant("jpeg"), tf.constant([seed, 0]))
+    full = {"image": tf.io.decode_jpeg(data, channels=3)}
+    plain = op(full, [seed, 0])["image"]
+    assert fused.shape == plain.shape
+    assert np.abs(fused.numpy().astype(int) - plain.numpy().astype(int)).mean() < 2.0
+
+
+def test_fused_decode_of_png_matches_plain_crop():
+    rng = np.random.default_rng(2)
+    arr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    op = aug.RandomResizedCrop(None)
+    fused = op.fused_decode(tf.constant(buf.getvalue()), tf.constant("png"),
+                            tf.constant([5, 0]))
+    plain = op({"image": tf.constant(arr)}, [5, 0])["image"]
+    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+
+
+@pytest.mark.parametrize("op", [aug.RandomRotation(15), aug.RandomZoom((0.8, 1.2))])
+def test_rotation_and_zoom_keep_shape_and_change_pixels(op):
+    e = cls_element()
+    out = op(e, 4)["image"].numpy()
+    assert out.shape == (40, 60, 3) and out.dtype == np.uint8
+    assert not np.array_equal(out, e["image"].numpy())
+    np.testing.assert_array_equal(out, op(e, 4)["image"].numpy())
+    f = op(cls_element(dtype=np.float32), 4)["image"]
+    assert f.dtype == tf.float32
+
+
+def test_identity_rotation_and_zoom_change_nothing():
+    e = cls_element()
+    np.testing.assert_array_equal(aug.RandomRotation(0.0)(e, 1)["image"].numpy(),
+                                  e["image"].numpy())
+    np.testing.assert_array_equal(aug.RandomZoom((1.0, 1.0))(e, 1)["image"].numpy(),
+                                  e["image"].numpy())
+
+
+@pytest.mark.parametrize("op", [aug.RandomRotation(), aug.RandomZoom(),
+                                aug.RandomResizedCrop(8)])
+def test_classification_only_ops_refuse_boxes(op):
+    with pytest.raises(UsageError, match="cannot move boxes"):
+        op(element(10, 10, [(0, 0, 5, 5)]), 1)
+
+
+def test_default_classification_preset():
+    pipeline = aug.resolve("default", task="classification", image_size=(16, 20))
+    out = pipeline(cls_element(), 9)
+    assert out["image"].shape == (16, 20, 3) and out["label"].numpy() == 2
+    names = [type(op).__name__ for op in pipeline.ops]
+    assert names[0] == "RandomResizedCrop" and "RandomFlip" in names
+
+
+def test_resolve_forms():
+    assert aug.resolve(None, task="detection") is None
+    assert aug.resolve("none", task="detection") is None
+    flip = aug.RandomFlip()
+    assert aug.resolve([flip], task="detection").ops == [flip]
+    c = aug.Compose([flip])
+    assert aug.resolve(c, task="detection") is c
+    assert aug.resolve(flip, task="detection").ops == [flip]
+    # A plain function is called with the element only.
+    double = aug.resolve([lambda e: dict(e, label=e["label"] * 2)], task="classification")
+    assert double(cls_element(), 0)["label"].numpy() == 4
+    with pytest.raises(UsageError, match="augment: expected"):
+        aug.resolve("strong", task="detection")
+    with pytest.raises(UsageError, match="augment: expected"):
+        aug.resolve(3, task="detection")
