@@ -177,8 +177,9 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
     if quiet:
         return
     classes_written = next(iter(manifest.splits.values())).class_counts
-    click.echo(f"{src}: {len(classes_written)} classes, layout "
-               f"{manifest.sources.get('layout')}, seed {seed}")
+    layout = ("SRC/<split>/<class>/..., splits kept" if manifest.sources.get("layout") == "splits"
+              else "SRC/<class>/..., ratio " + "/".join(f"{r:g}" for r in manifest.options["ratio"]))
+    click.echo(f"{src}: {len(classes_written)} classes ({layout}), seed {seed}")
     width = max(len(name) for name in manifest.splits)
     for name, info in manifest.splits.items():
         counts = ", ".join(f"{c} {n}" for c, n in info.class_counts.items())

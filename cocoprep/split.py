@@ -156,9 +156,9 @@ def split_folder(
         raise UsageError("--num-shards", "an integer >= 1", num_shards)
     size = parse_size(shard_size) if shard_size is not None else None
 
-    listing = folder.list_tree(src)
-    if src.exists() and _is_inside(out, src):
+    if src.is_dir() and _is_inside(out, src):
         raise UsageError("-o/--out", f"a directory outside SRC ({src})", str(out))
+    listing = folder.list_tree(src)
     if listing.layout == folder.LAYOUT_SPLITS and ratio is not None:
         raise UsageError(
             "--ratio", "no ratio: the tree is already split into "
@@ -178,6 +178,9 @@ def split_folder(
             f"{len(class_order)} ({', '.join(class_order) or 'none'})",
         )
     labels = LabelMap.from_names(class_order, start=label_offset)
+    extra = {LABELS_TXT_NAME: labels.to_labels_txt()}  # fails early on unwritable names
+    if label_offset >= 1:
+        extra[PBTXT_NAME] = labels.to_pbtxt()
     wanted = set(class_order)
     files = [f for f in listing.files if f.class_name in wanted]
     counters = dict(listing.ignored)
@@ -225,9 +228,6 @@ def split_folder(
             num_shards=_num_shards(len(items), total_bytes, num_shards, size),
             listing_name=f"{split}.txt",
         ))
-    extra = {LABELS_TXT_NAME: labels.to_labels_txt()}
-    if label_offset >= 1:
-        extra[PBTXT_NAME] = labels.to_pbtxt()
     options = {
         "ratio": ([float(r) for r in ratios] if listing.layout == folder.LAYOUT_CLASSES else None),
         "seed": seed,

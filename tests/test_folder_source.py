@@ -269,8 +269,8 @@ def test_assign_by_ratio_keeps_identical_files_together():
 def test_assign_by_ratio_warns_about_small_classes():
     files, hashes = make_files({"a": 20, "b": 1, "c": 0})
     result = folder.assign_by_ratio(files, hashes, ["a", "b", "c"], folder.DEFAULT_RATIO)
-    assert any("'b' has 1 image(s)" in w and "missing from val" in w for w in result.warnings)
-    assert any("'c' has 0 image(s)" in w for w in result.warnings)
+    assert any("'b' has 1 usable image(s)" in w and "missing from val" in w for w in result.warnings)
+    assert any("'c' has 0 usable image(s)" in w for w in result.warnings)
     assert sum(f.class_name == "b" for f in result.splits["train"]) == 1  # not dropped
 
 

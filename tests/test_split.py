@@ -232,8 +232,8 @@ def test_small_class_is_reported_not_dropped(tmp_path):
     out = tmp_path / "out"
     result = run(src, "-o", out, "--workers", "1")
     assert result.exit_code == 0, result.output
-    assert "Warning: class 'b' has 1 image(s), fewer than the 2 splits" in result.stderr
-    assert "Warning: class 'c' has 0 image(s)" in result.stderr
+    assert "Warning: class 'b' has 1 usable image(s), fewer than the 2 splits" in result.stderr
+    assert "Warning: class 'c' has 0 usable image(s)" in result.stderr
     m = Manifest.read(out)
     assert len(m.options["warnings"]) == 2
     assert m.splits["train"].class_counts == {"a": 8, "b": 1, "c": 0}

@@ -429,7 +429,7 @@ def assign_by_ratio(files: Sequence[ImageFile], hashes: Sequence[str],
         targets = allocate(n, ratios)
         if n < len(names):
             warnings.append(
-                f"class {cls!r} has {n} image(s), fewer than the {len(names)} splits: "
+                f"class {cls!r} has {n} usable image(s), fewer than the {len(names)} splits: "
                 f"it is missing from {', '.join(s for s, t in zip(names, targets) if t == 0)}"
             )
         units: dict[str, list[ImageFile]] = {}
