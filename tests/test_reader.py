@@ -306,6 +306,7 @@ def test_repeat_and_epochs_reshuffle(cls):
     assert got[:12] != got[12:]
 
 
+@pytest.mark.slow
 def test_augmented_pipeline_is_deterministic(det):
     out, _ = det
     run = lambda seed: as_numpy(cocoprep.load(out, "train", seed=seed, augment="default",
@@ -423,3 +424,105 @@ def test_import_does_not_load_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# ------------------------------------------------------------------ convert / split round trips
+
+def _coco(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from cocoprep.convert import convert_coco
+
+    out = tmp_path_factory.mktemp("coco_out")
+    convert_coco(Path(__file__).resolve().parent.parent / "fixtures" / "coco", out, masks=True,
+                 workers=1, quiet=True)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_convert_round_trip_boxes_labels_masks_ids(converted, split, fixtures_dir):
+    from pycocotools import mask as mask_utils
+
+    data = _coco(fixtures_dir / "coco" / "annotations" / f"instances_{split}.json")
+    cat_ids = sorted(c["id"] for c in data["categories"])
+    images = {im["id"]: im for im in data["images"]}
+    anns = {}
+    for a in data["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+    got = as_numpy(cocoprep.load(converted, split))
+    assert sorted(int(e["image_id"]) for e in got) == sorted(images)
+    for e in got:
+        im = images[int(e["image_id"])]
+        h, w = im["height"], im["width"]
+        assert e["image"].shape == (h, w, 3)
+        assert e["filename"].decode() == im["file_name"]
+        expected = sorted(anns.get(int(e["image_id"]), []), key=lambda a: a["id"])
+        assert e["num_boxes"] == len(expected)
+        # Match objects by their box (the record's object order is the writer's).
+        for a in expected:
+            x, y, bw, bh = a["bbox"]
+            box = np.array([y / h, x / w, (y + bh) / h, (x + bw) / w], np.float32)
+            dist = np.abs(e["boxes"] - box).max(axis=1)
+            i = int(dist.argmin())
+            assert dist[i] < 1e-5
+            assert e["label_ids"][i] == a["category_id"]
+            assert e["classes"][i] == cat_ids.index(a["category_id"])
+            assert e["is_crowd"][i] == bool(a["iscrowd"])
+            assert e["area"][i] == pytest.approx(a["area"], rel=1e-5)
+            seg = a["segmentation"]
+            rle = mask_utils.frPyObjects(seg, h, w)  # polygons -> list of RLEs
+            expect = mask_utils.decode(mask_utils.merge(rle) if isinstance(rle, list) else rle)
+            np.testing.assert_array_equal(e["masks"][i], expect)
+
+
+@pytest.mark.slow
+def test_convert_round_trip_keypoints_and_batches(converted, fixtures_dir):
+    kp_data = _coco(fixtures_dir / "coco" / "annotations" / "person_keypoints_train.json")
+    images = {im["id"]: im for im in kp_data["images"]}
+    got = {int(e["image_id"]): e for e in as_numpy(cocoprep.load(converted, "train"))}
+    assert cocoprep.describe(converted).num_keypoints == 17
+    for a in kp_data["annotations"]:
+        e, im = got[a["image_id"]], images[a["image_id"]]
+        x, y, bw, bh = a["bbox"]
+        box = np.array([y / im["height"], x / im["width"], (y + bh) / im["height"],
+                        (x + bw) / im["width"]])
+        i = int(np.abs(e["boxes"] - box).max(axis=1).argmin())
+        kps = np.array(a["keypoints"], np.float32).reshape(17, 3)
+        assert e["keypoint_visibility"][i].tolist() == kps[:, 2].astype(int).tolist()
+        seen = kps[:, 2] > 0
+        np.testing.assert_allclose(e["keypoints"][i][seen],
+                                   np.stack([kps[seen, 1] / im["height"],
+                                             kps[seen, 0] / im["width"]], axis=-1), atol=1e-3)
+    batch = next(iter(cocoprep.load(converted, "train", batch_size=7, image_size=64,
+                                    max_boxes=6, augment="default", seed=0)))
+    assert batch["masks"].shape == (7, 6, 64, 64) and batch["keypoints"].shape == (7, 6, 17, 2)
+    assert batch["captions"].shape[0] == 7
+
+
+@pytest.mark.slow
+def test_split_round_trip_labels_zero_based_after_label_offset(tmp_path, fixtures_dir):
+    from cocoprep.split import split_folder
+
+    split_folder(fixtures_dir / "imgs", tmp_path, label_offset=1, workers=1, quiet=True)
+    names = sorted(p.name for p in (fixtures_dir / "imgs").iterdir() if p.is_dir())
+    seen = []
+    for split in ("train", "val"):
+        for e in as_numpy(cocoprep.load(tmp_path, split)):
+            name = e["filename"].decode()
+            cls_name = name.split("/")[0]
+            assert e["label"] == names.index(cls_name)  # 0-based although 1 is stored
+            assert e["label_text"].decode() == cls_name
+            data = (fixtures_dir / "imgs" / name).read_bytes()
+            np.testing.assert_array_equal(
+                e["image"], tf.io.decode_image(data, channels=3, expand_animations=False))
+            seen.append(name)
+    assert len(seen) == len(set(seen)) == 40
+    x, y = next(iter(cocoprep.load(tmp_path, "train", batch_size=32, image_size=32,
+                                   augment="default", as_supervised=True, seed=1)))
+    assert x.shape == (32, 32, 32, 3) and sorted(set(y.numpy())) == [0, 1, 2, 3]
