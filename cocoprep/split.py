@@ -32,6 +32,10 @@ TASK = "classification"
 AUTO_SHARD_IMAGES = 128
 AUTO_SHARDS_MAX = 16
 
+# Counter names, the same as `convert` uses.
+IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
+IMAGES_ROTATED = "images_rotated"  # EXIF orientation applied (pixels stored upright)
+
 
 @dataclass(frozen=True)
 class FolderItem:
@@ -62,9 +66,9 @@ class ClassificationBuilder:
                 example=None,
                 skipped=(SkippedItem(split, None, None, item.path, e.reason, e.detail),),
             )
-        counters = {"converted": 1} if image.converted_from else {}
+        counters = {IMAGES_CONVERTED: 1} if image.converted_from else {}
         if image.orientation_applied:
-            counters["orientation_applied"] = 1
+            counters[IMAGES_ROTATED] = 1
         example = ClassificationExample(
             image=image, filename=item.path, label=item.label, text=item.class_name,
         )
@@ -213,6 +217,8 @@ def split_folder(
     rejected.extend(assignment.rejected)
     if assignment.duplicates:
         counters["duplicate_files"] = assignment.duplicates
+    if assignment.small_classes:
+        counters["small_classes"] = len(assignment.small_classes)
 
     plans = []
     for split, items in assignment.splits.items():

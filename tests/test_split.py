@@ -197,12 +197,16 @@ def test_splits_are_disjoint_and_cover_exactly_the_valid_input(tmp_path):
     (src / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     (src / "b" / "dup_of_a0.jpg").write_bytes((src / "a" / "000.jpg").read_bytes())  # conflict
     (src / "c" / "notes.txt").write_text("not an image")
+    (src / "b" / ".DS_Store").write_bytes(b"\0")
+    (src / "c" / ".cache").mkdir()
+    (src / "c" / ".cache" / "x.jpg").write_bytes(image_bytes(8, 8))
+    (src / "loose.jpg").write_bytes(image_bytes(8, 8, seed=99))
     out = tmp_path / "out"
     m = split_folder(src, out, ratio="0.6,0.2,0.2", workers=1, quiet=True)
     written = [p for s in ("train", "val", "test") for p, _ in listing(out, s)]
     assert len(written) == len(set(written))  # disjoint
     every_image = {str(p.relative_to(src).as_posix()) for p in src.rglob("*.jpg")}
-    invalid = {"a/broken.jpg", "a/000.jpg", "b/dup_of_a0.jpg"}
+    invalid = {"a/broken.jpg", "a/000.jpg", "b/dup_of_a0.jpg", "c/.cache/x.jpg", "loose.jpg"}
     assert set(written) == every_image - invalid
     skipped = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     assert sorted((s["file"], s["reason"]) for s in skipped) == [
@@ -210,6 +214,7 @@ def test_splits_are_disjoint_and_cover_exactly_the_valid_input(tmp_path):
         ("b/dup_of_a0.jpg", "class_conflict")]
     assert m.skipped == {"class_conflict": 2, "corrupt_image": 1}
     assert m.counters["ignored_other"] == 1
+    assert m.counters["ignored_hidden"] == 2 and m.counters["ignored_outside_class"] == 1
     assert m.num_examples == len(written)
 
 
@@ -235,7 +240,7 @@ def test_small_class_is_reported_not_dropped(tmp_path):
     assert "Warning: class 'b' has 1 usable image(s), fewer than the 2 splits" in result.stderr
     assert "Warning: class 'c' has 0 usable image(s)" in result.stderr
     m = Manifest.read(out)
-    assert len(m.options["warnings"]) == 2
+    assert len(m.options["warnings"]) == 2 and m.counters["small_classes"] == 2
     assert m.splits["train"].class_counts == {"a": 8, "b": 1, "c": 0}
     assert m.splits["val"].class_counts == {"a": 2, "b": 0, "c": 0}
 
@@ -360,7 +365,7 @@ def test_exif_orientation_is_applied(tmp_path):
     alpha = records["b/alpha.png"]
     assert alpha["format"] == "jpeg"
     assert Image.open(io.BytesIO(alpha["encoded"])).format == "JPEG"
-    assert m.counters["orientation_applied"] == 1 and m.counters["converted"] == 1
+    assert m.counters["images_rotated"] == 1 and m.counters["images_converted"] == 1
 
 
 def test_strict_fails_after_writing_the_report(tmp_path):

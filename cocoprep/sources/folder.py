@@ -103,6 +103,7 @@ class SplitAssignment:
     rejected: tuple[Rejected, ...] = ()
     warnings: tuple[str, ...] = ()
     duplicates: int = 0  # files whose bytes equal an earlier file of the same class
+    small_classes: tuple[str, ...] = ()  # classes with fewer images than splits
 
 
 # ------------------------------------------------------------------ small rules
@@ -348,8 +349,10 @@ def hash_files(root: str | Path, paths: Sequence[str], *, threads: int | None = 
 
     if len(paths) < 64 or threads <= 1:
         return [one(p) for p in paths]
+    # Chunks, not one future per file: a million-file tree stays cheap to schedule.
+    chunks = [paths[i:i + 64] for i in range(0, len(paths), 64)]
     with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(one, paths, chunksize=16))
+        return [d for chunk in pool.map(lambda c: [one(p) for p in c], chunks) for d in chunk]
 
 
 # ------------------------------------------------------------------ splitting (pure)
@@ -422,12 +425,14 @@ def assign_by_ratio(files: Sequence[ImageFile], hashes: Sequence[str],
         by_class[f.class_name].append(i)
     out: dict[str, list[ImageFile]] = {n: [] for n in names}
     warnings: list[str] = []
+    small: list[str] = []
     duplicates = 0
     for cls in class_order:
         idx = by_class[cls]
         n = len(idx)
         targets = allocate(n, ratios)
         if n < len(names):
+            small.append(cls)
             warnings.append(
                 f"class {cls!r} has {n} usable image(s), fewer than the {len(names)} splits: "
                 f"it is missing from {', '.join(s for s, t in zip(names, targets) if t == 0)}"
@@ -455,6 +460,7 @@ def assign_by_ratio(files: Sequence[ImageFile], hashes: Sequence[str],
         splits={s: _order_split(items, seed, s) for s, items in out.items()},
         warnings=tuple(warnings),
         duplicates=duplicates,
+        small_classes=tuple(small),
     )
 
 
