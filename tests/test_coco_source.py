@@ -1,0 +1,249 @@
+"""COCO layout discovery, the streaming reader and the compact index."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cocoprep.errors import InputError, UsageError
+from cocoprep.sources import coco
+from conftest import coco_dict, write_image, write_json
+
+
+def _ann(aid, image_id, cat=1, bbox=(1.0, 2.0, 10.0, 8.0), **extra):
+    a = {"id": aid, "image_id": image_id, "category_id": cat, "iscrowd": 0,
+         "area": 80.0, "segmentation": [[1, 2, 11, 2, 11, 10]]}
+    if bbox is not None:
+        a["bbox"] = list(bbox)
+    a.update(extra)
+    return a
+
+
+# ------------------------------------------------------------------ discovery
+
+def test_discover_coco_root_with_keypoints_and_captions(fixtures_dir):
+    splits = coco.discover(fixtures_dir / "coco")
+    assert [s.name for s in splits] == ["train", "val"]
+    train, val = splits
+    assert train.instances.name == "instances_train.json"
+    assert train.keypoints.name == "person_keypoints_train.json"
+    assert train.captions.name == "captions_train.json"
+    assert train.image_dir == fixtures_dir / "coco" / "train"
+    assert val.keypoints is None and val.captions is None
+
+
+def test_discover_images_subdir_and_split_names(tmp_path):
+    write_json(tmp_path / "annotations" / "instances_train2017.json", coco_dict([], []))
+    write_json(tmp_path / "annotations" / "image_info_test2017.json", {"images": []})
+    (tmp_path / "images" / "train2017").mkdir(parents=True)
+    (tmp_path / "images" / "test2017").mkdir(parents=True)
+    splits = coco.discover(tmp_path)
+    assert [s.name for s in splits] == ["test2017", "train2017"]
+    assert splits[0].image_info is not None and splits[0].instances is None
+    assert splits[1].image_dir == tmp_path / "images" / "train2017"
+
+
+def test_discover_roboflow_layout(tmp_path):
+    for split in ("train", "valid"):
+        write_json(tmp_path / split / coco.ROBOFLOW_NAME, coco_dict([], []))
+    splits = coco.discover(tmp_path)
+    assert [(s.name, s.image_dir) for s in splits] == [
+        ("train", tmp_path / "train"), ("valid", tmp_path / "valid")]
+
+
+def test_discover_single_file_with_images_dir(tmp_path):
+    f = write_json(tmp_path / "export.json", coco_dict([], []))
+    (tmp_path / "pics").mkdir()
+    [s] = coco.discover(f, images=tmp_path / "pics")
+    assert (s.name, s.instances, s.image_dir) == ("export", f, tmp_path / "pics")
+
+
+def test_discover_errors(tmp_path):
+    with pytest.raises(InputError, match="nothing at that path"):
+        coco.discover(tmp_path / "nope")
+    with pytest.raises(InputError, match="none of these"):
+        coco.discover(tmp_path)
+    write_json(tmp_path / "annotations" / "instances_train.json", coco_dict([], []))
+    with pytest.raises(InputError, match="image directory of split 'train'"):
+        coco.discover(tmp_path)
+
+
+def test_select_splits_unknown_name(fixtures_dir):
+    found = coco.discover(fixtures_dir / "coco")
+    assert [s.name for s in coco.select_splits(found, ["val"])] == ["val"]
+    with pytest.raises(UsageError, match="--splits: expected names from \\['train', 'val'\\]"):
+        coco.select_splits(found, ["test"])
+
+
+# ------------------------------------------------------------------ streaming reader
+
+def test_stream_reader_matches_json_load_on_fixtures(fixtures_dir):
+    path = fixtures_dir / "coco" / "annotations" / "instances_train.json"
+    streamed = coco.read_coco_file(path, keep_segmentation=True)
+    loaded = coco.parse_coco_dict(json.loads(path.read_text()), path, keep_segmentation=True)
+    for name in ("image_ids", "widths", "heights", "ann_ids", "ann_image_ids",
+                 "ann_category_ids", "bbox_status", "iscrowd", "area"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(loaded, name))
+    np.testing.assert_array_equal(streamed.bbox, loaded.bbox)
+    assert streamed.file_names == loaded.file_names
+    assert streamed.segmentations == loaded.segmentations
+    assert [c.name for c in streamed.categories] == ["person", "car", "dog", "kite"]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_stream_reader_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
+    """Tiny read windows split numbers, strings and escapes between reads."""
+    data = coco_dict([(1, "a \u00e9\\\"b.jpg", 640, 480), (22, "c.jpg", 10, 10)],
+                     [_ann(12345, 1, bbox=(0.125, 2e-3, 100.5, 3.0)), _ann(7, 22, cat=3)])
+    data["info"] = {"nested": [1, {"x": "y"}]}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(data, indent=1))
+    monkeypatch.setattr(coco._JsonStream, "CHUNK", chunk)
+    got = coco.read_coco_file(path)
+    assert got.file_names == ["a \u00e9\\\"b.jpg", "c.jpg"]
+    assert got.image_ids.tolist() == [1, 22]
+    assert got.ann_ids.tolist() == [12345, 7]
+    assert got.bbox[0].tolist() == [0.125, 2e-3, 100.5, 3.0]
+
+
+@pytest.mark.parametrize("text, found", [
+    ("", "an empty file"),
+    ("[1, 2]", "expected a JSON object"),
+    ('{"images": [}', "Expecting value"),
+    ('{"images": [], "annotations": [], "categories": []', "found the end of the file"),
+    ('{"images": [], "annotations": [], "categories": []} x', "extra data"),
+    ('{"images": [{"id": 1,}]}', "Expecting property name"),
+])
+def test_invalid_json_is_an_input_error(tmp_path, text, found):
+    path = tmp_path / "instances_bad.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=found) as e:
+        coco.read_coco_file(path)
+    assert str(e.value).startswith(str(path))
+
+
+def test_invalid_json_error_names_the_line(tmp_path):
+    path = tmp_path / "instances_bad.json"
+    path.write_text('{\n "images": [\n  {"id": 1, "file_name": "a.jpg" "width": 3}\n ]\n}')
+    with pytest.raises(InputError, match="line 3"):
+        coco.read_coco_file(path)
+
+
+def test_not_utf8_is_an_input_error(tmp_path):
+    path = tmp_path / "instances_bad.json"
+    path.write_bytes(b'{"images": [{"file_name": "\xff\xfe"}]}')
+    with pytest.raises(InputError, match="UTF-8"):
+        coco.read_coco_file(path)
+
+
+# ------------------------------------------------------------------ validation
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d.pop("annotations"), "expected the top-level key(s) 'annotations'"),
+    (lambda d: d.pop("categories"), "'categories'"),
+    (lambda d: d.update(images={}), "expected 'images' to be a list, found an object"),
+    (lambda d: d["images"][0].update(id="1"), "images[0].id to be an integer, found a string"),
+    (lambda d: d["images"][0].pop("file_name"), "images[0] to have the key 'file_name'"),
+    (lambda d: d["images"][0].update(width=0), "width (image id 1) to be a positive integer"),
+    (lambda d: d["images"][0].update(height=2.5), "height (image id 1) to be a positive integer"),
+    (lambda d: d["images"].append(5), "images[1] to be an object, found an integer"),
+    (lambda d: d["annotations"][0].update(image_id=None), "image_id (annotation id 10) to be "
+     "an integer, found null"),
+    (lambda d: d["annotations"][0].pop("category_id"), "category_id (annotation id 10)"),
+    (lambda d: d["annotations"][0].update(iscrowd=2), "iscrowd (annotation id 10) to be 0 or 1"),
+    (lambda d: d["categories"][0].update(name=""), "categories[0].name (category id 1)"),
+    (lambda d: d["categories"][0].update(id=True), "categories[0].id to be an integer >= 1"),
+])
+def test_wrong_types_and_missing_keys(tmp_path, mutate, expected):
+    data = coco_dict([(1, "a.jpg", 20, 10)], [_ann(10, 1)])
+    mutate(data)
+    path = write_json(tmp_path / "instances_t.json", data)
+    with pytest.raises(InputError) as e:
+        coco.read_coco_file(path)
+    assert str(e.value).startswith(f"{path}: expected ")
+    assert expected in str(e.value)
+    # the pure parser says the same
+    with pytest.raises(InputError) as e2:
+        coco.parse_coco_dict(data, path)
+    assert str(e2.value) == str(e.value)
+
+
+def test_duplicate_ids_are_errors(tmp_path):
+    data = coco_dict([(1, "a.jpg", 20, 10), (2, "b.jpg", 5, 5), (1, "c.jpg", 20, 10)], [])
+    with pytest.raises(InputError, match=r"unique image ids, found image id 1 twice "
+                       r"\(images\[0\] and images\[2\]\)"):
+        coco.parse_coco_dict(data, "x.json")
+    data = coco_dict([(1, "a.jpg", 20, 10)], [_ann(5, 1), _ann(5, 1)])
+    with pytest.raises(InputError, match="annotation id 5 twice"):
+        coco.parse_coco_dict(data, "x.json")
+    data = coco_dict([], [], categories=[{"id": 1, "name": "a"}, {"id": 1, "name": "b"}])
+    with pytest.raises(InputError, match="category id 1 twice"):
+        coco.parse_coco_dict(data, "x.json")
+
+
+def test_bbox_status_and_area_are_kept_per_annotation():
+    anns = [_ann(1, 1), _ann(2, 1, bbox=None), _ann(3, 1, bbox=(1, 2, 3)),
+            _ann(4, 1, bbox=(1, 2, -3, 4)), _ann(5, 1, bbox=("1", 2, 3, 4)),
+            _ann(6, 1, bbox=(0, 0, float("inf"), 1)), _ann(7, 1, area="big")]
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 20, 10)], anns), "x.json")
+    assert f.bbox_status.tolist() == [coco.BBOX_OK, coco.BBOX_MISSING] + \
+        [coco.BBOX_MALFORMED] * 4 + [coco.BBOX_OK]
+    assert f.area[0] == 80.0 and math.isnan(f.area[6])
+
+
+def test_segmentation_is_only_kept_when_asked():
+    data = coco_dict([(1, "a.jpg", 20, 10)], [_ann(1, 1)])
+    assert coco.parse_coco_dict(data, "x.json").segmentations is None
+    assert coco.parse_coco_dict(data, "x.json", keep_segmentation=True).segmentations == \
+        [[[1, 2, 11, 2, 11, 10]]]
+
+
+# ------------------------------------------------------------------ assembling a split
+
+def test_assemble_groups_by_image_and_skips_unknown_images(tmp_path):
+    data = coco_dict([(5, "a.jpg", 20, 10), (3, "b.jpg", 20, 10), (9, "c.jpg", 20, 10)],
+                     [_ann(1, 3), _ann(2, 5), _ann(3, 99), _ann(4, 3, cat=3)])
+    f = coco.parse_coco_dict(data, tmp_path / "instances_t.json")
+    split, skipped = coco.assemble_split("t", tmp_path, f)
+    assert [split.ann_ids[r] for r in split.annotation_rows(0)] == [2]
+    assert [split.ann_ids[r] for r in split.annotation_rows(1)] == [1, 4]
+    assert list(split.annotation_rows(2)) == []
+    [s] = skipped
+    assert (s.split, s.image_id, s.annotation_id, s.reason) == ("t", 99, 3, "unknown_image")
+
+
+def test_assemble_merges_keypoints_by_annotation_id_and_captions_by_image(tmp_path):
+    inst = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 20, 10), (2, "b.jpg", 20, 10)],
+                                          [_ann(10, 1), _ann(11, 2)]), "instances_t.json")
+    kp_cats = [{"id": 1, "name": "person", "keypoints": ["nose", "eye"]}]
+    kp = coco.parse_coco_dict(coco_dict([], [_ann(11, 2, keypoints=[1, 2, 2, 0, 0, 0]),
+                                             _ann(77, 2, keypoints=[1, 1, 1, 1, 1, 1])],
+                                        categories=kp_cats),
+                              "person_keypoints_t.json", coco.KEYPOINTS)
+    caps = coco.parse_coco_dict({"images": [], "annotations": [
+        {"id": 1, "image_id": 2, "caption": "b1"}, {"id": 2, "image_id": 1, "caption": "a1"},
+        {"id": 3, "image_id": 2, "caption": "b2"}, {"id": 4, "image_id": 8, "caption": "x"}]},
+        "captions_t.json", coco.CAPTIONS)
+    split, skipped = coco.assemble_split("t", tmp_path, inst, keypoints=kp, captions=caps)
+    assert split.num_keypoints == 2
+    assert split.keypoints == [None, (1, 2, 2, 0, 0, 0)]
+    assert split.captions == [("a1",), ("b1", "b2")]
+    assert sorted((s.reason, s.annotation_id) for s in skipped) == [
+        ("unknown_image", 4), ("unmatched_keypoints", 77)]
+
+
+def test_merge_categories_conflicts(tmp_path):
+    def split_with(cats):
+        f = coco.parse_coco_dict(coco_dict([], [], categories=cats), tmp_path / "i.json")
+        return coco.assemble_split("s", tmp_path, f)[0]
+
+    a = split_with([{"id": 1, "name": "person"}, {"id": 3, "name": "car"}])
+    b = split_with([{"id": 3, "name": "car"}, {"id": 4, "name": "bus"}])
+    assert [(c.id, c.name) for c in coco.merge_categories([a, b])] == [
+        (1, "person"), (3, "car"), (4, "bus")]
+    c = split_with([{"id": 3, "name": "truck"}])
+    with pytest.raises(InputError, match="category id 3 to be named 'car'"):
+        coco.merge_categories([a, c])
