@@ -615,3 +615,190 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
         splits=splits,
         problems=tuple(problems),
     )
+
+
+# ------------------------------------------------------------------ inspect
+
+_INSPECT_NAMES = {
+    "detection": ("height", "width", "class_text", "is_crowd", "mask", "keypoint_visibility",
+                  "caption"),
+    "classification": ("height", "width", "label_text"),
+}
+
+
+def _split_stats(files: list[str], task: str) -> dict:
+    """Counts over every record of `files` (read in batches; images not decoded)."""
+    import numpy as np
+    import tensorflow as tf
+
+    task_schema = schema.schema_for(task)
+    keys = schema.keys_of(task_schema, _INSPECT_NAMES[task])
+    full = schema.parse_spec(task_schema)
+    spec = {key: full[key] for key in keys.values()}
+    ds = tf.data.TFRecordDataset(files).batch(256).map(lambda s: tf.io.parse_example(s, spec))
+    stats = {"examples": 0, "objects": 0, "max_objects": 0, "without_objects": 0, "crowd": 0,
+             "masks": 0, "keypoints": 0, "captions": 0, "captioned": 0,
+             "width": [None, None], "height": [None, None], "classes": {}}
+
+    def minmax(pair, values):
+        lo, hi = int(values.min()), int(values.max())
+        pair[0] = lo if pair[0] is None else min(pair[0], lo)
+        pair[1] = hi if pair[1] is None else max(pair[1], hi)
+
+    def rows(sparse, n):
+        ids = sparse.indices.numpy()[:, 0]
+        return np.bincount(ids, minlength=n) if ids.size else np.zeros(n, np.int64)
+
+    classes = stats["classes"]
+    for batch in ds:
+        height = batch[keys["height"]].numpy()
+        n = len(height)
+        stats["examples"] += n
+        minmax(stats["height"], height)
+        minmax(stats["width"], batch[keys["width"]].numpy())
+        if task == "classification":
+            for t in batch[keys["label_text"]].numpy().tolist():
+                name = _text(t)
+                classes[name] = classes.get(name, 0) + 1
+            continue
+        texts = batch[keys["class_text"]]
+        per_image = rows(texts, n)
+        stats["objects"] += int(per_image.sum())
+        stats["max_objects"] = max(stats["max_objects"], int(per_image.max(initial=0)))
+        stats["without_objects"] += int((per_image == 0).sum())
+        for t in texts.values.numpy().tolist():
+            name = _text(t)
+            classes[name] = classes.get(name, 0) + 1
+        stats["crowd"] += int(batch[keys["is_crowd"]].values.numpy().sum())
+        stats["masks"] += int(rows(batch[keys["mask"]], n).sum())
+        vis = batch[keys["keypoint_visibility"]]
+        vis_rows = np.split(vis.values.numpy(), np.cumsum(rows(vis, n))[:-1])
+        for objects, v in zip(per_image.tolist(), vis_rows):
+            if objects and v.size and v.size % objects == 0:
+                # K keypoints per object; an object counts when any is labelled (v > 0)
+                stats["keypoints"] += int((v.reshape(objects, -1) > 0).any(axis=1).sum())
+        captions = rows(batch[keys["caption"]], n)
+        stats["captions"] += int(captions.sum())
+        stats["captioned"] += int((captions > 0).sum())
+    return stats
+
+
+def inspect(path: str | Path) -> dict:
+    """Per-split statistics of an output directory (or a shard glob), as a dict
+    ready for JSON: examples, objects, per-class counts (sorted, largest first),
+    crowd, masks/keypoints/captions, image size range, shards, skipped by reason."""
+    text = str(path)
+    root = Path(text)
+    manifest: Manifest | None = None
+    groups: dict[str, list[str]] = {}
+    if _is_glob(text) or root.is_file():
+        files = sorted(f for f in (_glob.glob(text) if _is_glob(text) else [text])
+                       if os.path.isfile(f))
+        if not files:
+            raise InputError(text, "shard files (a directory with manifest.json or a glob)",
+                             "no file matches")
+        for f in files:
+            groups.setdefault(_split_of(os.path.basename(f)), []).append(f)
+        task = infer_task_of(files[0])
+        if task is None:
+            raise InputError(files[0], "records of a known task (detection or classification)")
+    else:
+        if not root.is_dir():
+            raise InputError(root, "an output directory or a shard glob", "nothing there")
+        manifest = Manifest.read(root)
+        task = manifest.task
+        schema.schema_for(task)
+        for split, info in manifest.splits.items():
+            missing = [s.file for s in info.shards if not (root / s.file).is_file()]
+            if missing:
+                raise InputError(root / missing[0], "a shard listed in manifest.json",
+                                 "no such file (run `cocoprep verify`)")
+            groups[split] = [str(root / s.file) for s in info.shards]
+
+    out: dict[str, Any] = {"path": text, "task": task, "splits": {}}
+    for split, files in groups.items():
+        stats = _split_stats(files, task)
+        sizes = [os.path.getsize(f) for f in files]
+        info = manifest.splits[split] if manifest else None
+        counts = dict(stats["classes"])
+        for name in (info.class_counts if info else {}):
+            counts.setdefault(name, 0)
+        order = {name: i for i, name in enumerate(info.class_counts if info else ())}
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], order.get(kv[0], len(order)),
+                                                        kv[0]))
+        n = stats["examples"]
+        entry: dict[str, Any] = {"examples": n}
+        if task == "detection":
+            entry.update({
+                "objects": stats["objects"],
+                "objects_per_image": {"mean": round(stats["objects"] / n, 3) if n else 0.0,
+                                      "max": stats["max_objects"]},
+                "images_without_objects": stats["without_objects"],
+                "crowd": stats["crowd"],
+                "objects_with_masks": stats["masks"],
+                "objects_with_keypoints": stats["keypoints"],
+                "images_with_captions": stats["captioned"],
+                "captions": stats["captions"],
+            })
+        entry.update({
+            "image_width": {"min": stats["width"][0], "max": stats["width"][1]},
+            "image_height": {"min": stats["height"][0], "max": stats["height"][1]},
+            "shards": {"count": len(files), "total_bytes": sum(sizes),
+                       "min_bytes": min(sizes), "max_bytes": max(sizes)},
+            "classes": dict(ranked),
+            "skipped": dict(info.skipped) if info else None,
+        })
+        out["splits"][split] = entry
+    return out
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def format_inspect(report: dict, *, bar_width: int = 30) -> str:
+    """The `inspect` report as a text table, one block per split."""
+    lines = [f"{report['path']}: {report['task']}"]
+    for split, s in report["splits"].items():
+        sh = s["shards"]
+        lines.append("")
+        lines.append(f"split {split}")
+        rows = [("examples", str(s["examples"]))]
+        n = s["examples"]
+        if report["task"] == "detection":
+            per = s["objects_per_image"]
+            rows += [
+                ("objects", f"{s['objects']}  (per image: mean {per['mean']:.2f}, max "
+                            f"{per['max']}; images without objects: "
+                            f"{s['images_without_objects']})"),
+                ("crowd", str(s["crowd"])),
+                ("masks", f"{s['objects_with_masks']} of {s['objects']} objects"),
+                ("keypoints", f"{s['objects_with_keypoints']} of {s['objects']} objects"),
+                ("captions", f"{s['captions']} in {s['images_with_captions']} of {n} images"),
+            ]
+        w, h = s["image_width"], s["image_height"]
+        rows.append(("image size", f"width {w['min']}..{w['max']}, height {h['min']}..{h['max']}"
+                     if n else "-"))
+        rows.append(("shards", f"{sh['count']}, {_human_bytes(sh['total_bytes'])} "
+                     f"(each {_human_bytes(sh['min_bytes'])}..{_human_bytes(sh['max_bytes'])})"))
+        skipped = s["skipped"]
+        if skipped is None:
+            rows.append(("skipped", "unknown (no manifest)"))
+        else:
+            rows.append(("skipped", ", ".join(f"{k} {v}" for k, v in skipped.items()) or "none"))
+        lines += [f"  {k:<11} {v}" for k, v in rows]
+        classes = s["classes"]
+        unit = "objects" if report["task"] == "detection" else "images"
+        lines.append(f"  classes     {len(classes)} ({unit} per class)")
+        if classes:
+            top = max(classes.values()) or 1
+            name_w = max(len(k) for k in classes)
+            num_w = max(len(str(v)) for v in classes.values())
+            for name, count in classes.items():
+                bar = "█" * round(bar_width * count / top)
+                lines.append(f"    {name:<{name_w}}  {count:>{num_w}}  {bar}")
+    return "\n".join(lines)

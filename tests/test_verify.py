@@ -293,3 +293,16 @@ def test_workers_give_the_same_report(det):
     two = verify(det, workers=2, quiet=True)
     assert one.problems == two.problems and len(one.problems) >= 2
     assert one.summary() == two.summary()
+
+
+def test_real_convert_and_split_outputs_of_the_fixtures_pass(tmp_path):
+    from verify_builders import convert_fixture_coco, split_fixture_imgs
+
+    coco = convert_fixture_coco(tmp_path / "coco", "--masks", "--num-shards", "2")
+    code, out = run(str(coco))
+    assert code == 0, out
+    assert out.strip() == "OK: 10 examples in 4 shards (splits train 7, val 3)"
+    imgs = split_fixture_imgs(tmp_path / "imgs", "--label-offset", "1")
+    code, out = run(str(imgs))
+    assert code == 0, out
+    assert out.strip() == "OK: 40 examples in 2 shards (splits train 32, val 8)"

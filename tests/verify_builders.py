@@ -134,3 +134,31 @@ def write_classification(out: Path, *, offset: int = 0) -> Manifest:
         out, plans, ClsBuilder(offset), manifest=template, class_order=lm.names,
         extra_files={"labels.txt": lm.to_labels_txt()}, workers=1, quiet=True)
     return manifest
+
+
+def run_cli(*args: str):
+    """Invoke the cocoprep CLI in-process; returns (exit code, output)."""
+    from click.testing import CliRunner
+
+    from cocoprep.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def convert_fixture_coco(out: Path, *extra: str) -> Path:
+    from conftest import FIXTURES
+
+    code, text = run_cli("convert", str(FIXTURES / "coco"), "-o", str(out), "--quiet",
+                         "--workers", "1", *extra)
+    assert code == 0, text
+    return out
+
+
+def split_fixture_imgs(out: Path, *extra: str) -> Path:
+    from conftest import FIXTURES
+
+    code, text = run_cli("split", str(FIXTURES / "imgs"), "-o", str(out), "--quiet",
+                         "--workers", "1", *extra)
+    assert code == 0, text
+    return out
