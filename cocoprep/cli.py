@@ -255,6 +255,8 @@ def inspect_command(path: str, as_json: bool) -> None:
     else:
         click.echo(format_inspect(report))
 # --- smoketrain ---
+import os  # noqa: E402
+
 from cocoprep import train as _train  # noqa: E402  (no TensorFlow at import)
 
 
@@ -309,6 +311,7 @@ def smoketrain_cmd(data, run_dir, backbone, weights, steps, batch_size, image_si
         cocoprep split fixtures/imgs
         cocoprep smoketrain --weights none --image-size 75
     """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines
     result = _train.smoketrain(
         data, run_dir, backbone=backbone, weights=weights, steps=steps, batch_size=batch_size,
         image_size=image_size, fine_tune_layers=fine_tune_layers, lr=lr, seed=seed,
