@@ -254,6 +254,42 @@ def inspect_command(path: str, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         click.echo(format_inspect(report))
+
+
+@cli.command("preview")
+@click.argument("path")
+@click.option("--split", default="train", show_default=True, help="Split to show.")
+@click.option("-n", "num", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Examples to draw.")
+@click.option("--augment", is_flag=True, help="Apply the default augmentation first.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the augmentation (and of --shuffle).")
+@click.option("--shuffle", is_flag=True, help="A seeded random sample instead of the first N.")
+@click.option("--tile", type=click.IntRange(min=32), default=256, show_default=True,
+              help="Size of each image's square tile, in pixels.")
+@click.option("--columns", type=click.IntRange(min=1), default=None,
+              help="Tiles per row (default: a square grid).")
+@click.option("-o", "--output", default="preview.png", show_default=True,
+              help="PNG file to write.")
+def preview_command(path: str, split: str, num: int, augment: bool, seed: int, shuffle: bool,
+                    tile: int, columns: int | None, output: str) -> None:
+    """Draw examples of PATH into a PNG grid, as the model will get them.
+
+    Records are read through cocoprep.load: boxes, class names and translucent
+    masks are drawn in one colour per class (classification: the label under
+    each image). PATH is an output directory or a quoted shard glob.
+
+    Example:
+
+        cocoprep preview tfrecords --split val -n 9 -o preview.png
+
+        cocoprep preview tfrecords --augment --seed 3
+    """
+    from cocoprep.preview import preview
+
+    written = preview(path, split=split, n=num, augment=augment, seed=seed, shuffle=shuffle,
+                      tile=tile, columns=columns, output=output)
+    click.echo(f"Wrote {written}")
 # --- smoketrain ---
 import os  # noqa: E402
 

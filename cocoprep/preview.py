@@ -1,0 +1,227 @@
+"""`preview`: a grid picture of what the model will get.
+
+Examples are read through `cocoprep.load` (optionally with the default
+augmentation), so boxes, masks and labels are drawn exactly where the reader puts
+them. Each image is scaled to fit a square tile (kept aspect ratio, centred across and
+resting on the caption strip);
+boxes, class names and translucent masks are drawn in one colour per class;
+classification examples get their label under the tile.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from cocoprep.errors import UsageError
+
+PAD = 8  # pixels between tiles and around the grid
+CAPTION_HEIGHT = 22  # the strip under each tile (image id, or the class label)
+MASK_ALPHA = 0.45
+BACKGROUND = (32, 32, 32)
+TEXT_COLOR = (235, 235, 235)
+
+# Kelly's colours of maximum contrast (minus white, black and near-greys), which stay
+# tellable apart for most colour-blind readers too; later classes get spread hues.
+_PALETTE = (
+    (255, 179, 0), (128, 62, 117), (255, 104, 0), (166, 189, 215), (193, 0, 32),
+    (206, 162, 98), (0, 125, 52), (246, 118, 142), (0, 83, 138), (255, 122, 92),
+    (83, 55, 122), (255, 142, 0), (179, 40, 81), (244, 200, 0), (127, 24, 13),
+    (147, 170, 0), (89, 51, 21), (241, 58, 19), (35, 44, 22),
+)
+UNKNOWN_COLOR = (160, 160, 160)
+
+
+def class_color(index: int) -> tuple[int, int, int]:
+    """The colour of class `index` (0-based); -1 (not in the label map) is grey."""
+    if index < 0:
+        return UNKNOWN_COLOR
+    if index < len(_PALETTE):
+        return _PALETTE[index]
+    import colorsys
+
+    hue = (index * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def _text_color(fill: tuple[int, int, int]) -> tuple[int, int, int]:
+    r, g, b = fill
+    return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one example's image landed in the grid: top-left corner of the scaled
+    image, its scaled size, and the scale factor."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    scale: float
+
+
+def grid_size(n: int, *, tile: int, columns: int) -> tuple[int, int]:
+    """(width, height) of the PNG for `n` examples."""
+    rows = math.ceil(n / columns)
+    return (PAD + columns * (tile + PAD), PAD + rows * (tile + CAPTION_HEIGHT + PAD))
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _fit(draw, text: str, font, max_width: int) -> str:
+    if draw.textlength(text, font=font) <= max_width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > max_width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _as_uint8(image) -> Any:
+    import numpy as np
+
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr.astype(np.float32)), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return arr
+
+
+def _label(draw, x: float, y_top: float, y_bottom: float, text: str, color, font,
+           cell: tuple[int, int, int, int]) -> None:
+    """A filled label at the box's top-left: above the box when there is room in the
+    tile, else just inside it; shifted left so it never leaves the tile."""
+    cx0, cy0, cx1, cy1 = cell
+    text = _fit(draw, text, font, cx1 - cx0 - 4)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 4, bottom - top + 2
+    lx = min(max(x, cx0), cx1 - w)
+    ly = y_top - h if y_top - h >= cy0 else min(y_top, cy1 - h)
+    draw.rectangle([lx, ly, lx + w - 1, ly + h - 1], fill=color)
+    draw.text((lx + 2 - left, ly + 1 - top), text, fill=_text_color(color), font=font)
+
+
+def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | None = None,
+           tile: int = 256, columns: int | None = None):
+    """Draw `examples` (element dicts of `cocoprep.load`, as numpy values) into a grid.
+
+    Returns (PIL image, placements), one `Placement` per example.
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    n = len(examples)
+    if n == 0:
+        raise UsageError("-n", "at least one example in the split", 0)
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    columns = min(columns, n)
+    canvas = Image.new("RGB", grid_size(n, tile=tile, columns=columns), BACKGROUND)
+    font = _font(max(10, tile // 20))
+    small = _font(max(10, tile // 22))
+    line = max(2, tile // 128)
+    placements = []
+    for i, ex in enumerate(examples):
+        row, col = divmod(i, columns)
+        cx, cy = PAD + col * (tile + PAD), PAD + row * (tile + CAPTION_HEIGHT + PAD)
+        pixels = _as_uint8(ex["image"])
+        h, w = pixels.shape[:2]
+        scale = min(tile / w, tile / h)
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        # centred across, resting on the caption strip so the caption stays close
+        ox, oy = cx + (tile - sw) // 2, cy + tile - sh
+        placements.append(Placement(ox, oy, sw, sh, scale))
+        img = Image.fromarray(pixels, "RGB").resize((sw, sh), Image.BILINEAR)
+        classes = [int(c) for c in np.asarray(ex.get("classes", []))]
+        masks = ex.get("masks")
+        if masks is not None and len(masks):
+            overlay = np.asarray(img, dtype=np.float32)
+            for k, mask in enumerate(np.asarray(masks)):
+                if k >= len(classes):
+                    break
+                m = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255, "L")
+                m = np.asarray(m.resize((sw, sh), Image.NEAREST)) > 0
+                color = np.asarray(class_color(classes[k]), np.float32)
+                overlay[m] = overlay[m] * (1 - MASK_ALPHA) + color * MASK_ALPHA
+            img = Image.fromarray(np.clip(overlay, 0, 255).astype(np.uint8), "RGB")
+        canvas.paste(img, (ox, oy))
+        draw = ImageDraw.Draw(canvas)
+        cell = (cx, cy, cx + tile, cy + tile)
+        if task == "detection":
+            boxes = np.asarray(ex.get("boxes", np.zeros((0, 4)))).reshape(-1, 4)
+            crowd = np.asarray(ex.get("is_crowd", np.zeros(len(boxes), bool)))
+            names = class_names or []
+            drawn = []
+            for k, (ymin, xmin, ymax, xmax) in enumerate(boxes):
+                c = classes[k] if k < len(classes) else -1
+                color = class_color(c)
+                x0, y0 = ox + xmin * sw, oy + ymin * sh
+                x1, y1 = ox + xmax * sw - 1, oy + ymax * sh - 1
+                draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], outline=color, width=line)
+                name = names[c] if 0 <= c < len(names) else f"id {int(ex['label_ids'][k])}"
+                if k < len(crowd) and crowd[k]:
+                    name += " (crowd)"
+                drawn.append((x0, y0, name, color))
+            # labels after all boxes, so no box line runs over a label
+            for x0, y0, name, color in drawn:
+                _label(draw, x0, y0, y0, name, color, font, cell)
+            caption = _text(ex.get("image_id", b"")) or _text(ex.get("filename", b""))
+            caption = f"image {caption}" if caption else ""
+            caption_color = TEXT_COLOR
+        else:
+            label = int(np.asarray(ex["label"]))
+            caption = f"{_text(ex.get('label_text', b''))} ({label})"
+            caption_color = class_color(label)
+            draw.rectangle([cx, cy + tile + 3, cx + 10, cy + tile + 13], fill=caption_color)
+        if caption:
+            text = _fit(draw, caption, small, tile - 16)
+            left, top, _, _ = draw.textbbox((0, 0), text, font=small)
+            x = cx + (16 if task != "detection" else 0)
+            draw.text((x - left, cy + tile + 3 - top), text,
+                      fill=TEXT_COLOR if task != "detection" else caption_color, font=small)
+    return canvas, placements
+
+
+def _text(value: Any) -> str:
+    import numpy as np
+
+    value = np.asarray(value).item() if hasattr(value, "shape") else value
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def preview(path: str | Path, *, split: str = "train", n: int = 16, augment: bool = False,
+            seed: int = 0, shuffle: bool = False, output: str | Path = "preview.png",
+            tile: int = 256, columns: int | None = None) -> Path:
+    """Write a PNG grid of the first `n` examples of `split` as `cocoprep.load`
+    gives them (`shuffle`: a seeded random sample instead; `augment`: the default
+    augmentation, seeded by `seed`)."""
+    import cocoprep
+    from cocoprep.reader import describe
+
+    if n < 1:
+        raise UsageError("-n", "an integer >= 1", n)
+    if tile < 32:
+        raise UsageError("--tile", "an integer >= 32", tile)
+    info = describe(path, split)
+    ds = cocoprep.load(path, split, shuffle=shuffle, augment="default" if augment else None,
+                       seed=seed)
+    examples = [{k: v.numpy() for k, v in el.items()} for el in ds.take(n)]
+    image, _ = render(examples, task=info.task, class_names=info.class_names, tile=tile,
+                      columns=columns)
+    output = Path(output)
+    if output.parent and not output.parent.exists():
+        output.parent.mkdir(parents=True)
+    image.save(output, format="PNG", optimize=True)
+    return output
