@@ -47,6 +47,12 @@ IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode c
 IMAGES_ROTATED = "images_rotated"      # EXIF orientation applied to match the JSON size
 KEYPOINTS_MALFORMED = "keypoints_malformed"  # object written without its keypoints
 
+# Without --num-shards/--shard-size, a split also gets about one shard per this many
+# images (at most AUTO_SHARDS_MAX), so small sets still keep several workers busy
+# (a worker owns a whole shard). Same rule as `split`; it never depends on the machine.
+AUTO_SHARD_IMAGES = 128
+AUTO_SHARDS_MAX = 16
+
 CLIP_TOLERANCE = 1.0  # pixels: float error in exported boxes, clipped silently
 CROWD_MODES = ("keep", "drop")
 RATIO_SPLIT_NAMES = ("train", "val", "test")
@@ -301,6 +307,18 @@ def _file_sizes(split: CocoSplit, rows: np.ndarray) -> int:
     return total
 
 
+def _num_shards(num_items: int, source: CocoSplit, rows: np.ndarray, num_shards: int | None,
+                shard_size: int | None) -> int:
+    if num_shards is not None:
+        return plan_num_shards(num_items, 0, num_shards=num_shards)
+    total = _file_sizes(source, rows)
+    by_size = plan_num_shards(num_items, total, shard_size=shard_size or DEFAULT_SHARD_SIZE)
+    if shard_size is not None:
+        return by_size
+    by_count = min(AUTO_SHARDS_MAX, math.ceil(num_items / AUTO_SHARD_IMAGES))
+    return max(1, min(num_items, max(by_size, by_count)))
+
+
 # ====================================================================== API
 
 def convert_coco(
@@ -313,7 +331,7 @@ def convert_coco(
     seed: int = 0,
     shuffle: bool = True,
     num_shards: int | None = None,
-    shard_size: int | str = DEFAULT_SHARD_SIZE,
+    shard_size: int | str | None = None,
     masks: bool = False,
     contiguous_ids: bool = False,
     skip_empty: bool = False,
@@ -336,7 +354,8 @@ def convert_coco(
         seed: seed of the in-split shuffle and of `ratio`.
         shuffle: False keeps the JSON's image order.
         num_shards: shards per split (default: from `shard_size`).
-        shard_size: target shard size, e.g. `"200MB"`.
+        shard_size: target shard size, e.g. `"200MB"` (default: 200 MB, and about one
+            shard per 128 images, at most 16).
         masks: write instance masks (PNG) from polygons / RLE.
         contiguous_ids: label ids 1..N in category order instead of COCO's ids.
         skip_empty: drop images that end up with no objects.
@@ -361,7 +380,7 @@ def convert_coco(
         raise UsageError("--workers", "an integer >= 1", workers)
     if num_shards is not None and int(num_shards) < 1:
         raise UsageError("--num-shards", "an integer >= 1", num_shards)
-    shard_bytes = parse_size(shard_size)
+    shard_bytes = parse_size(shard_size) if shard_size is not None else None
     fractions = parse_ratio(ratio)
     wanted = _parse_splits(splits)
 
@@ -401,8 +420,7 @@ def convert_coco(
     for name, source, rows in outputs:
         if shuffle and len(rows) > 1:
             rows = rows[np.random.default_rng(seed).permutation(len(rows))]
-        count = plan_num_shards(len(rows), _file_sizes(source, rows) if num_shards is None else 0,
-                                num_shards=num_shards, shard_size=shard_bytes)
+        count = _num_shards(len(rows), source, rows, num_shards, shard_bytes)
         plans.append(SplitPlan(name=name, items=rows.astype(np.int32), num_shards=count))
         sources[name] = source
 

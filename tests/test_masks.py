@@ -84,3 +84,48 @@ def test_bad_segmentations_are_item_skips(seg, reason, detail):
         masks.mask_png(seg, 4, 4)
     assert e.value.reason == reason
     assert detail in e.value.detail
+
+
+def test_mask_png_equals_pycocotools_full_decode_on_random_shapes():
+    """Polygons (also partly outside the image, several per object) and compressed
+    RLE: the PNG holds exactly what pycocotools decodes at full size."""
+    rng = np.random.default_rng(7)
+    for _ in range(150):
+        h, w = int(rng.integers(1, 120)), int(rng.integers(1, 120))
+        n = int(rng.integers(3, 10))
+        pts = np.round(rng.uniform(-0.2, 1.2, 2 * n) * np.tile([w, h], n), 2).tolist()
+        polys = [pts, [v * 0.5 for v in pts]]
+        want = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(polys, h, w)))
+        np.testing.assert_array_equal(_png_pixels(masks.mask_png(polys, h, w)), want)
+        noise = (rng.random((h, w)) > 0.6).astype(np.uint8)
+        rle = mask_utils.encode(np.asfortranarray(noise))
+        seg = {"counts": rle["counts"].decode(), "size": [h, w]}
+        np.testing.assert_array_equal(_png_pixels(masks.mask_png(seg, h, w)), noise)
+        np.testing.assert_array_equal(_png_pixels(masks.encode_png(noise)), noise)
+
+
+def test_empty_and_full_masks():
+    empty = {"counts": [12], "size": [3, 4]}
+    np.testing.assert_array_equal(_png_pixels(masks.mask_png(empty, 3, 4)), np.zeros((3, 4)))
+    full = {"counts": [0, 12], "size": [3, 4]}
+    np.testing.assert_array_equal(_png_pixels(masks.mask_png(full, 3, 4)), np.ones((3, 4)))
+
+
+def test_rle_counts_matches_pycocotools():
+    m = np.zeros((50, 40), np.uint8)
+    m[3:30, 5:9] = 1
+    m[10:45, 20:38] = 1
+    rle = mask_utils.encode(np.asfortranarray(m))
+    counts = masks.rle_counts(rle["counts"])
+    assert counts.sum() == 50 * 40
+    rebuilt = np.repeat(np.arange(len(counts)) % 2, counts).reshape(40, 50).T
+    np.testing.assert_array_equal(rebuilt, m)
+
+
+def test_corrupt_compressed_rle_is_malformed():
+    with pytest.raises(ItemSkipped) as e:
+        masks.mask_png({"counts": "\x01\x02", "size": [4, 4]}, 4, 4)
+    assert e.value.reason == "malformed_segmentation"
+    with pytest.raises(ItemSkipped) as e:
+        masks.mask_png({"counts": "52", "size": [4, 4]}, 4, 4)  # runs add up to 7
+    assert e.value.reason == "malformed_segmentation"

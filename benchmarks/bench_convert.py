@@ -1,0 +1,338 @@
+"""Benchmark `cocoprep convert` on a generated COCO-like set.
+
+Default mode generates (once, under benchmarks/data/) a set of photo-like 640x480
+JPEGs with 1-12 polygon annotations each (about 1% crowd RLE) and prints:
+
+* the machine's JPEG-decode ceiling: every image fully decoded once, on all cores;
+* `convert`, boxes only (full validation on), images/s;
+* `convert --masks`, images/s.
+
+Convert throughput excludes the fixed start-up cost (worker start, loading
+TensorFlow's record writer), measured on a one-image-per-worker run just before.
+
+`--coco-scale` instead generates a COCO-train-sized annotation file (118k images,
+860k polygon annotations, about 450 MB) over hard links to a few small JPEGs, runs
+`cocoprep convert` on it (boxes only) in a subprocess and prints the wall time and
+the peak RSS of the parent, of the largest child, and of the whole process tree.
+
+Usage:
+    python benchmarks/bench_convert.py [--images 2000] [--workers N]
+    python benchmarks/bench_convert.py --coco-scale [--scale-images 118000 --scale-annotations 860000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+WIDTH, HEIGHT = 640, 480
+
+CATEGORIES = [{"id": i, "name": n, "supercategory": "thing"} for i, n in [
+    (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (6, "bus"), (8, "truck"),
+    (16, "bird"), (17, "cat"), (18, "dog"), (19, "horse"), (44, "bottle"), (62, "chair"),
+]]
+
+
+# ---------------------------------------------------------------- generation
+
+def photo_like(seed: int, quality: int = 90) -> bytes:
+    """A 640x480 JPEG with smooth gradients, blobs and fine noise (compresses like a photo)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    img = np.zeros((HEIGHT, WIDTH, 3), np.float32)
+    for c in range(3):
+        a, b, p = rng.uniform(-0.5, 0.5, 3)
+        img[..., c] = 128 + 60 * np.sin(xx / WIDTH * 6 * a + yy / HEIGHT * 6 * b + p * 6)
+    low = rng.normal(0, 25, (HEIGHT // 16 + 1, WIDTH // 16 + 1, 3)).astype(np.float32)
+    img += np.kron(low, np.ones((16, 16, 1), np.float32))[:HEIGHT, :WIDTH]
+    for _ in range(int(rng.integers(3, 9))):
+        cx, cy = rng.uniform(0, WIDTH), rng.uniform(0, HEIGHT)
+        rx, ry = rng.uniform(20, 120, 2)
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+        img[inside] = img[inside] * 0.4 + rng.uniform(0, 255, 3) * 0.6
+    img += rng.normal(0, 6, img.shape).astype(np.float32)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def _write_image(args) -> None:
+    path, seed, quality = args
+    Path(path).write_bytes(photo_like(seed, quality))
+
+
+def _polygon(rng, w: int, h: int):
+    cx, cy = rng.uniform(30, w - 30), rng.uniform(30, h - 30)
+    rx, ry = rng.uniform(8, min(cx, w - cx, 120)), rng.uniform(8, min(cy, h - cy, 120))
+    n = int(rng.integers(10, 24))
+    t = np.sort(rng.uniform(0, 2 * math.pi, n))
+    r = rng.uniform(0.7, 1.0, n)
+    xs = np.round(cx + rx * r * np.cos(t), 2)
+    ys = np.round(cy + ry * r * np.sin(t), 2)
+    poly = np.stack([xs, ys], 1).reshape(-1)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max(), ys.max()
+    area = 0.5 * abs(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))
+    return poly.tolist(), [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2),
+                           round(float(y1 - y0), 2)], round(float(area), 2)
+
+
+def _crowd_rle(rng, w: int, h: int):
+    """Uncompressed RLE of a few rectangles (column-major counts, starting with zeros)."""
+    m = np.zeros((h, w), np.uint8)
+    for _ in range(int(rng.integers(2, 6))):
+        x, y = int(rng.integers(0, w - 40)), int(rng.integers(0, h - 40))
+        m[y:y + int(rng.integers(10, 40)), x:x + int(rng.integers(10, 40))] = 1
+    flat = m.flatten(order="F")
+    change = np.nonzero(np.diff(flat))[0] + 1
+    bounds = np.concatenate([[0], change, [len(flat)]])
+    counts = np.diff(bounds).tolist()
+    if flat[0] == 1:
+        counts = [0] + counts
+    ys, xs = np.nonzero(m)
+    bbox = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return {"counts": counts, "size": [h, w]}, bbox, float(m.sum())
+
+
+def annotations_for(image_id: int, rng, ann_id: int, max_objects: int = 12):
+    out = []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        cat = CATEGORIES[int(rng.integers(0, len(CATEGORIES)))]["id"]
+        if rng.random() < 0.01:
+            seg, bbox, area = _crowd_rle(rng, WIDTH, HEIGHT)
+            crowd = 1
+        else:
+            poly, bbox, area = _polygon(rng, WIDTH, HEIGHT)
+            seg, crowd = [poly], 0
+        out.append({"id": ann_id, "image_id": image_id, "category_id": cat, "segmentation": seg,
+                    "area": area, "bbox": bbox, "iscrowd": crowd})
+        ann_id += 1
+    return out, ann_id
+
+
+def generate_set(root: Path, num_images: int, workers: int) -> Path:
+    """COCO root with `train/` images and `annotations/instances_train.json` (cached)."""
+    ann_file = root / "annotations" / "instances_train.json"
+    stamp = root / f".complete-{num_images}"
+    if stamp.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "train").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    names = [f"{i:012d}.jpg" for i in range(1, num_images + 1)]
+    t = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_write_image, [(str(root / "train" / n), i, 90)
+                                for i, n in enumerate(names, 1)], chunksize=16)
+    rng = np.random.default_rng(0)
+    images, anns, ann_id = [], [], 1
+    for i, n in enumerate(names, 1):
+        images.append({"id": i, "file_name": n, "width": WIDTH, "height": HEIGHT})
+        new, ann_id = annotations_for(i, rng, ann_id)
+        anns.extend(new)
+    ann_file.write_text(json.dumps({"info": {"description": "cocoprep benchmark"},
+                                    "images": images, "annotations": anns,
+                                    "categories": CATEGORIES}))
+    stamp.write_text("")
+    print(f"generated {num_images} images, {len(anns)} annotations "
+          f"({sum(a['iscrowd'] for a in anns)} crowd) in {time.perf_counter() - t:.1f} s")
+    return root
+
+
+# ---------------------------------------------------------------- measurements
+
+def _decode(path: str) -> int:
+    with Image.open(path) as im:
+        im.load()
+        return im.width
+
+
+def decode_ceiling(files: list[str], workers: int) -> float:
+    with mp.get_context("forkserver").Pool(workers) as pool:
+        pool.map(_decode, files[:workers * 2])  # start the workers
+        t = time.perf_counter()
+        pool.map(_decode, files, chunksize=32)
+        return len(files) / (time.perf_counter() - t)
+
+
+def timed_convert(src: Path, out: Path, **kwargs) -> float:
+    from cocoprep.convert import convert_coco
+
+    t = time.perf_counter()
+    convert_coco(src, out, quiet=True, **kwargs)
+    return time.perf_counter() - t
+
+
+def bench(args) -> None:
+    workers = args.workers or os.cpu_count() or 1
+    root = generate_set(DATA / f"coco_bench_{args.images}", args.images, workers)
+    files = sorted(str(p) for p in (root / "train").glob("*.jpg"))
+    tiny = generate_set(DATA / f"coco_bench_{workers}", workers, workers)
+    out = DATA / "out"
+    print(f"set: {len(files)} images 640x480, workers {workers}, load {os.getloadavg()[0]:.1f}")
+    ceiling = decode_ceiling(files, workers)
+    print(f"JPEG decode ceiling (all cores): {ceiling:8.0f} images/s")
+    for label, opts in (("boxes only", {}), ("--masks", {"masks": True})):
+        startup = timed_convert(tiny, out, workers=workers, **opts)
+        wall = timed_convert(root, out, workers=workers, **opts)
+        rate = len(files) / max(wall - startup, 1e-9)
+        extra = f" ({rate / ceiling:.0%} of the decode ceiling)" if not opts else ""
+        print(f"convert {label:<11}: {rate:8.0f} images/s{extra}  [wall {wall:.1f} s, "
+              f"start-up {startup:.1f} s subtracted]")
+    shutil.rmtree(out, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+# ---------------------------------------------------------------- COCO scale
+
+def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 64) -> Path:
+    ann_file = root / "annotations" / "instances_train2017.json"
+    stamp = root / f".complete-{num_images}-{num_anns}"
+    if stamp.exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    img_dir = root / "train2017"
+    img_dir.mkdir(parents=True)
+    (root / "annotations").mkdir()
+    t = time.perf_counter()
+    pool_dir = root / "distinct"
+    pool_dir.mkdir()
+    for k in range(distinct):
+        (pool_dir / f"{k}.jpg").write_bytes(photo_like(10_000 + k, quality=75))
+    names = [f"{i:012d}.jpg" for i in range(1, num_images + 1)]
+    for i, n in enumerate(names):
+        os.link(pool_dir / f"{i % distinct}.jpg", img_dir / n)
+    rng = np.random.default_rng(0)
+    per_image = np.full(num_images, num_anns // num_images)
+    per_image[: num_anns - per_image.sum()] += 1
+    rng.shuffle(per_image)
+    with open(ann_file, "w") as f:
+        f.write('{"info": {"description": "cocoprep COCO-scale benchmark"}, "licenses": [], ')
+        f.write('"images": [')
+        f.write(",".join(json.dumps({"license": 1, "file_name": n, "height": HEIGHT,
+                                     "width": WIDTH, "date_captured": "2013-11-14 17:02:52",
+                                     "id": i}) for i, n in enumerate(names, 1)))
+        f.write('], "annotations": [')
+        ann_id, first = 1, True
+        for i in range(1, num_images + 1):
+            for _ in range(int(per_image[i - 1])):
+                poly, bbox, area = _polygon(rng, WIDTH, HEIGHT)
+                poly = poly + poly[: 2 * int(rng.integers(4, 12))]  # COCO-like vertex counts
+                a = {"segmentation": [poly], "area": area, "iscrowd": 0, "image_id": i,
+                     "bbox": bbox, "category_id": CATEGORIES[ann_id % len(CATEGORIES)]["id"],
+                     "id": ann_id}
+                f.write(("" if first else ",") + json.dumps(a))
+                first = False
+                ann_id += 1
+        f.write('], "categories": ' + json.dumps(CATEGORIES) + "}")
+    stamp.write_text("")
+    print(f"generated {num_images} images (hard links to {distinct} files), {num_anns} "
+          f"annotations, {ann_file.stat().st_size / 1e6:.0f} MB JSON in "
+          f"{time.perf_counter() - t:.0f} s")
+    return root
+
+
+def _tree_rss(pid: int) -> dict[int, int]:
+    """RSS in bytes of `pid` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = f.read()
+        except OSError:
+            continue
+        ppid = int(status.split("PPid:")[1].split()[0])
+        children.setdefault(ppid, []).append(int(entry))
+        if "VmRSS:" in status:
+            rss[int(entry)] = int(status.split("VmRSS:")[1].split()[0]) * 1024
+    out, todo = {}, [pid]
+    while todo:
+        p = todo.pop()
+        out[p] = rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def bench_scale(args) -> None:
+    root = generate_scale(DATA / "coco_scale", args.scale_images, args.scale_annotations)
+    out = DATA / "out_scale"
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "cocoprep", "convert", str(root), "-o", str(out), "--quiet"]
+    if args.workers:
+        cmd += ["--workers", str(args.workers)]
+    print("running:", " ".join(cmd), f"(load {os.getloadavg()[0]:.1f})")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    peaks = {"parent": 0, "child": 0, "tree": 0}
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            tree = _tree_rss(proc.pid)
+            peaks["parent"] = max(peaks["parent"], tree.get(proc.pid, 0))
+            kids = [v for p, v in tree.items() if p != proc.pid]
+            peaks["child"] = max([peaks["child"], *kids])
+            peaks["tree"] = max(peaks["tree"], sum(tree.values()))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    wall = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    errors = [line for line in err.splitlines() if line.startswith("Error")]
+    if proc.returncode != 0:
+        print(err[-2000:])
+        raise SystemExit(f"convert failed with exit code {proc.returncode}")
+    from cocoprep.manifest import Manifest
+
+    m = Manifest.read(out)
+    s = m.splits["train2017"]
+    print(f"COCO scale: {s.num_examples} images, {s.num_objects} objects, "
+          f"{len(s.shards)} shards, skipped {sum(m.skipped.values())} {errors or ''}")
+    print(f"  wall {wall:.1f} s ({s.num_examples / wall:.0f} images/s end to end)")
+    print(f"  peak RSS: parent {peaks['parent'] / 2**20:.0f} MiB, largest child "
+          f"{peaks['child'] / 2**20:.0f} MiB, whole tree {peaks['tree'] / 2**20:.0f} MiB "
+          "(sampled every 0.1 s)")
+    if not args.keep:
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=2000, help="size of the generated set")
+    p.add_argument("--workers", type=int, default=None, help="default: CPU count")
+    p.add_argument("--coco-scale", action="store_true", help="the 118k/860k run instead")
+    p.add_argument("--scale-images", type=int, default=118_000)
+    p.add_argument("--scale-annotations", type=int, default=860_000)
+    p.add_argument("--keep", action="store_true", help="keep the output of --coco-scale")
+    args = p.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.coco_scale:
+        bench_scale(args)
+    else:
+        bench(args)
+
+
+if __name__ == "__main__":
+    main()
