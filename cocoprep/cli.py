@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True,
               help="Seeded shuffle within each split, or keep the JSON order.")
 @click.option("--num-shards", default=None, type=int, help="Shards per split.")
-@click.option("--shard-size", default="200MB", show_default=True, metavar="SIZE",
-              help="Target shard size when --num-shards is not given.")
+@click.option("--shard-size", default=None, metavar="SIZE",
+              help="Target shard size, e.g. 200MB (default: 200MB, and about one shard "
+                   "per 128 images, at most 16).")
 @click.option("--masks", is_flag=True, help="Write instance masks (PNG) from polygons and RLE.")
 @click.option("--contiguous-ids", is_flag=True,
               help="Label ids 1..N in category order instead of COCO's category ids.")
@@ -337,7 +338,7 @@ def smoketrain_cmd(data, run_dir, backbone, weights, steps, batch_size, image_si
     XLA; CPU: float32.
 
     PASS (exit 0) when every loss is finite and the mean loss of the last 10% of
-    steps is below that of the first 10% by more than 4 noise standard errors and
+    steps is below that of the first 10% by more than 6 noise standard errors and
     10% of the first; FAIL (exit 1) otherwise. Writes RUN_DIR/metrics.json and
     RUN_DIR/model.keras (inputs: images after preprocess_input).
 
