@@ -163,6 +163,15 @@ def split_folder(
     if src.is_dir() and _is_inside(out, src):
         raise UsageError("-o/--out", f"a directory outside SRC ({src})", str(out))
     listing = folder.list_tree(src)
+    if listing.mixed and classes is None:
+        others = [c for c in listing.classes if c not in listing.mixed]
+        raise InputError(
+            src, "SRC/<class>/... or SRC/<split>/<class>/... (every top-level folder a "
+            f"split: {', '.join(folder.SPLIT_ORDER)})",
+            f"a mix: {', '.join(listing.mixed)} look(s) like split folders holding class "
+            f"folders, {', '.join(others)} do(es) not; point SRC at the split folder, or "
+            "pass --classes to use the top-level folders as classes",
+        )
     if listing.layout == folder.LAYOUT_SPLITS and ratio is not None:
         raise UsageError(
             "--ratio", "no ratio: the tree is already split into "

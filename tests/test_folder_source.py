@@ -100,6 +100,13 @@ def test_detect_layout():
     assert folder.detect_layout({}) == "classes"
 
 
+def test_split_like_folders():
+    assert folder.split_like_folders({"train": True, "test": False}) == ("train",)
+    assert folder.split_like_folders({"train": True, "models": True}) == ("train",)
+    assert folder.split_like_folders({"train": True, "val": True}) == ()  # a split tree
+    assert folder.split_like_folders({"cat": True, "dog": False}) == ()
+
+
 def test_list_tree_rules(tmp_path):
     touch(tmp_path / "dog" / "b.JPG")
     touch(tmp_path / "dog" / "a.jpeg")

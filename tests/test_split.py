@@ -158,6 +158,19 @@ def test_ratio_is_refused_for_a_tree_that_is_already_split(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_mixed_tree_is_refused_unless_classes_are_named(tmp_path):
+    src = make_tree(tmp_path / "src", {"train/a": 2, "train/b": 2, "test": 3})
+    out = tmp_path / "out"
+    result = run(src, "-o", out)
+    assert result.exit_code == 2
+    assert "found a mix: train look(s) like split folders holding class folders, test do(es) " \
+        "not" in result.stderr
+    assert not out.exists()
+    result = run(src, "-o", out, "--classes", "train,test", "--workers", "1", "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / "labels.txt").read_text() == "train\ntest\n"
+
+
 def test_output_inside_the_tree_is_refused(tmp_path):
     src = make_tree(tmp_path / "src", {"a": 2, "b": 2})
     result = run(src, "-o", src / "records")

@@ -75,6 +75,8 @@ class FolderListing:
         files: image files sorted by path.
         ignored: counter name -> number of ignored entries.
         bad_names: image files whose names cannot be written to a listing line.
+        mixed: layout `classes`, yet these top-level folders are named like splits and
+            hold folders: the tree may be a split tree with a stray folder.
     """
 
     layout: str
@@ -83,6 +85,7 @@ class FolderListing:
     files: tuple[ImageFile, ...]
     ignored: dict[str, int] = field(default_factory=dict)
     bad_names: tuple[ImageFile, ...] = ()
+    mixed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,15 @@ def detect_layout(top: Mapping[str, bool]) -> str:
     if top and all(looks_like_split(name) and has_dirs for name, has_dirs in top.items()):
         return LAYOUT_SPLITS
     return LAYOUT_CLASSES
+
+
+def split_like_folders(top: Mapping[str, bool]) -> tuple[str, ...]:
+    """Top-level folders that look like split folders (split name, holding folders)
+    in a tree that `detect_layout` calls `classes`: a sign of a mixed tree such as
+    `train/<class>/...` beside an unlabeled `test/*.jpg`."""
+    if detect_layout(top) == LAYOUT_SPLITS:
+        return ()
+    return tuple(sorted(n for n, has_dirs in top.items() if looks_like_split(n) and has_dirs))
 
 
 def parse_ratio(value: str | Sequence[float | str | Fraction] | None) -> tuple[Fraction, ...]:
@@ -289,6 +301,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
         files=tuple(files),
         ignored={k: v for k, v in ignored.items() if v},
         bad_names=tuple(bad),
+        mixed=split_like_folders(has_dirs),
     )
 
 
