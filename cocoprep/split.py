@@ -179,10 +179,13 @@ def split_folder(
         )
     if not listing.files and not listing.bad_names:
         ignored = sum(listing.ignored.values())
+        found = f"no images in class folders ({ignored} other file(s) or folder(s) ignored)"
+        if listing.loose_images:
+            found = (f"{listing.loose_images} image(s) outside any class folder and none "
+                     "inside one (SRC must hold one folder per class)")
         raise InputError(
             src, f"image files ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}) in class "
-            "folders such as SRC/cat/1.jpg",
-            f"no images in class folders ({ignored} other file(s) or folder(s) ignored)",
+            "folders such as SRC/cat/1.jpg", found,
         )
     class_order = folder.select_classes(listing.classes, classes)
     if len(class_order) < 2:

@@ -99,9 +99,10 @@ def _bad_trees(tmp_path):
     (only_other / "cat").mkdir(parents=True)
     (only_other / "cat" / "notes.txt").write_text("x")
     one = make_tree(tmp_path / "one", {"cat": 3})
+    flat = make_tree(tmp_path, {"flat": 3}) / "flat"  # images but no class folders
     a_file = tmp_path / "file.jpg"
     a_file.write_bytes(image_bytes(8, 8))
-    return {"empty": empty, "only_other": only_other, "one": one, "file": a_file,
+    return {"empty": empty, "only_other": only_other, "one": one, "flat": flat, "file": a_file,
             "missing": tmp_path / "missing", "good": make_tree(tmp_path / "good",
                                                                {"a": 3, "b": 3})}
 
@@ -116,6 +117,7 @@ def _bad_trees(tmp_path):
     ("empty", [], "no images in class folders"),
     ("only_other", [], "no images in class folders (1 other file"),
     ("one", [], "expected at least 2 class folders, found 1 (cat)"),
+    ("flat", [], "found 3 image(s) outside any class folder and none inside one"),
     ("good", ["--classes", "a"], "expected at least 2 class folders, found 1 (a)"),
     ("good", ["--classes", "a,zebra"], "--classes: expected names of class folders (a, b)"),
     ("good", ["--label-offset", "-1"], "--label-offset: expected an integer >= 0"),

@@ -86,6 +86,7 @@ class FolderListing:
     ignored: dict[str, int] = field(default_factory=dict)
     bad_names: tuple[ImageFile, ...] = ()
     mixed: tuple[str, ...] = ()
+    loose_images: int = 0  # image files outside every class folder (counted as ignored)
 
 
 @dataclass(frozen=True)
@@ -245,6 +246,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
         raise _unreadable(root, e) from None
     excluded = os.path.realpath(exclude) if exclude is not None else None
     ignored = {IGNORED_HIDDEN: 0, IGNORED_OTHER: 0, IGNORED_OUTSIDE_CLASS: 0}
+    loose = [0]
 
     def visible_dirs(entries) -> list[os.DirEntry]:
         out = []
@@ -256,6 +258,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
                     out.append(e)
             else:
                 ignored[IGNORED_OUTSIDE_CLASS] += 1
+                loose[0] += is_image_name(e.name)
         return out
 
     top_dirs = visible_dirs(top_entries)
@@ -302,6 +305,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
         ignored={k: v for k, v in ignored.items() if v},
         bad_names=tuple(bad),
         mixed=split_like_folders(has_dirs),
+        loose_images=loose[0],
     )
 
 
