@@ -193,6 +193,10 @@ def split_folder(
             src, "at least 2 class folders",
             f"{len(class_order)} ({', '.join(class_order) or 'none'})",
         )
+    unusable = [c for c in class_order if not folder.usable_name(c)]
+    if unusable:
+        raise InputError(src, "class folder names that are valid UTF-8 on one line",
+                         ", ".join(map(ascii, unusable)))
     labels = LabelMap.from_names(class_order, start=label_offset)
     extra = {LABELS_TXT_NAME: labels.to_labels_txt()}  # fails early on unwritable names
     if label_offset >= 1:
@@ -205,8 +209,8 @@ def split_folder(
         counters[folder.IGNORED_UNSELECTED] = unselected
 
     rejected: list[folder.Rejected] = [
-        folder.Rejected(f, folder.BAD_FILE_NAME, "the path holds a line break, which cannot "
-                        "be written to the split listing")
+        folder.Rejected(f, folder.BAD_FILE_NAME, "the path holds a line break or bytes that are "
+                        "not UTF-8, so it cannot be written to the split listing")
         for f in listing.bad_names if f.class_name in wanted
     ]
     digests = _hash_all(src, files, quiet)

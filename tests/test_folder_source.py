@@ -161,12 +161,14 @@ def test_list_tree_follows_links_without_looping(tmp_path):
     assert [f.path for f in listing.files] == ["cat/1.jpg", "dog/2.jpg"]
 
 
-def test_list_tree_flags_names_with_line_breaks(tmp_path):
+def test_list_tree_flags_names_with_line_breaks_or_bad_bytes(tmp_path):
     touch(tmp_path / "cat" / "bad\nname.jpg")
     touch(tmp_path / "cat" / "ok.jpg")
+    touch(Path(os.fsdecode(os.path.join(os.fsencode(tmp_path / "cat"), b"latin1-\xe9.jpg"))))
     listing = folder.list_tree(tmp_path)
     assert [f.path for f in listing.files] == ["cat/ok.jpg"]
-    assert [f.path for f in listing.bad_names] == ["cat/bad\nname.jpg"]
+    assert sorted(f.path for f in listing.bad_names) == ["cat/bad\nname.jpg",
+                                                         "cat/latin1-\udce9.jpg"]
 
 
 def test_list_tree_bad_src(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,23 @@ def test_mixed_tree_is_refused_unless_classes_are_named(tmp_path):
     result = run(src, "-o", out, "--classes", "train,test", "--workers", "1", "-q")
     assert result.exit_code == 0, result.output
     assert (out / "labels.txt").read_text() == "train\ntest\n"
+
+
+def test_unwritable_names(tmp_path):
+    src = make_tree(tmp_path / "src", {"a": 3, "b": 3})
+    (src / "a" / "two\nlines.jpg").write_bytes(image_bytes(8, 8, seed=1234))
+    out = tmp_path / "out"
+    m = split_folder(src, out, workers=1, quiet=True)
+    line = json.loads((out / "skipped.jsonl").read_text())
+    assert line["reason"] == "bad_file_name" and line["file"] == "a/two\nlines.jpg"
+    assert m.skipped == {"bad_file_name": 1} and m.num_examples == 6
+    bad_class = Path(os.fsdecode(os.path.join(os.fsencode(src), b"caf\xe9")))
+    make_tree(bad_class.parent, {bad_class.name: 2})
+    result = run(src, "-o", tmp_path / "out2")
+    assert result.exit_code == 2
+    assert "expected class folder names that are valid UTF-8 on one line, found " \
+        "'caf\\udce9'" in result.stderr
+    assert not (tmp_path / "out2").exists()
 
 
 def test_output_inside_the_tree_is_refused(tmp_path):

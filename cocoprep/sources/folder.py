@@ -120,6 +120,17 @@ def is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def usable_name(name: str) -> bool:
+    """A name that can be written as UTF-8 on one line of a listing."""
+    if "\n" in name or "\r" in name:
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a file name (surrogate escapes)
+        return False
+    return True
+
+
 def looks_like_split(name: str) -> bool:
     return name.lower() in SPLIT_ORDER
 
@@ -225,12 +236,8 @@ def _unreadable(path: Path, e: OSError) -> InputError:
     return InputError(path, "a readable directory", e.strerror or str(e))
 
 
-def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderListing:
+def list_tree(src: str | Path) -> FolderListing:
     """List an image tree (see the module docstring for the rules).
-
-    Args:
-        src: the tree's root.
-        exclude: a directory inside `src` not to enter (e.g. the output directory).
 
     Raises:
         InputError: `src` is missing, not a directory or cannot be read.
@@ -244,7 +251,6 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
         top_entries = _scan(root)
     except OSError as e:
         raise _unreadable(root, e) from None
-    excluded = os.path.realpath(exclude) if exclude is not None else None
     ignored = {IGNORED_HIDDEN: 0, IGNORED_OTHER: 0, IGNORED_OUTSIDE_CLASS: 0}
     loose = [0]
 
@@ -254,8 +260,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
             if is_hidden(e.name):
                 ignored[IGNORED_HIDDEN] += 1
             elif _is_dir(e):
-                if excluded is None or os.path.realpath(e.path) != excluded:
-                    out.append(e)
+                out.append(e)
             else:
                 ignored[IGNORED_OUTSIDE_CLASS] += 1
                 loose[0] += is_image_name(e.name)
@@ -295,7 +300,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
         prefix = f"{split}/{d.name}" if split else d.name
         st = os.stat(d.path)
         seen = {(st.st_dev, st.st_ino)}
-        _walk(children, prefix, d.name, split, files, bad, ignored, seen, excluded)
+        _walk(children, prefix, d.name, split, files, bad, ignored, seen)
     files.sort(key=lambda f: f.path)
     return FolderListing(
         layout=layout,
@@ -309,7 +314,7 @@ def list_tree(src: str | Path, *, exclude: str | Path | None = None) -> FolderLi
     )
 
 
-def _walk(entries, prefix, class_name, split, files, bad, ignored, seen, excluded) -> None:
+def _walk(entries, prefix, class_name, split, files, bad, ignored, seen) -> None:
     for e in entries:
         if is_hidden(e.name):
             ignored[IGNORED_HIDDEN] += 1
@@ -321,16 +326,16 @@ def _walk(entries, prefix, class_name, split, files, bad, ignored, seen, exclude
             except OSError as err:
                 raise _unreadable(Path(e.path), err) from None
             key = (st.st_dev, st.st_ino)
-            if key in seen or (excluded and os.path.realpath(e.path) == excluded):
+            if key in seen:
                 continue  # a link back up the tree: do not loop
             try:
                 children = _scan(Path(e.path))
             except OSError as err:
                 raise _unreadable(Path(e.path), err) from None
-            _walk(children, rel, class_name, split, files, bad, ignored, seen | {key}, excluded)
+            _walk(children, rel, class_name, split, files, bad, ignored, seen | {key})
         elif is_image_name(e.name):
             item = ImageFile(rel, class_name, split)
-            if "\n" in rel or "\r" in rel:
+            if not usable_name(rel):
                 bad.append(item)
             else:
                 files.append(item)
