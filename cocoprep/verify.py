@@ -164,21 +164,22 @@ def scan_records(path: str | Path, *, check_from: int = 0) -> Iterator[_Framed]:
 
 
 def _read_shard(path: str) -> Iterator[_Framed]:
-    """Every record of a shard, fast path through tf.data, Python framing after
-    the first error."""
+    """Every record of a shard: fast path through tf.data (in batches), Python
+    framing from the first record of the batch that failed."""
     import tensorflow as tf
 
     index = 0
-    it = iter(tf.data.TFRecordDataset(path, buffer_size=1 << 20))
+    it = iter(tf.data.TFRecordDataset(path, buffer_size=1 << 20).batch(_BATCH))
     while True:
         try:
-            record = next(it)
+            batch = next(it)
         except StopIteration:
             break
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.UnknownError):
             break
-        yield _Framed(index, record.numpy())
-        index += 1
+        for record in batch.numpy().tolist():
+            yield _Framed(index, record)
+            index += 1
     # Also after a clean end: tf.data takes a few stray bytes after the last record
     # (a cut inside a header) for the end of the file. Walking the headers is cheap.
     yield from scan_records(path, check_from=index)
@@ -436,6 +437,17 @@ def check_shard(ctx: _Context) -> ShardResult:
 
 # ------------------------------------------------------------------ whole output
 
+def _task_of_files(files: list[str]) -> str:
+    """The task of the first file that holds a readable record."""
+    for f in files:
+        task = infer_task_of(f)
+        if task is not None:
+            return task
+    raise InputError(files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)",
+                     "cocoprep records (detection or classification keys)",
+                     "no readable record with those keys")
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -533,8 +545,9 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
         if not files:
             raise InputError(text, "shard files (a directory with manifest.json or a glob)",
                              "no file matches")
+        task = _task_of_files(files)
         for f in files:
-            contexts.append(_Context(f, f, _split_of(os.path.basename(f)), None))
+            contexts.append(_Context(f, f, _split_of(os.path.basename(f)), task))
     else:
         if not root.is_dir():
             raise InputError(root, "an output directory or a shard glob", "nothing there")
@@ -626,6 +639,20 @@ _INSPECT_NAMES = {
 }
 
 
+def _parsed_batches(files: list[str], spec: dict):
+    """Parsed batches of every file in turn; a damaged file is an error naming it."""
+    import tensorflow as tf
+
+    for f in files:
+        ds = tf.data.TFRecordDataset(f).batch(256).map(lambda s: tf.io.parse_example(s, spec))
+        try:
+            yield from ds
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            what = str(getattr(e, "message", e)).strip().splitlines()[0]
+            raise InputError(f, "readable cocoprep records", f"{what} (run `cocoprep verify` "
+                             "for the record index)") from None
+
+
 def _split_stats(files: list[str], task: str) -> dict:
     """Counts over every record of `files` (read in batches; images not decoded)."""
     import numpy as np
@@ -635,7 +662,6 @@ def _split_stats(files: list[str], task: str) -> dict:
     keys = schema.keys_of(task_schema, _INSPECT_NAMES[task])
     full = schema.parse_spec(task_schema)
     spec = {key: full[key] for key in keys.values()}
-    ds = tf.data.TFRecordDataset(files).batch(256).map(lambda s: tf.io.parse_example(s, spec))
     stats = {"examples": 0, "objects": 0, "max_objects": 0, "without_objects": 0, "crowd": 0,
              "masks": 0, "keypoints": 0, "captions": 0, "captioned": 0,
              "width": [None, None], "height": [None, None], "classes": {}}
@@ -650,7 +676,7 @@ def _split_stats(files: list[str], task: str) -> dict:
         return np.bincount(ids, minlength=n) if ids.size else np.zeros(n, np.int64)
 
     classes = stats["classes"]
-    for batch in ds:
+    for batch in _parsed_batches(files, spec):
         height = batch[keys["height"]].numpy()
         n = len(height)
         stats["examples"] += n
@@ -699,9 +725,7 @@ def inspect(path: str | Path) -> dict:
                              "no file matches")
         for f in files:
             groups.setdefault(_split_of(os.path.basename(f)), []).append(f)
-        task = infer_task_of(files[0])
-        if task is None:
-            raise InputError(files[0], "records of a known task (detection or classification)")
+        task = _task_of_files(files)
     else:
         if not root.is_dir():
             raise InputError(root, "an output directory or a shard glob", "nothing there")

@@ -128,3 +128,16 @@ def test_missing_manifest_and_missing_shard_are_errors(tmp_path):
     code, text = run_cli("inspect", str(tmp_path / "det"))
     assert code == 2
     assert "Error:" in text and "val.tfrecord-00000-of-00001: expected a shard listed" in text
+
+
+def test_damaged_shard_is_an_error_naming_the_file(tmp_path):
+    out = tmp_path / "det"
+    write_detection(out)
+    shard = out / "train.tfrecord-00001-of-00002"
+    data = bytearray(shard.read_bytes())
+    data[40] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    code, text = run_cli("inspect", str(out))
+    assert code == 2
+    assert "Error:" in text and "train.tfrecord-00001-of-00002: expected readable" in text
+    assert "cocoprep verify" in text and "Traceback" not in text

@@ -306,3 +306,18 @@ def test_real_convert_and_split_outputs_of_the_fixtures_pass(tmp_path):
     code, out = run(str(imgs))
     assert code == 0, out
     assert out.strip() == "OK: 40 examples in 2 shards (splits train 32, val 8)"
+
+
+def test_glob_with_an_empty_shard_first_still_checks_the_rest(tmp_path, det_out):
+    shutil.copytree(det_out, tmp_path / "d")
+    (tmp_path / "d" / "a.tfrecord-00000-of-00001").write_bytes(b"")
+    code, out = run(str(tmp_path / "d" / "*.tfrecord-*"))
+    assert code == 0, out
+    assert out.strip() == "OK: 6 examples in 4 shards (splits a 0, train 4, val 2)"
+
+
+def test_glob_of_files_that_hold_no_records_is_an_error(tmp_path):
+    (tmp_path / "x.tfrecord").write_bytes(b"")
+    code, out = run(str(tmp_path / "*.tfrecord"))
+    assert code == 2
+    assert "Error:" in out and "no readable record with those keys" in out
