@@ -103,6 +103,7 @@ def test_labels_are_not_clipped_at_the_tile_edge():
     assert label_px and min(label_px) < p.x + 128 * 0.9 and max(label_px) <= p.x + 127
 
 
+@pytest.mark.slow
 def test_augment_is_seeded(known, tmp_path):
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     for out in (a, b):
