@@ -4,7 +4,8 @@ Examples are read through `cocoprep.load` (optionally with the default
 augmentation), so boxes, masks and labels are drawn exactly where the reader puts
 them. Each image is scaled to fit a square tile (kept aspect ratio, centred across and
 resting on the caption strip);
-boxes, class names and translucent masks are drawn in one colour per class;
+boxes, class names, keypoints and translucent masks are drawn in one colour per
+class;
 classification examples get their label under the tile.
 """
 
@@ -174,6 +175,17 @@ def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | 
                 if k < len(crowd) and crowd[k]:
                     name += " (crowd)"
                 drawn.append((x0, y0, name, color))
+            keypoints = ex.get("keypoints")
+            if keypoints is not None:
+                vis = np.asarray(ex.get("keypoint_visibility", np.ones(np.shape(keypoints)[:2])))
+                r = max(2, tile // 96)
+                for k, points in enumerate(np.asarray(keypoints)):
+                    color = class_color(classes[k] if k < len(classes) else -1)
+                    for (ky, kx), v in zip(points, vis[k]):
+                        if v > 0:  # 0: not labelled
+                            px, py = ox + kx * sw, oy + ky * sh
+                            draw.ellipse([px - r, py - r, px + r, py + r], fill=color,
+                                         outline=(255, 255, 255))
             # labels after all boxes, so no box line runs over a label
             for x0, y0, name, color in drawn:
                 _label(draw, x0, y0, y0, name, color, font, cell)

@@ -120,3 +120,16 @@ def test_bad_split_and_bad_n(known, tmp_path):
     assert not (tmp_path / "x.png").exists()
     code, text = run_cli("preview", str(known), "-n", "0")
     assert code == 2 and "-n" in text
+
+
+def test_keypoints_are_drawn_where_labelled():
+    img = np.full((50, 100, 3), 200, np.uint8)
+    ex = {"image": img, "boxes": np.array([[0.1, 0.1, 0.9, 0.9]], np.float32),
+          "classes": np.array([2]), "label_ids": np.array([18]), "is_crowd": np.array([False]),
+          "keypoints": np.array([[[0.5, 0.5], [0.8, 0.2]]], np.float32),
+          "keypoint_visibility": np.array([[2, 0]]), "image_id": b"9"}
+    canvas, (p,) = render([ex], task="detection", class_names=["a", "b", "c"], tile=200)
+    arr = np.asarray(canvas).astype(int)
+    assert (p.width, p.height, p.scale) == (200, 100, 2.0)
+    assert near(arr[p.y + 50, p.x + 100], class_color(2))  # visible keypoint at (0.5, 0.5)
+    assert near(arr[p.y + 80, p.x + 40], (200, 200, 200))  # visibility 0: not drawn
