@@ -74,11 +74,11 @@ class VerifyReport:
 
     def summary(self) -> str:
         splits = ", ".join(f"{k} {v}" for k, v in self.splits.items())
+        shards = f"{self.num_shards} shard{'s' if self.num_shards != 1 else ''}"
         if self.ok:
-            return (f"OK: {self.num_examples} examples in {self.num_shards} shards "
-                    f"(splits {splits})")
+            return f"OK: {self.num_examples} examples in {shards} (splits {splits})"
         return (f"FAILED: {len(self.problems)} problem(s); {self.num_examples} examples read "
-                f"in {self.num_shards} shards (splits {splits})")
+                f"in {shards} (splits {splits})")
 
 
 # ------------------------------------------------------------------ TFRecord framing
@@ -626,7 +626,9 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
         num_examples=sum(r.num_examples for r in results),
         num_shards=len(results),
         splits=splits,
-        problems=tuple(problems),
+        # grouped by file; within a file, file-level problems first, then by record
+        problems=tuple(sorted(problems, key=lambda p: (p.file, -1 if p.index is None
+                                                       else p.index))),
     )
 
 
