@@ -187,7 +187,7 @@ def bench(args) -> None:
     ceiling = decode_ceiling(files, workers)
     print(f"JPEG decode ceiling (all cores): {ceiling:8.0f} images/s")
     for label, opts in (("boxes only", {}), ("--masks", {"masks": True})):
-        startup = timed_convert(tiny, out, workers=workers, **opts)
+        startup = timed_convert(tiny, out, workers=workers, num_shards=workers, **opts)
         wall = timed_convert(root, out, workers=workers, **opts)
         rate = len(files) / max(wall - startup, 1e-9)
         extra = f" ({rate / ceiling:.0%} of the decode ceiling)" if not opts else ""
@@ -199,7 +199,7 @@ def bench(args) -> None:
 
 # ---------------------------------------------------------------- COCO scale
 
-def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 64) -> Path:
+def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 16) -> Path:
     ann_file = root / "annotations" / "instances_train2017.json"
     stamp = root / f".complete-{num_images}-{num_anns}"
     if stamp.exists():
@@ -246,6 +246,18 @@ def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 6
     return root
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size in bytes (shared library pages split between sharers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def _tree_rss(pid: int) -> dict[int, int]:
     """RSS in bytes of `pid` and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -279,7 +291,7 @@ def bench_scale(args) -> None:
         cmd += ["--workers", str(args.workers)]
     print("running:", " ".join(cmd), f"(load {os.getloadavg()[0]:.1f})")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    peaks = {"parent": 0, "child": 0, "tree": 0}
+    peaks = {"parent": 0, "child": 0, "tree": 0, "pss": 0}
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -291,6 +303,7 @@ def bench_scale(args) -> None:
             kids = [v for p, v in tree.items() if p != proc.pid]
             peaks["child"] = max([peaks["child"], *kids])
             peaks["tree"] = max(peaks["tree"], sum(tree.values()))
+            peaks["pss"] = max(peaks["pss"], sum(_pss(p) for p in tree))
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -311,8 +324,9 @@ def bench_scale(args) -> None:
           f"{len(s.shards)} shards, skipped {sum(m.skipped.values())} {errors or ''}")
     print(f"  wall {wall:.1f} s ({s.num_examples / wall:.0f} images/s end to end)")
     print(f"  peak RSS: parent {peaks['parent'] / 2**20:.0f} MiB, largest child "
-          f"{peaks['child'] / 2**20:.0f} MiB, whole tree {peaks['tree'] / 2**20:.0f} MiB "
-          "(sampled every 0.1 s)")
+          f"{peaks['child'] / 2**20:.0f} MiB; whole tree: RSS sum {peaks['tree'] / 2**20:.0f} "
+          f"MiB, PSS sum {peaks['pss'] / 2**20:.0f} MiB (shared pages counted once; sampled "
+          "every 0.1 s)")
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")

@@ -46,20 +46,30 @@ _TRANSPOSING = {5, 6, 7, 8}  # orientations that swap width and height
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
-def resolve_image_path(root: str | Path, file_name: str) -> Path:
+def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | None = None) -> Path:
     """The path of `file_name` inside `root`, refusing anything that escapes it.
 
-    Nothing is opened: the check uses the name and `realpath` only.
+    Nothing is opened: the check uses the name and `realpath` only. `root_real`
+    (`os.path.realpath(root)`, when the caller already has it) saves looking up every
+    component of the root again for each file.
     """
     if not isinstance(file_name, str) or not file_name or "\x00" in file_name:
         raise ItemSkipped(UNSAFE_PATH, f"file name {file_name!r} is not a usable relative path")
     if os.path.isabs(file_name) or file_name.startswith(("/", "\\")):
         raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} is an absolute path")
-    root_real = os.path.realpath(root)
+    if root_real is None:
+        root_real = os.path.realpath(root)
     joined = os.path.normpath(os.path.join(root_real, file_name))
     if os.path.commonpath([root_real, joined]) != root_real:
         raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} points outside {root}")
-    real = os.path.realpath(joined)
+    # The root is already resolved: only the components below it can be links.
+    real = joined
+    current = root_real
+    for part in os.path.relpath(joined, root_real).split(os.sep):
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            real = os.path.realpath(joined)
+            break
     if os.path.commonpath([root_real, real]) != root_real:
         raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} is a link to {real}, outside {root}")
     return Path(joined)
@@ -233,7 +243,9 @@ class ImageLoader:
         self._cache_size = cache_size
 
     def load(self, file_name: str, *, expected_size: tuple[int, int] | None = None) -> EncodedImage:
-        path = resolve_image_path(self.root, file_name)
+        if getattr(self, "_root_real", None) is None:
+            self._root_real = os.path.realpath(self.root)
+        path = resolve_image_path(self.root, file_name, root_real=self._root_real)
         try:
             st = os.stat(path)
         except FileNotFoundError:

@@ -247,3 +247,40 @@ def test_merge_categories_conflicts(tmp_path):
     c = split_with([{"id": 3, "name": "truck"}])
     with pytest.raises(InputError, match="category id 3 to be named 'car'"):
         coco.merge_categories([a, c])
+
+
+@pytest.mark.parametrize("indent", [None, 1])
+def test_polygons_skipped_for_boxes_only_give_the_same_index(tmp_path, monkeypatch, indent):
+    """Boxes only: polygon text is cut out before decoding (RLE is kept as is); the
+    index is the same as a full decode, also when reads split a polygon."""
+    anns = [_ann(i, 1, segmentation=[[1.5, 2e1, 3, -4.25E-1, 5, 6], [7, 8, 9, 10, 11, 12]])
+            for i in range(1, 30)]
+    anns.append(_ann(99, 1, iscrowd=1, segmentation={"counts": [0, 4], "size": [2, 2]}))
+    data = coco_dict([(1, "a.jpg", 20, 10)], anns)
+    path = tmp_path / "instances_t.json"
+    path.write_text(json.dumps(data, indent=indent))
+    monkeypatch.setattr(coco._JsonStream, "CHUNK", 97)
+    fast = coco.read_coco_file(path)
+    full = coco.parse_coco_dict(json.loads(path.read_text()), path)
+    assert fast.ann_ids.tolist() == full.ann_ids.tolist()
+    np.testing.assert_array_equal(fast.bbox, full.bbox)
+    np.testing.assert_array_equal(fast.iscrowd, full.iscrowd)
+    kept = coco.read_coco_file(path, keep_segmentation=True)
+    assert kept.segmentations[0] == [[1.5, 20.0, 3, -0.425, 5, 6], [7, 8, 9, 10, 11, 12]]
+    assert kept.segmentations[-1] == {"counts": [0, 4], "size": [2, 2]}
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_error_position_is_exact_after_skipped_polygons(tmp_path, indent):
+    data = coco_dict([(1, "a.jpg", 20, 10)], [_ann(i, 1) for i in range(1, 5)])
+    text = json.dumps(data, indent=indent)
+    last = text.rfind('"iscrowd"')  # the error is in the last annotation, after 3 polygons
+    bad = text[:last] + text[last:].replace('"iscrowd": 0', '"iscrowd": 0,,', 1)
+    path = tmp_path / "instances_t.json"
+    path.write_text(bad)
+    try:
+        json.loads(bad)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno} column {e.colno}"
+    with pytest.raises(InputError, match=where):
+        coco.read_coco_file(path)
