@@ -35,10 +35,14 @@ from cocoprep.errors import UsageError
 
 __all__ = [
     "Op", "Compose", "RandomFlip", "RandomCrop", "ScaleJitter", "ColorJitter", "Letterbox",
-    "Resize",
+    "Resize", "COCO_KEYPOINT_FLIP",
     "RandomResizedCrop", "RandomRotation", "RandomZoom", "resolve", "apply", "resize_to",
     "default_ops",
 ]
+
+# COCO person keypoints (nose, left/right eye, ear, shoulder, elbow, wrist, hip, knee,
+# ankle): the order after a horizontal flip, so "left_eye" stays a left eye.
+COCO_KEYPOINT_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
 
 # Per-object tensors: filtered together when objects are dropped.
 OBJECT_KEYS = ("boxes", "classes", "label_ids", "is_crowd", "area", "masks", "keypoints",
@@ -554,11 +558,13 @@ def _pair(size) -> tuple[int, int]:
     return (h, w)
 
 
-def default_ops(task: str, image_size: tuple[int, int] | None = None) -> list[Op]:
+def default_ops(task: str, image_size: tuple[int, int] | None = None, *,
+                num_keypoints: int = 0) -> list[Op]:
     """The `augment="default"` set for a task.
 
-    detection: flip, SSD crop (half the time, >= 30% of an object kept), letterbox to
-    `image_size` (when given), mild colour jitter.
+    detection: flip (with 17 keypoints, the COCO left/right swap), SSD crop (half the
+    time, >= 30% of an object kept), letterbox to `image_size` (when given), mild
+    colour jitter.
     classification: Inception random resized crop (fused with the JPEG decode), flip,
     resize to `image_size` (when given). Colour jitter, rotation and zoom are left out
     of the default: they cost 15-60% of the decode+resize work per image at 299 px and
@@ -566,7 +572,9 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None) -> list[Op
     ``default_ops("classification", size) + [ColorJitter(0.2, 0.2, 0, 0)]``.
     """
     if task == "detection":
-        ops: list[Op] = [RandomFlip(), RandomCrop(0.3, p=0.5)]
+        permutation = COCO_KEYPOINT_FLIP if num_keypoints == len(COCO_KEYPOINT_FLIP) else None
+        ops: list[Op] = [RandomFlip(keypoint_flip_permutation=permutation),
+                         RandomCrop(0.3, p=0.5)]
         if image_size is not None:
             ops.append(Letterbox(image_size))
         ops.append(ColorJitter(0.1, 0.1, 0.1, 0.02))
@@ -581,14 +589,14 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None) -> list[Op
     raise UsageError("task", "detection or classification", task)
 
 
-def resolve(augment: Any, *, task: str, image_size: tuple[int, int] | None = None
-            ) -> Compose | None:
+def resolve(augment: Any, *, task: str, image_size: tuple[int, int] | None = None,
+            num_keypoints: int = 0) -> Compose | None:
     """Turn `load(augment=...)` into a `Compose` (or None)."""
     if augment is None or augment is False or augment == "none":
         return None
     if isinstance(augment, str):
         if augment == "default":
-            return Compose(default_ops(task, image_size))
+            return Compose(default_ops(task, image_size, num_keypoints=num_keypoints))
         raise UsageError("augment", "'default', 'none', an op, Compose or a list of ops",
                          augment)
     if isinstance(augment, Compose):
@@ -600,11 +608,13 @@ def resolve(augment: Any, *, task: str, image_size: tuple[int, int] | None = Non
     raise UsageError("augment", "'default', 'none', an op, Compose or a list of ops", augment)
 
 
-def apply(dataset: tf.data.Dataset, op: Any, seed: int, *,
+def apply(dataset: tf.data.Dataset, op: Any, seed: int, *, task: str = "detection",
           num_parallel_calls=tf.data.AUTOTUNE) -> tf.data.Dataset:
-    """Map `op` (an op, `Compose` or list) over a dataset of element dicts, each
-    element getting its own seed (from `seed` and its position)."""
-    pipeline = op if isinstance(op, Op) else resolve(op, task="detection")
+    """Map `op` (an op, `Compose`, a list, or ``"default"`` for `task`) over a dataset
+    of element dicts, each element getting its own seed (from `seed` and its position)."""
+    pipeline = op if isinstance(op, Op) else resolve(op, task=task)
+    if pipeline is None:
+        return dataset
     base = tf.constant(int(seed), tf.int64)
     return dataset.enumerate().map(
         lambda i, element: pipeline(element, tf.stack([base, i])),

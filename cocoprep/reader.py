@@ -212,7 +212,8 @@ def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
         num_examples = manifest.splits[split].num_examples
 
     keys, num_keypoints = _peek(files)
-    if manifest is not None and manifest.task in schema.SCHEMAS and (keys is None or not _is_glob(text)):
+    known_task = manifest is not None and manifest.task in schema.SCHEMAS
+    if known_task and (keys is None or not _is_glob(text)):
         task = manifest.task
     elif keys is not None:
         task = schema.infer_task(keys)
@@ -247,17 +248,22 @@ def _parse_batch(task_schema: schema.TaskSchema, wanted: set[str]):
     which `unbatch` turns into per-record dense tensors."""
     import tensorflow as tf
 
-    spec = {k: v for k, v in schema.parse_spec(task_schema).items()}
+    spec = schema.parse_spec(task_schema)
     by_name = {f.name: f for f in task_schema.features if f.name in wanted}
     spec = {f.key: spec[f.key] for f in by_name.values()}
 
+    @tf.autograph.experimental.do_not_convert
     def parse(serialized):
         parsed = tf.io.parse_example(serialized, spec)
         out = {}
         for name, f in by_name.items():
             value = parsed[f.key]
             if isinstance(value, tf.sparse.SparseTensor):
-                value = tf.RaggedTensor.from_sparse(value)
+                # VarLen parsing gives row-major indices: ragged-right by construction,
+                # so skip from_sparse's costly checks.
+                value = tf.RaggedTensor.from_value_rowids(
+                    value.values, value.indices[:, 0], nrows=value.dense_shape[0],
+                    validate=False)
             out[name] = value
         return out
 
@@ -445,7 +451,8 @@ def load(
 
     from cocoprep import augment as _augment
 
-    pipeline = _augment.resolve(augment, task=info.task, image_size=size)
+    pipeline = _augment.resolve(augment, task=info.task, image_size=size,
+                                num_keypoints=info.num_keypoints)
     autotune = tf.data.AUTOTUNE
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
@@ -492,6 +499,7 @@ def load(
     lookup = _label_lookup(info.label_map) if info.task == "detection" else None
     offset = info.label_offset
 
+    @tf.autograph.experimental.do_not_convert
     def to_element(index, parsed):
         fused = False
         elem_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
@@ -514,16 +522,17 @@ def load(
             element = pipeline(element, seed=elem_seed, _first_done=fused)
         if size is not None:
             element = _augment.resize_to(element, size, letterbox=info.task == "detection")
+        if batch_size is not None and info.task == "detection":
+            element = _pad_objects(element, max_boxes)
         return element
 
     ds = ds.map(to_element, num_parallel_calls=autotune, deterministic=bool(deterministic))
 
     if batch_size is not None:
         if info.task == "detection":
-            ds = ds.map(lambda e: _pad_objects(e, max_boxes), num_parallel_calls=autotune)
-            ds = ds.padded_batch(batch_size, padded_shapes=_padded_shapes(ds.element_spec, max_boxes),
-                                 padding_values=_padding_values(ds.element_spec),
-                                 drop_remainder=drop_remainder)
+            ds = ds.padded_batch(
+                batch_size, padded_shapes=_padded_shapes(ds.element_spec, max_boxes),
+                padding_values=_padding_values(ds.element_spec), drop_remainder=drop_remainder)
         else:
             ds = ds.batch(batch_size, drop_remainder=drop_remainder,
                           num_parallel_calls=autotune, deterministic=bool(deterministic))
@@ -539,15 +548,13 @@ def load(
 
 # ------------------------------------------------------------------ padding
 
-_OBJECT_KEYS = ("boxes", "classes", "label_ids", "is_crowd", "area", "masks", "keypoints",
-                "keypoint_visibility")
-
-
 def _pad_objects(element: dict, max_boxes: int) -> dict:
     import tensorflow as tf
 
+    from cocoprep.augment import OBJECT_KEYS
+
     out = dict(element)
-    for key in _OBJECT_KEYS:
+    for key in OBJECT_KEYS:
         if key in out:
             out[key] = out[key][:max_boxes]
     out["num_boxes"] = tf.minimum(tf.cast(element["num_boxes"], tf.int32), max_boxes)
@@ -557,10 +564,12 @@ def _pad_objects(element: dict, max_boxes: int) -> dict:
 def _padded_shapes(spec: dict, max_boxes: int) -> dict:
     import tensorflow as tf
 
+    from cocoprep.augment import OBJECT_KEYS
+
     shapes = {}
     for k, s in spec.items():
         dims = list(s.shape)
-        if k in _OBJECT_KEYS:
+        if k in OBJECT_KEYS:
             dims[0] = max_boxes
         shapes[k] = tf.TensorShape(dims)
     return shapes

@@ -368,3 +368,18 @@ def test_resolve_forms():
         aug.resolve("strong", task="detection")
     with pytest.raises(UsageError, match="augment: expected"):
         aug.resolve(3, task="detection")
+
+
+def test_default_detection_flip_swaps_coco_keypoints_only_with_17():
+    flip = aug.default_ops("detection", (32, 32), num_keypoints=17)[0]
+    assert flip.keypoint_flip_permutation == list(aug.COCO_KEYPOINT_FLIP)
+    assert aug.default_ops("detection", None, num_keypoints=3)[0].keypoint_flip_permutation is None
+    names = [type(op).__name__ for op in aug.default_ops("detection", (32, 32))]
+    assert names == ["RandomFlip", "RandomCrop", "Letterbox", "ColorJitter"]
+
+
+def test_resize_op_sets_static_size_and_moves_masks():
+    e = element(20, 40, [(0, 0, 10, 20)])
+    o = np_el(aug.Resize(10)(e))
+    assert o["image"].shape == (10, 10, 3) and o["masks"].shape == (1, 10, 10)
+    assert o["masks"][0, :5, :5].all() and not o["masks"][0, 5:, 5:].any()

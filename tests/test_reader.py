@@ -526,3 +526,11 @@ def test_split_round_trip_labels_zero_based_after_label_offset(tmp_path, fixture
     x, y = next(iter(cocoprep.load(tmp_path, "train", batch_size=32, image_size=32,
                                    augment="default", as_supervised=True, seed=1)))
     assert x.shape == (32, 32, 32, 3) and sorted(set(y.numpy())) == [0, 1, 2, 3]
+
+
+def test_load_with_a_list_of_ops(cls):
+    out, truth = cls
+    ops = [cocoprep.augment.RandomFlip(p=1.0), cocoprep.augment.ColorJitter(0.0, 0.0, 0, 0)]
+    got = as_numpy(cocoprep.load(out, "train", augment=ops, shuffle=False))
+    for e, (_name, _label, img) in zip(got, truth):
+        np.testing.assert_array_equal(e["image"], img[:, ::-1])
