@@ -116,16 +116,18 @@ class DetectionBuilder:
         skipped: list[SkippedItem] = []
         objects: list[ObjectAnnotation] = []
         class_counts: dict[str, int] = {}
-        for r in rows:
-            ann_id = int(src.ann_ids[r])
-            status = src.bbox_status[r]
-            cat = int(src.ann_category_ids[r])
+        lo, hi = rows.start, rows.stop
+        # one conversion per image instead of a numpy scalar per field and annotation
+        columns = zip(rows, src.ann_ids[lo:hi].tolist(), src.bbox_status[lo:hi].tolist(),
+                      src.ann_category_ids[lo:hi].tolist(), src.iscrowd[lo:hi].tolist(),
+                      src.bbox[lo:hi].tolist(), src.area[lo:hi].tolist())
+        for r, ann_id, status, cat, crowd, box, area in columns:
             label = self.labels.get(cat)
             if label is None:
                 skipped.append(skip(UNKNOWN_CATEGORY, f"category id {cat} is not in "
                                     "the file's categories", ann_id))
                 continue
-            crowd = bool(src.iscrowd[r])
+            crowd = bool(crowd)
             if crowd and self.crowd == "drop":
                 skipped.append(skip(CROWD_DROPPED, "crowd annotation dropped (--crowd drop)",
                                     ann_id))
@@ -137,7 +139,7 @@ class DetectionBuilder:
                 skipped.append(skip(MALFORMED_BBOX, "bbox is not [x, y, width, height] with "
                                     "finite numbers and width, height >= 0", ann_id))
                 continue
-            x, y, w, h = (float(v) for v in src.bbox[r])
+            x, y, w, h = box
             x1, y1, x2, y2 = x, y, x + w, y + h
             overshoot = max(-x1, -y1, x2 - width, y2 - height)
             cx1, cy1 = min(max(x1, 0.0), width), min(max(y1, 0.0), height)
@@ -158,7 +160,6 @@ class DetectionBuilder:
                     continue
             if overshoot > CLIP_TOLERANCE:
                 counters[BOXES_CLIPPED] = counters.get(BOXES_CLIPPED, 0) + 1
-            area = float(src.area[r])
             if math.isnan(area):
                 area = (cx2 - cx1) * (cy2 - cy1)
             kps: tuple[Keypoint, ...] = ()
