@@ -315,7 +315,14 @@ def write_dataset(
             merged = dict(final.skipped)
             for item in pre_skipped:
                 merged[item.reason] = merged.get(item.reason, 0) + 1
-            final = replace(final, skipped=dict(sorted(merged.items())))
+            splits = dict(final.splits)
+            for name, info in final.splits.items():
+                per_split = dict(info.skipped)
+                for item in pre_skipped:
+                    if item.split == name:
+                        per_split[item.reason] = per_split.get(item.reason, 0) + 1
+                splits[name] = replace(info, skipped=dict(sorted(per_split.items())))
+            final = replace(final, skipped=dict(sorted(merged.items())), splits=splits)
             skipped = list(pre_skipped) + skipped
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text, encoding="utf-8")

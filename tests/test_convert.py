@@ -164,6 +164,7 @@ def test_box_rules(tmp_path):
                        7: "malformed_bbox", 8: "unknown_category", 9: "unknown_image"}
     assert m.skipped == {"malformed_bbox": 1, "missing_bbox": 1, "unknown_category": 1,
                          "unknown_image": 1, "zero_area_box": 2}
+    assert m.splits["train"].skipped == m.skipped  # per split too
     line = next(s for s in skipped_lines(out) if s["annotation_id"] == 8)
     assert (line["split"], line["image_id"], line["file"]) == ("train", 1, "a.jpg")
 
