@@ -1,0 +1,598 @@
+"""smoketrain: device plan, PASS/FAIL rule, targets, model building, full CPU runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cocoprep import train
+from cocoprep.cli import cli
+from cocoprep.errors import CocoprepError, InputError, UsageError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+# Few steps and a tiny InceptionV3 input (75 px is its minimum): a CPU run is seconds.
+SMALL = ["--weights", "none", "--image-size", "75", "--steps", "30", "--batch-size", "16"]
+
+
+def run_cli(*args: str):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def _quiet_tree(tmp: Path, command: str, src: Path, out: str | None) -> Path:
+    args = [command, str(src), "--quiet", "--workers", "1"]
+    if out is not None:
+        args += ["-o", out]
+    code, text = run_cli(*args)
+    assert code == 0, text
+    return tmp / "tfrecords" if out is None else Path(out)
+
+
+@pytest.fixture(scope="module")
+def split_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("split") / "tfrecords"
+    return _quiet_tree(out.parent, "split", FIXTURES / "imgs", str(out))
+
+
+@pytest.fixture(scope="module")
+def convert_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("convert") / "tfrecords"
+    return _quiet_tree(out.parent, "convert", FIXTURES / "coco", str(out))
+
+
+@pytest.fixture(scope="module")
+def cls_run(tmp_path_factory):
+    """The bare command (DATA defaults to ./tfrecords) right after `cocoprep split`."""
+    work = tmp_path_factory.mktemp("bare_split")
+    before = os.getcwd()
+    os.chdir(work)
+    try:
+        _quiet_tree(work, "split", FIXTURES / "imgs", None)
+        code, text = run_cli("smoketrain", *SMALL)
+    finally:
+        os.chdir(before)
+    return code, text, work / "smoketrain"
+
+
+@pytest.fixture(scope="module")
+def det_run(tmp_path_factory):
+    """The bare command right after `cocoprep convert`."""
+    work = tmp_path_factory.mktemp("bare_convert")
+    before = os.getcwd()
+    os.chdir(work)
+    try:
+        _quiet_tree(work, "convert", FIXTURES / "coco", None)
+        # One phase (phase 2 is covered by the split run): one graph trace less.
+        code, text = run_cli("smoketrain", "--weights", "none", "--image-size", "75",
+                             "--steps", "40", "--batch-size", "16", "--fine-tune-layers", "0")
+    finally:
+        os.chdir(before)
+    return code, text, work / "smoketrain"
+
+
+# ------------------------------------------------------------------ device plan
+
+def test_device_plan_cpu_only():
+    plan = train.choose_device([])
+    assert (plan.device, plan.strategy, plan.precision, plan.xla) == ("CPU", "default",
+                                                                       "float32", False)
+    assert plan.devices == () and plan.num_replicas == 1
+
+
+def test_device_plan_one_gpu():
+    plan = train.choose_device(["/device:GPU:0"])
+    assert (plan.device, plan.strategy, plan.precision, plan.xla) == ("GPU", "mirrored",
+                                                                       "mixed_float16", True)
+    assert plan.devices == ("/device:GPU:0",) and plan.num_replicas == 1
+
+
+def test_device_plan_several_gpus_mirror_over_all():
+    gpus = [f"/device:GPU:{i}" for i in range(4)]
+    plan = train.choose_device(gpus)
+    assert plan.strategy == "mirrored" and plan.devices == tuple(gpus)
+    assert plan.num_replicas == 4
+    assert plan.precision == "mixed_float16" and plan.xla
+    assert "4 x GPU" in plan.describe()
+
+
+def test_make_strategy_follows_the_plan():
+    import tensorflow as tf
+
+    mirrored = train.make_strategy(train.DevicePlan("CPU", ("/cpu:0",), "mirrored",
+                                                    "mixed_float16", True))
+    assert isinstance(mirrored, tf.distribute.MirroredStrategy)
+    assert mirrored.num_replicas_in_sync == 1
+    default = train.make_strategy(train.choose_device([]))
+    assert not isinstance(default, tf.distribute.MirroredStrategy)
+
+
+def test_dtype_policy_is_restored():
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    with train.dtype_policy("mixed_float16"):
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    assert keras.mixed_precision.global_policy().name == before
+
+
+# ------------------------------------------------------------------ PASS / FAIL rule
+
+def test_judge_passes_a_clear_decrease():
+    losses = [2.0 - 1.5 * i / 39 + 0.05 * (-1) ** i for i in range(40)]
+    v = train.judge(losses)
+    assert v.passed, v.reason
+    assert v.window == 4
+    assert v.first_mean > v.last_mean + v.required_drop
+
+
+def test_judge_fails_on_a_non_finite_loss():
+    losses = [2.0 - 0.05 * i for i in range(30)]
+    losses[17] = float("nan")
+    v = train.judge(losses)
+    assert not v.passed
+    assert "not finite at step 18" in v.reason
+    v = train.judge([1.0] * 10 + [float("inf")])
+    assert not v.passed and "not finite" in v.reason
+
+
+def test_judge_fails_without_change():
+    # lr 0 on identical batches: no noise at all, so the relative floor decides.
+    v = train.judge([1.386] * 20)
+    assert not v.passed and v.noise == 0.0
+    assert "needed >" in v.reason
+
+
+def test_judge_fails_a_drop_that_is_only_noise():
+    # A small real drop buried in noise: 0.1 over the run with noise 0.3.
+    rng = np.random.default_rng(3)
+    losses = 1.4 - np.linspace(0, 0.1, 60) + 0.3 * rng.standard_normal(60)
+    assert not train.judge(losses).passed
+
+
+@pytest.mark.parametrize("n", [20, 60, 200])
+@pytest.mark.parametrize("kind", ["normal", "exponential", "student_t3"])
+def test_noise_alone_never_passes(n, kind):
+    rng = np.random.default_rng(n)
+    draws = {
+        "normal": lambda: 1.4 + 0.3 * rng.standard_normal(n),
+        "exponential": lambda: rng.exponential(1.0, n),
+        "student_t3": lambda: 1.4 + 0.3 * rng.standard_t(3, n),
+    }[kind]
+    passed = sum(train.judge(draws()).passed for _ in range(2000))
+    assert passed == 0
+
+
+def test_judge_with_a_four_sigma_margin_would_let_noise_through():
+    # The same noise with the margin lowered: shows the test above can fail.
+    rng = np.random.default_rng(20)
+    runs = [rng.exponential(1.0, 20) for _ in range(2000)]
+    old = train.NOISE_SIGMAS
+    try:
+        train.NOISE_SIGMAS = 1.0
+        assert sum(train.judge(r).passed for r in runs) > 0
+    finally:
+        train.NOISE_SIGMAS = old
+
+
+def test_judge_window_is_ten_percent_rounded_up():
+    assert train.judge([1.0] * 10).window == 1
+    assert train.judge([1.0] * 11).window == 2
+    assert train.judge([1.0] * 60).window == 6
+
+
+# ------------------------------------------------------------------ targets, AUC
+
+def test_multi_hot_ignores_crowd_and_padding():
+    classes = np.array([[0, 2, 2, 1, -1], [3, 1, 0, 0, 0]], np.int32)
+    crowd = np.array([[False, False, False, True, False], [False, True, False, False, False]])
+    num_boxes = np.array([4, 1], np.int32)  # second image: only its first row is real
+    got = train.multi_hot(classes, crowd, num_boxes, 4).numpy()
+    np.testing.assert_array_equal(got, [[1, 0, 1, 0], [0, 0, 0, 1]])
+    assert got.dtype == np.float32
+
+
+def test_multi_hot_of_an_image_without_objects_is_zero():
+    got = train.multi_hot(np.full((1, 3), -1), np.zeros((1, 3), bool), np.array([0]), 2).numpy()
+    np.testing.assert_array_equal(got, [[0, 0]])
+
+
+def test_auc_matches_pair_counting():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (12, 3))
+    s = np.round(rng.random((12, 3)), 1)  # ties on purpose
+    pos, neg = s.ravel()[y.ravel() == 1], s.ravel()[y.ravel() == 0]
+    expected = np.mean([(p > q) + 0.5 * (p == q) for p in pos for q in neg])
+    assert train._auc(y, s) == pytest.approx(expected)
+    assert train._auc(np.ones((2, 2)), np.zeros((2, 2))) is None
+
+
+# ------------------------------------------------------------------ backbones, weights
+
+def test_backbone_table_and_unknown_name():
+    assert train.DEFAULT_BACKBONE == "inception_v3"
+    assert {"inception_v3", "inception_resnet_v2", "mobilenet_v2", "resnet50",
+            "efficientnet_b0"} <= set(train.BACKBONES)
+    assert train.BACKBONES["inception_v3"].native_size == 299
+    assert train.BACKBONES["inception_v3"].min_size == 75
+    with pytest.raises(UsageError, match="--backbone: expected one of inception_v3"):
+        train.backbone_of("vgg99")
+
+
+def test_resolve_weights(tmp_path):
+    assert train.resolve_weights("imagenet") == "imagenet"
+    assert train.resolve_weights("none") is None
+    f = tmp_path / "w.weights.h5"
+    f.write_bytes(b"x")
+    assert train.resolve_weights(str(f)) == str(f)
+    with pytest.raises(InputError, match="no such file"):
+        train.resolve_weights(str(tmp_path / "missing.h5"))
+
+
+def test_keras_cache_dir_is_keras_home_models():
+    from keras.src.backend import config
+
+    assert train._keras_cache_dir() == os.path.join(config.keras_home(), "models")
+    if "KERAS_HOME" not in os.environ and os.access(os.path.expanduser("~"), os.W_OK):
+        assert train._keras_cache_dir() == os.path.join(os.path.expanduser("~"), ".keras",
+                                                        "models")
+
+
+def _fail_download(monkeypatch, tmp_path):
+    """No network: Keras's own download fails as it does offline; an empty cache."""
+    from keras.src.backend import config
+    from keras.src.utils import file_utils
+
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(file_utils, "urlretrieve", offline)
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
+    return str(tmp_path / "keras_home" / "models")
+
+
+def test_offline_imagenet_download_gives_a_clear_error(monkeypatch, tmp_path):
+    cache = _fail_download(monkeypatch, tmp_path)
+    with pytest.raises(CocoprepError) as e:
+        train.build_backbone("mobilenet_v2", image_size=32, weights="imagenet")
+    msg = str(e.value)
+    assert "cannot get the ImageNet weights for mobilenet_v2" in msg
+    assert "--weights none" in msg and cache in msg
+    assert "Name resolution" in msg or "name resolution" in msg
+
+
+def test_cli_offline_imagenet_exit_code_and_message(monkeypatch, tmp_path, split_dir):
+    cache = _fail_download(monkeypatch, tmp_path)
+    code, text = run_cli("smoketrain", str(split_dir), "-o", str(tmp_path / "run"),
+                         "--image-size", "75", "--steps", "10")
+    assert code == 2
+    assert "Error: cannot get the ImageNet weights for inception_v3" in text
+    assert "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5" in text
+    assert "--weights none" in text and cache in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_weights_from_a_local_file(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    source = train.build_backbone("mobilenet_v2", image_size=32, weights=None)
+    path = tmp_path / "mine.weights.h5"
+    source.save_weights(path)
+    keras.utils.set_random_seed(2)
+    loaded = train.build_backbone("mobilenet_v2", image_size=32, weights=str(path))
+    for a, b in zip(source.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_weights_file_that_does_not_fit(tmp_path):
+    bad = tmp_path / "notes.weights.h5"
+    bad.write_text("not hdf5")
+    with pytest.raises(InputError, match="expected a Keras weights file for mobilenet_v2"):
+        train.build_backbone("mobilenet_v2", image_size=32, weights=str(bad))
+
+
+# ------------------------------------------------------------------ model, phases
+
+def test_mixed_precision_model_on_cpu_has_float32_head_and_loss_scaling():
+    """The GPU code path's model, built and run on the CPU."""
+    import keras
+
+    with train.dtype_policy("mixed_float16"):
+        base = train.build_backbone("inception_v3", image_size=75, weights=None)
+        model = train.build_model(base, num_classes=3, task="detection")
+        train.compile_model(model, task="detection", learning_rate=1e-3, xla=True)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    conv = next(layer for layer in base.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.compute_dtype == "float16" and conv.variable_dtype == "float32"
+    assert model.get_layer("head").compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    out = model(np.zeros((2, 75, 75, 3), np.float32))
+    assert np.asarray(out).dtype == np.float32
+    assert out.shape == (2, 3) and np.all((np.asarray(out) >= 0) & (np.asarray(out) <= 1))
+
+
+def test_float32_model_heads():
+    import keras
+
+    base = train.build_backbone("mobilenet_v2", image_size=32, weights=None)
+    cls_model = train.build_model(base, num_classes=4, task="classification")
+    train.compile_model(cls_model, task="classification", learning_rate=1e-3, xla=False)
+    assert not isinstance(cls_model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert cls_model.get_layer("head").activation.__name__ == "softmax"
+    probs = np.asarray(cls_model(np.random.default_rng(0).random((3, 32, 32, 3), np.float32)))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    base2 = train.build_backbone("mobilenet_v2", image_size=32, weights=None)
+    det_model = train.build_model(base2, num_classes=4, task="detection")
+    assert det_model.get_layer("head").activation.__name__ == "sigmoid"
+    assert not base.trainable
+
+
+def test_unfreeze_top_keeps_batchnorm_frozen():
+    import keras
+
+    base = train.build_backbone("mobilenet_v2", image_size=32, weights=None)
+    base.trainable = False
+    k = 20
+    with_weights = train.unfreeze_top(base, k)
+    top = base.layers[-k:]
+    for layer in base.layers[:-k]:
+        assert not layer.trainable, layer.name
+    for layer in top:
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.trainable == (not is_bn), layer.name
+    assert with_weights == sum(1 for layer in top if layer.trainable and layer.weights)
+    assert with_weights > 0
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in top)
+
+
+def test_step_recorder_logs_each_steps_own_loss():
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((16, 3), np.float32)
+    y = rng.integers(0, 2, 16)
+    recorder = train.step_recorder()
+    model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(4), epochs=1, verbose=0,
+              callbacks=[recorder], shuffle=False)
+    expected = [float(np.mean(keras.losses.sparse_categorical_crossentropy(
+        y[i:i + 4], model.predict(x[i:i + 4], verbose=0)))) for i in range(0, 16, 4)]
+    np.testing.assert_allclose(recorder.losses, expected, rtol=1e-5)
+    assert len(set(np.round(expected, 5))) > 1  # not a running mean of equal values
+    assert len(recorder.times) == 4
+
+
+# ------------------------------------------------------------------ bad options
+
+@pytest.mark.parametrize("args, message", [
+    (["--image-size", "60"], "--image-size: expected at least 75 px for inception_v3, found 60"),
+    (["--steps", "9"], "--steps: expected at least 20 steps in all"),
+    (["--steps", "19", "--fine-tune-layers", "0"], "--steps: expected at least 20 steps"),
+    (["--steps", "0"], "--steps: expected a positive number of steps per phase, found 0"),
+    (["--batch-size", "0"], "--batch-size: expected a positive batch size, found 0"),
+    (["--lr", "-1"], "--lr: expected a finite learning rate >= 0, found -1.0"),
+    (["--lr", "nan"], "--lr: expected a finite learning rate >= 0, found nan"),
+    (["--fine-tune-layers", "-2"], "--fine-tune-layers: expected 0 (no phase 2)"),
+    (["--train-split", "nope"], "--train-split: expected a split in"),
+    (["--val-split", "nope"], "--val-split: expected a split in"),
+])
+def test_bad_options(split_dir, tmp_path, args, message):
+    code, text = run_cli("smoketrain", str(split_dir), "-o", str(tmp_path / "run"),
+                         "--weights", "none", *args)
+    assert code == 2, text
+    assert f"Error: {message}" in text
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_backbone(split_dir):
+    code, text = run_cli("smoketrain", str(split_dir), "--backbone", "vgg99")
+    assert code == 2 and "Invalid value for '--backbone'" in text
+
+
+def test_missing_weights_file(split_dir, tmp_path):
+    code, text = run_cli("smoketrain", str(split_dir), "-o", str(tmp_path / "run"),
+                         "--weights", str(tmp_path / "nope.h5"))
+    assert code == 2
+    assert f"Error: {tmp_path / 'nope.h5'}: expected --weights imagenet, none, or a Keras " \
+           "weights file, found no such file" in text
+
+
+def test_missing_data_directory(tmp_path):
+    code, text = run_cli("smoketrain", str(tmp_path / "tfrecords"), "--weights", "none")
+    assert code == 2
+    assert "Error: " in text and "expected a directory written by `cocoprep convert` or " \
+                                 "`cocoprep split`" in text
+
+
+def test_directory_without_manifest(tmp_path):
+    code, text = run_cli("smoketrain", str(tmp_path), "--weights", "none")
+    assert code == 2
+    assert "manifest.json: no manifest here" in text
+
+
+def test_pick_splits_coco2017_names(tmp_path):
+    from cocoprep.manifest import Manifest, SplitInfo
+
+    def info(n):
+        return SplitInfo(num_examples=n, num_objects=0, shards=())
+
+    Manifest(task="detection", schema_version="1.0",
+             splits={"train2017": info(5), "val2017": info(2)}).write(tmp_path)
+    assert train._pick_splits(str(tmp_path), None, None)[:2] == ("train2017", "val2017")
+    Manifest(task="detection", schema_version="1.0",
+             splits={"a": info(5), "b": info(2)}).write(tmp_path)
+    with pytest.raises(UsageError, match=r"--train-split: expected one of the splits in .*"
+                                         r"a \(5 examples\), b \(2 examples\)"):
+        train._pick_splits(str(tmp_path), None, None)
+    assert train._pick_splits(str(tmp_path), "a", None)[:2] == ("a", None)
+
+
+# ------------------------------------------------------------------ full CPU runs
+
+@pytest.mark.slow
+def test_bare_command_after_split_passes(cls_run):
+    code, text, run_dir = cls_run
+    assert code == 0, text
+    assert "device: CPU (default strategy), precision float32, XLA off" in text
+    assert "data: tfrecords (classification, 4 classes)" in text
+    assert "phase 1 (head only, lr 0.001): 30 steps, loss " in text
+    assert "phase 2 (top 30 backbone layers" in text and "lr 0.0001" in text
+    assert "images/s" in text
+    assert "PASS: mean loss of the last 6 step(s)" in text
+    assert (run_dir / "metrics.json").is_file() and (run_dir / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_metrics_json_after_split(cls_run):
+    _, _, run_dir = cls_run
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["result"] == "PASS"
+    assert (m["device"], m["precision"], m["xla"]) == ("CPU (default strategy)", "float32", False)
+    assert (m["backbone"], m["weights"], m["image_size"]) == ("inception_v3", "none", 75)
+    assert m["task"] == "classification" and m["num_classes"] == 4
+    assert m["steps"] == 60 and len(m["losses"]) == 60
+    assert [p["name"] for p in m["phases"]] == ["phase 1", "phase 2"]
+    p1, p2 = m["phases"]
+    assert p1["initial_loss"] == m["losses"][0] and p1["final_loss"] == m["losses"][29]
+    assert p2["initial_loss"] == m["losses"][30] and p2["final_loss"] == m["losses"][59]
+    assert p2["learning_rate"] == pytest.approx(p1["learning_rate"] / 10)
+    assert p1["images_per_s"] > 0 and p2["images_per_s"] > 0 and m["images_per_s"] > 0
+    assert m["val"]["split"] == "val" and m["val"]["num_examples"] == 8
+    assert 0.0 <= m["val"]["accuracy"] <= 1.0
+    # The verdict follows from the recorded losses by the documented rule.
+    assert train.judge(m["losses"]).passed
+    j = m["judgement"]
+    assert j["first_mean_loss"] - j["last_mean_loss"] > j["required_drop"]
+
+
+@pytest.mark.slow
+def test_model_keras_reloads_to_the_same_predictions(cls_run):
+    """The reloaded model reproduces the validation figures computed in the run."""
+    import keras
+
+    _, _, run_dir = cls_run
+    m = json.loads((run_dir / "metrics.json").read_text())
+    model = keras.models.load_model(run_dir / "model.keras")
+    data = run_dir.parent / m["data"]
+    ds = train.make_dataset(data, "val", task="classification", num_classes=4,
+                            backbone=m["backbone"], batch_size=m["batch_size"],
+                            image_size=m["image_size"], train=False)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    p = np.clip(model.predict(np.concatenate(xs), verbose=0).astype(np.float64), 1e-7, 1 - 1e-7)
+    y = np.concatenate(ys)
+    loss = -np.mean(np.log(p[np.arange(len(y)), y]))
+    assert loss == pytest.approx(m["val"]["loss"], rel=1e-5)
+    assert np.mean(p.argmax(axis=1) == y) == pytest.approx(m["val"]["accuracy"])
+
+    # Phase 2 kept BatchNorm in inference mode: randomly initialised moving
+    # statistics (0 and 1) are untouched after 60 steps.
+    base = train.backbone_layer(model)
+    bns = [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns
+    for bn in bns:
+        np.testing.assert_array_equal(np.asarray(bn.moving_mean), 0.0)
+        np.testing.assert_array_equal(np.asarray(bn.moving_variance), 1.0)
+    # Phase 1 froze the backbone, phase 2 trained only its top layers: compare with
+    # the same seeded initialisation.
+    keras.utils.set_random_seed(m["seed"])
+    init = train.build_backbone(m["backbone"], image_size=m["image_size"], weights=None)
+    convs = [i for i, layer in enumerate(base.layers) if isinstance(layer, keras.layers.Conv2D)]
+    bottom, top = convs[0], convs[-1]
+    assert top >= len(base.layers) - m["fine_tune_layers"]
+    np.testing.assert_array_equal(base.layers[bottom].kernel, init.layers[bottom].kernel)
+    assert not np.allclose(base.layers[top].kernel, init.layers[top].kernel)
+
+
+@pytest.mark.slow
+def test_bare_command_after_convert_passes(det_run):
+    code, text, run_dir = det_run
+    assert code == 0, text
+    assert "data: tfrecords (detection, 4 classes)" in text
+    assert "sigmoid multi-label head" in text
+    assert "PASS" in text
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["task"] == "detection" and m["num_classes"] == 4
+    assert m["class_names"] == ["person", "car", "dog", "kite"]
+    assert m["val"]["num_examples"] == 3 and 0.0 <= m["val"]["auc"] <= 1.0
+    assert (run_dir / "model.keras").is_file()
+
+
+def test_detection_targets_match_the_coco_json(convert_dir):
+    """Image-level targets = the label-map indices of each image's non-crowd objects."""
+    import cocoprep
+    from cocoprep.labelmap import LabelMap
+
+    coco = json.loads((FIXTURES / "coco" / "annotations" / "instances_train.json").read_text())
+    labels = LabelMap.read_pbtxt(convert_dir / "label_map.pbtxt")
+    expected = {img["id"]: np.zeros(4, np.float32) for img in coco["images"]}
+    for ann in coco["annotations"]:
+        if not ann["iscrowd"]:
+            expected[ann["image_id"]][labels.index_of(ann["category_id"])] = 1.0
+    batch = next(iter(cocoprep.load(convert_dir, "train", batch_size=7, image_size=75,
+                                    shuffle=False)))
+    got = train.multi_hot(batch["classes"], batch["is_crowd"], batch["num_boxes"], 4).numpy()
+    ids = [int(i) for i in batch["image_id"].numpy()]
+    assert sorted(ids) == sorted(expected)
+    for image_id, row in zip(ids, got):
+        np.testing.assert_array_equal(row, expected[image_id], err_msg=str(image_id))
+    # The crowd-only class of image 107 is really dropped somewhere (the rule is tested).
+    assert any(batch["is_crowd"].numpy().ravel())
+
+    # make_dataset (stored order too) feeds the same targets, after preprocess_input.
+    ds = train.make_dataset(convert_dir, "train", task="detection", num_classes=4,
+                            backbone="inception_v3", batch_size=7, image_size=75, train=False)
+    images, targets = next(iter(ds))
+    assert images.shape == (7, 75, 75, 3)
+    assert -1.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 1.0
+    np.testing.assert_array_equal(targets.numpy(), got)
+
+
+@pytest.mark.slow
+def test_lr_zero_cannot_learn_and_fails(split_dir, tmp_path):
+    code, text = run_cli("smoketrain", str(split_dir), "-o", str(tmp_path / "run"),
+                         "--weights", "none", "--image-size", "75", "--steps", "20",
+                         "--batch-size", "16", "--fine-tune-layers", "0", "--lr", "0")
+    assert code == 1, text
+    assert "FAIL: mean loss of the last 2 step(s)" in text and "needed >" in text
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["result"] == "FAIL" and len(m["phases"]) == 1 and m["steps"] == 20
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_gpu_code_path_runs_on_cpu(split_dir, tmp_path):
+    """MirroredStrategy + mixed_float16 + XLA + loss scaling, as on GPUs, over the CPU."""
+    import keras
+
+    plan = train.DevicePlan("CPU", ("/cpu:0",), "mirrored", "mixed_float16", True)
+    lines: list[str] = []
+    result = train.smoketrain(split_dir, tmp_path / "run", backbone="mobilenet_v2",
+                              weights="none", image_size=32, steps=10, batch_size=8,
+                              fine_tune_layers=10, plan=plan, log=lines.append)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert "device: 1 x CPU (MirroredStrategy), precision mixed_float16, XLA on" in lines
+    m = result.metrics
+    assert (m["precision"], m["xla"], m["devices"], m["num_replicas"]) == (
+        "mixed_float16", True, ["/cpu:0"], 1)
+    assert len(m["losses"]) == 20 and all(math.isfinite(v) for v in m["losses"])
+    model = result.model
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert train.backbone_layer(model).compute_dtype == "float16"
+    assert model.output.dtype == "float32"
+    x = next(iter(train.make_dataset(split_dir, "val", task="classification", num_classes=4,
+                                     backbone="mobilenet_v2", batch_size=8, image_size=32,
+                                     train=False)))[0]
+    reloaded = keras.models.load_model(result.model_path)
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
