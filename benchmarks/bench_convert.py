@@ -292,6 +292,9 @@ def bench_scale(args) -> None:
     print("running:", " ".join(cmd), f"(load {os.getloadavg()[0]:.1f})")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     peaks = {"parent": 0, "child": 0, "tree": 0, "pss": 0}
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     done = threading.Event()
@@ -310,6 +313,8 @@ def bench_scale(args) -> None:
     sampler.start()
     _, err = proc.communicate()
     wall = time.perf_counter() - t
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     done.set()
     sampler.join()
     errors = [line for line in err.splitlines() if line.startswith("Error")]
@@ -322,7 +327,8 @@ def bench_scale(args) -> None:
     s = m.splits["train2017"]
     print(f"COCO scale: {s.num_examples} images, {s.num_objects} objects, "
           f"{len(s.shards)} shards, skipped {sum(m.skipped.values())} {errors or ''}")
-    print(f"  wall {wall:.1f} s ({s.num_examples / wall:.0f} images/s end to end)")
+    print(f"  wall {wall:.1f} s ({s.num_examples / wall:.0f} images/s end to end); CPU time "
+          f"of all its processes {cpu:.1f} s on {os.cpu_count()} cores")
     print(f"  peak RSS: parent {peaks['parent'] / 2**20:.0f} MiB, largest child "
           f"{peaks['child'] / 2**20:.0f} MiB; whole tree: RSS sum {peaks['tree'] / 2**20:.0f} "
           f"MiB, PSS sum {peaks['pss'] / 2**20:.0f} MiB (shared pages counted once; sampled "
