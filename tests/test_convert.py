@@ -224,8 +224,9 @@ def test_image_checks(tmp_path):
     images = [(1, "ok.jpg", 40, 30), (2, "missing.jpg", 40, 30), (3, "trunc.jpg", 40, 30),
               (4, "../outside.jpg", 40, 30), (5, "link.jpg", 40, 30), (6, "small.jpg", 40, 30),
               (7, "rot.jpg", 30, 40), (8, "rgba.png", 40, 30), (9, "pic.bmp", 40, 30),
-              (10, "/etc/hostname", 40, 30)]
-    make_coco(src, images, [ann(i, i) for i in range(1, 11)], write=False)
+              (10, "/etc/hostname", 40, 30), (11, "cmyk.jpg", 40, 30), (12, "pal.png", 40, 30),
+              (13, "deep.png", 40, 30)]
+    make_coco(src, images, [ann(i, i) for i in range(1, 14)], write=False)
     d = src / "train"
     write_image(d / "ok.jpg", 40, 30)
     (d / "trunc.jpg").write_bytes(image_bytes(40, 30)[:-200])
@@ -234,6 +235,9 @@ def test_image_checks(tmp_path):
     (d / "rot.jpg").write_bytes(_exif_rotated_jpeg(40, 30))  # stored 40x30, displayed 30x40
     write_image(d / "rgba.png", 40, 30, mode="RGBA")
     write_image(d / "pic.bmp", 40, 30, fmt="BMP")
+    write_image(d / "cmyk.jpg", 40, 30, mode="CMYK")
+    write_image(d / "pal.png", 40, 30, mode="P")
+    Image.fromarray(np.full((30, 40), 40000, np.uint16)).save(d / "deep.png")
     out = tmp_path / "x"
     m = convert_coco(src, out, workers=1, quiet=True)
     lines = skipped_lines(out)
@@ -244,12 +248,14 @@ def test_image_checks(tmp_path):
     assert sorted(s["annotation_id"] for s in lines if s["reason"] == "image_skipped") == \
         [2, 3, 4, 5, 6, 10]
     recs = by_id(read_records(out, "train"))
-    assert sorted(recs) == [1, 7, 8, 9]
+    assert sorted(recs) == [1, 7, 8, 9, 11, 12, 13]
     assert recs[1]["encoded"] == (d / "ok.jpg").read_bytes()  # passed through byte for byte
     assert (recs[7]["width"], recs[7]["height"]) == (30, 40)  # EXIF orientation applied
     assert recs[8]["format"] == "jpeg" and recs[8]["encoded"][:2] == b"\xff\xd8"
-    assert recs[9]["format"] == "jpeg"
-    assert m.counters == {"images_converted": 2, "images_rotated": 1}
+    for i in (9, 11, 12, 13):  # BMP, CMYK, palette, 16-bit: converted to RGB JPEG
+        assert recs[i]["format"] == "jpeg" and recs[i]["encoded"][:2] == b"\xff\xd8"
+        assert Image.open(io.BytesIO(recs[i]["encoded"])).mode == "RGB"
+    assert m.counters == {"images_converted": 5, "images_rotated": 1}
 
 
 def test_encode_png_for_converted_images(tmp_path):
@@ -510,3 +516,34 @@ def test_single_json_file_with_images_dir(tmp_path):
     m = Manifest.read(out)
     assert list(m.splits) == ["mine"] and m.splits["mine"].num_objects == 1
     assert read_records(out, "mine")[0]["filename"] == "sub/a.jpg"
+
+
+def test_masks_with_bad_segmentations_skip_the_annotation(tmp_path):
+    src = make_coco(tmp_path / "src", [(1, "a.jpg", 40, 30)], [
+        ann(1, 1), ann(2, 1, segmentation=[[1, 2, 3]]), ann(3, 1, segmentation=None),
+        ann(4, 1, iscrowd=1, segmentation={"counts": [10, 1190], "size": [30, 40]}),
+        ann(5, 1, segmentation={"counts": [1, 2], "size": [30, 40]})])
+    out = tmp_path / "x"
+    m = convert_coco(src, out, workers=1, quiet=True, masks=True)
+    [rec] = read_records(out, "train")
+    assert len(rec["mask"]) == len(rec["xmin"]) == 2
+    assert {(s["annotation_id"], s["reason"]) for s in skipped_lines(out)} == {
+        (2, "malformed_segmentation"), (3, "missing_segmentation"),
+        (5, "malformed_segmentation")}
+    crowd = np.asarray(Image.open(io.BytesIO(rec["mask"][1])))
+    assert crowd.sum() == 1190 and crowd.shape == (30, 40)
+    assert m.skipped == {"malformed_segmentation": 2, "missing_segmentation": 1}
+
+
+def test_keypoints_are_normalized_by_the_image_size(tmp_path):
+    kp = json.loads((FIXTURES / "coco/annotations/person_keypoints_train.json").read_text())
+    a = next(x for x in kp["annotations"] if x["id"] == 1001)
+    out = tmp_path / "x"
+    convert_coco(FIXTURES / "coco", out, workers=1, quiet=True, splits="train")
+    r101 = by_id(read_records(out, "train"))[101]
+    xs, ys, vs = a["keypoints"][0::3], a["keypoints"][1::3], a["keypoints"][2::3]
+    assert r101["keypoint_visibility"][:17].tolist() == vs
+    want_x = [x / 320 if v else 0.0 for x, v in zip(xs, vs)]
+    want_y = [y / 240 if v else 0.0 for y, v in zip(ys, vs)]
+    np.testing.assert_allclose(r101["keypoint_x"][:17], want_x, atol=1e-6)
+    np.testing.assert_allclose(r101["keypoint_y"][:17], want_y, atol=1e-6)
