@@ -368,6 +368,7 @@ def test_missing_split_lists_the_splits(det):
         cocoprep.load(out, "test")
     msg = str(err.value)
     assert "no split 'test'" in msg and "train (8 examples)" in msg and "val (3 examples)" in msg
+    assert err.value.exit_code == 2  # what the CLI exits with (preview, smoketrain)
 
 
 def test_missing_manifest_says_what_is_there(tmp_path, cls):
@@ -414,7 +415,7 @@ def test_bad_options(cls, kwargs, option):
     with pytest.raises(UsageError) as err:
         cocoprep.load(out, **kwargs)
     assert str(err.value).startswith(f"{option}: expected")
-    assert isinstance(err.value, CocoprepError)
+    assert isinstance(err.value, CocoprepError) and err.value.exit_code == 2
 
 
 def test_import_does_not_load_tensorflow():
