@@ -140,8 +140,18 @@ def _record_writer_class():
                 so = next(f for f in sorted(os.listdir(base))
                           if f.startswith("_pywrap_record_io") and f.endswith((".so", ".pyd")))
                 so_spec = importlib.util.spec_from_file_location(name, os.path.join(base, so))
-                module = importlib.util.module_from_spec(so_spec)
-                so_spec.loader.exec_module(module)
+                # Loading TensorFlow's shared libraries (in module_from_spec) prints
+                # start-up notices (oneDNN, CUDA drivers) straight to fd 2 in every
+                # worker; a failure still raises.
+                saved = os.dup(2)
+                try:
+                    with open(os.devnull, "w") as devnull:
+                        os.dup2(devnull.fileno(), 2)
+                    module = importlib.util.module_from_spec(so_spec)
+                    so_spec.loader.exec_module(module)
+                finally:
+                    os.dup2(saved, 2)
+                    os.close(saved)
                 sys.modules[name] = module
 
             def fast_writer(path: str):
