@@ -127,7 +127,9 @@ def crop(element: dict, top, left, height, width) -> dict:
         boxes = (out["boxes"] * tf.tile(src, [2]) - tf.tile(off, [2])) / tf.tile(dst, [2])
         cy = (boxes[:, 0] + boxes[:, 2]) / 2.0
         cx = (boxes[:, 1] + boxes[:, 3]) / 2.0
-        keep = (cy >= 0.0) & (cy <= 1.0) & (cx >= 0.0) & (cx <= 1.0)
+        # A centre on the crop's edge counts as inside; 1e-3 px absorbs float32 rounding.
+        ey, ex = 1e-3 / dst[0], 1e-3 / dst[1]
+        keep = (cy >= -ey) & (cy <= 1.0 + ey) & (cx >= -ex) & (cx <= 1.0 + ex)
         out["boxes"] = tf.clip_by_value(boxes, 0.0, 1.0)
         out = _keep_objects(out, keep)
     return out

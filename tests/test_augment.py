@@ -383,3 +383,10 @@ def test_resize_op_sets_static_size_and_moves_masks():
     o = np_el(aug.Resize(10)(e))
     assert o["image"].shape == (10, 10, 3) and o["masks"].shape == (1, 10, 10)
     assert o["masks"][0, :5, :5].all() and not o["masks"][0, 5:, 5:].any()
+
+
+def test_centre_on_the_crop_edge_counts_as_inside():
+    # Found by hypothesis: float32 rounding put this centre 1e-6 outside.
+    out = aug.crop(element(43, 12, [(30, 0, 42, 2)]), 36, 0, 1, 1)
+    assert out["label_ids"].numpy().tolist() == [1]
+    np.testing.assert_allclose(out["boxes"].numpy(), [[0, 0, 1, 1]])
