@@ -115,6 +115,8 @@ def test_stream_reader_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
     ('{"images": [}', "Expecting value"),
     ('{"images": [], "annotations": [], "categories": []', "found the end of the file"),
     ('{"images": [], "annotations": [], "categories": []} x', "extra data"),
+    ('{"images": [', "the file ends too early"),
+    ('{"images": [{"id": 1, "file_name": "a', "the file ends too early"),
     ('{"images": [{"id": 1,}]}', "Expecting property name"),
 ])
 def test_invalid_json_is_an_input_error(tmp_path, text, found):

@@ -557,6 +557,9 @@ class _JsonStream:
                 if not self.eof and near_end:
                     self._more()
                     continue
+                if self.eof and (e.pos >= len(self.buf.rstrip())
+                                 or e.msg.startswith("Unterminated string")):
+                    raise self.error("the file ends too early (truncated?)", e.pos) from None
                 raise self.error(e.msg, e.pos) from None
             if end >= len(self.buf) and not self.eof and self._more():
                 continue  # a number may continue in the next chunk
