@@ -91,6 +91,9 @@ def encode_png(mask: np.ndarray, *, level: int = ZLIB_LEVEL) -> bytes:
     return _png(mask.shape[1], mask.shape[0], mask[top:bottom], top, level)
 
 
+_NUMBER_TYPES = {int, float}
+
+
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -106,13 +109,14 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
     if isinstance(segmentation, list):
         polys = []
         for poly in segmentation:
-            if not isinstance(poly, list) or not all(_is_num(v) for v in poly):
+            if (type(poly) is not list or not {type(v) for v in poly} <= _NUMBER_TYPES
+                    or not all(map(math.isfinite, poly))):
                 raise ItemSkipped(MALFORMED_SEGMENTATION, "a polygon is not a list of numbers")
             if len(poly) % 2:
                 raise ItemSkipped(MALFORMED_SEGMENTATION,
                                   f"a polygon has an odd number of coordinates ({len(poly)})")
             if len(poly) >= 6:
-                polys.append([float(v) for v in poly])
+                polys.append(poly)
         if not polys:
             raise ItemSkipped(MALFORMED_SEGMENTATION, "no polygon has at least 3 points")
         rles = mask_utils.frPyObjects(polys, height, width)
