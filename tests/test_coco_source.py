@@ -10,7 +10,7 @@ import pytest
 
 from cocoprep.errors import InputError, UsageError
 from cocoprep.sources import coco
-from conftest import coco_dict, write_image, write_json
+from conftest import coco_dict, write_json
 
 
 def _ann(aid, image_id, cat=1, bbox=(1.0, 2.0, 10.0, 8.0), **extra):

@@ -15,7 +15,7 @@ from PIL import Image
 from cocoprep import schema
 from cocoprep.cli import cli
 from cocoprep.convert import convert_coco
-from cocoprep.errors import StrictModeError, UsageError
+from cocoprep.errors import StrictModeError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import Manifest
 from conftest import FIXTURES, coco_dict, image_bytes, write_image, write_json
