@@ -7,12 +7,22 @@ exit, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from cocoprep import __version__
 from cocoprep.errors import CocoprepError
+from cocoprep.tfimport import import_tensorflow
+
+
+def _import_tensorflow_quietly() -> None:
+    """Called first by the commands that run TensorFlow in this process: its C++
+    start-up notices stay off the terminal, and `TF_CPP_MIN_LOG_LEVEL` (default 3
+    here) quiets the rest, e.g. the CUDA probe's error line on CPU-only machines."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import_tensorflow()
 
 
 class _Group(click.Group):
@@ -220,6 +230,7 @@ def verify_command(path: str, workers: int | None, quiet: bool) -> None:
 
         cocoprep verify 'tfrecords/train.tfrecord-*'
     """
+    _import_tensorflow_quietly()
     from cocoprep.verify import verify
 
     report = verify(path, workers=workers, quiet=quiet)
@@ -246,6 +257,7 @@ def inspect_command(path: str, as_json: bool) -> None:
 
         cocoprep inspect tfrecords --json
     """
+    _import_tensorflow_quietly()
     import json
 
     from cocoprep.verify import format_inspect, inspect
@@ -286,14 +298,13 @@ def preview_command(path: str, split: str, num: int, augment: bool, seed: int, s
 
         cocoprep preview tfrecords --augment --seed 3
     """
+    _import_tensorflow_quietly()
     from cocoprep.preview import preview
 
     written = preview(path, split=split, n=num, augment=augment, seed=seed, shuffle=shuffle,
                       tile=tile, columns=columns, output=output)
     click.echo(f"Wrote {written}")
 # --- smoketrain ---
-import os  # noqa: E402
-
 from cocoprep import train as _train  # noqa: E402  (no TensorFlow at import)
 
 
@@ -348,7 +359,7 @@ def smoketrain_cmd(data, run_dir, backbone, weights, steps, batch_size, image_si
         cocoprep split fixtures/imgs
         cocoprep smoketrain --weights none --image-size 75
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines
+    _import_tensorflow_quietly()
     result = _train.smoketrain(
         data, run_dir, backbone=backbone, weights=weights, steps=steps, batch_size=batch_size,
         image_size=image_size, fine_tune_layers=fine_tune_layers, lr=lr, seed=seed,

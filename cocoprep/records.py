@@ -110,7 +110,7 @@ class BuildResult:
 
     example: bytes | None
     num_objects: int = 0
-    class_counts: dict[int, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
     skipped: tuple[SkippedItem, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
     listing: str | None = None  # a line for OUT/{split}.txt, when the task keeps one

@@ -20,11 +20,9 @@ from __future__ import annotations
 import glob as _glob
 import hashlib
 import math
-import multiprocessing as mp
 import os
 import struct
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,6 +31,7 @@ from cocoprep import schema
 from cocoprep.errors import InputError, LabelMapError, ManifestError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest
+from cocoprep.parallel import map_tasks, progress_bar, report_progress
 
 SHARD_PATTERN = "*.tfrecord-?????-of-?????"
 _BATCH = 64
@@ -358,19 +357,6 @@ class ShardResult:
     damaged: bool = False  # some records could not be read at all
 
 
-_PROGRESS: Any = None
-
-
-def _init_worker(progress) -> None:
-    global _PROGRESS
-    _PROGRESS = progress
-
-
-def _report(n: int) -> None:
-    if _PROGRESS is not None and n:
-        _PROGRESS(n) if callable(_PROGRESS) else _PROGRESS.put(n)
-
-
 def infer_task_of(path: str) -> str | None:
     """The task of the first readable record of `path` (None if it has none)."""
     import tensorflow as tf
@@ -414,7 +400,7 @@ def check_shard(ctx: _Context) -> ShardResult:
             else:
                 name = _text(values["label_text"])
                 result.class_counts[name] = result.class_counts.get(name, 0) + 1
-        _report(len(pending))
+        report_progress(len(pending))
         pending.clear()
 
     try:
@@ -486,45 +472,6 @@ def _load_labels(root: Path, manifest: Manifest) -> tuple[dict[int, str] | None,
     return {item.id: item.name for item in lm}, name, []
 
 
-def _run(contexts: list[_Context], workers: int, bar) -> list[ShardResult]:
-    if workers <= 1 or len(contexts) <= 1:
-        _init_worker(bar.update)
-        try:
-            return [check_shard(c) for c in contexts]
-        finally:
-            _init_worker(None)
-    ctx = mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
-    queue = ctx.Queue()
-    stop = threading.Event()
-
-    def pump():
-        while not stop.is_set():
-            try:
-                bar.update(queue.get(timeout=0.1))
-            except Exception:
-                continue
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        with ctx.Pool(min(workers, len(contexts)), initializer=_init_worker,
-                      initargs=(queue,)) as pool:
-            results = pool.map(check_shard, contexts, chunksize=1)
-    finally:
-        stop.set()
-        thread.join()
-    while not queue.empty():
-        bar.update(queue.get())
-    return results
-
-
-def _progress_bar(total: int | None, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="verifying", unit="rec", smoothing=0.1,
-                disable=quiet or not sys.stderr.isatty())
-
-
 def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False) -> VerifyReport:
     """Check an output directory (through its manifest.json) or a shard glob.
 
@@ -585,8 +532,8 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
         workers = min(os.cpu_count() or 1, max(1, total_bytes // _BYTES_PER_WORKER))
     workers = max(1, int(workers))
     total = manifest.num_examples if manifest else None
-    with _progress_bar(total, quiet) as bar:
-        results = _run(contexts, workers, bar)
+    with progress_bar(total, "verifying", "rec", quiet) as bar:
+        results = map_tasks(check_shard, contexts, workers=workers, bar=bar)
 
     splits: dict[str, int] = {}
     for r in results:

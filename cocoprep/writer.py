@@ -18,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing as mp
 import os
 import shutil
 import sys
-import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
@@ -31,7 +29,9 @@ from cocoprep.errors import InputError, UsageError
 from cocoprep.manifest import (
     MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo, shard_name,
 )
+from cocoprep.parallel import in_worker_process, map_tasks, progress_bar, report_progress
 from cocoprep.records import BuildResult, SkippedItem
+from cocoprep.tfimport import import_tensorflow, stderr_silenced
 
 DEFAULT_SHARD_SIZE = 200 * 1024 * 1024
 STAGING_PREFIX = ".cocoprep-staging-"
@@ -109,15 +109,11 @@ def _shard_bounds(num_items: int, num_shards: int, index: int) -> tuple[int, int
 # ------------------------------------------------------------------ worker side
 
 _BUILDER: Builder | None = None
-_PROGRESS: Any = None
 
 
-def _init_worker(builder: Builder, progress_queue, in_pool: bool = False) -> None:
-    global _BUILDER, _PROGRESS, _IN_POOL
-    _BUILDER, _PROGRESS, _IN_POOL = builder, progress_queue, in_pool
-
-
-_IN_POOL = False  # True in pool workers, which never import the rest of TensorFlow
+def _init_worker(builder: Builder | None) -> None:
+    global _BUILDER
+    _BUILDER = builder
 
 
 def _record_writer_class():
@@ -128,7 +124,7 @@ def _record_writer_class():
     (seconds per worker on a small machine). Anywhere else, or if that fails, the
     public `tf.io.TFRecordWriter` is used: the same C++ writer, the same bytes.
     """
-    if _IN_POOL and "tensorflow" not in sys.modules:
+    if in_worker_process() and "tensorflow" not in sys.modules:
         try:
             import importlib.util
 
@@ -143,15 +139,9 @@ def _record_writer_class():
                 # Loading TensorFlow's shared libraries (in module_from_spec) prints
                 # start-up notices (oneDNN, CUDA drivers) straight to fd 2 in every
                 # worker; a failure still raises.
-                saved = os.dup(2)
-                try:
-                    with open(os.devnull, "w") as devnull:
-                        os.dup2(devnull.fileno(), 2)
+                with stderr_silenced():
                     module = importlib.util.module_from_spec(so_spec)
                     so_spec.loader.exec_module(module)
-                finally:
-                    os.dup2(saved, 2)
-                    os.close(saved)
                 sys.modules[name] = module
 
             def fast_writer(path: str):
@@ -160,9 +150,7 @@ def _record_writer_class():
             return fast_writer
         except Exception:
             pass
-    from tensorflow.io import TFRecordWriter
-
-    return TFRecordWriter
+    return import_tensorflow().io.TFRecordWriter
 
 
 def _write_shard(task: tuple[str, int, int, Sequence[Any], str]) -> ShardResult:
@@ -187,11 +175,10 @@ def _write_shard(task: tuple[str, int, int, Sequence[Any], str]) -> ShardResult:
                 if built.listing is not None:
                     result.listing.append(built.listing)
             pending += 1
-            if _PROGRESS is not None and pending >= 8:
-                _PROGRESS(pending) if callable(_PROGRESS) else _PROGRESS.put(pending)
+            if pending >= 8:
+                report_progress(pending)
                 pending = 0
-    if _PROGRESS is not None and pending:
-        _PROGRESS(pending) if callable(_PROGRESS) else _PROGRESS.put(pending)
+    report_progress(pending)
     digest = hashlib.sha256()
     with open(tmp, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -206,48 +193,6 @@ def _write_shard(task: tuple[str, int, int, Sequence[Any], str]) -> ShardResult:
 
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
-
-
-def _progress_bar(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, unit="img", disable=disable, smoothing=0.1)
-
-
-def _run_tasks(tasks, builder: Builder, workers: int, bar) -> list[ShardResult]:
-    if workers <= 1 or len(tasks) <= 1:
-        _init_worker(builder, bar.update)
-        try:
-            return [_write_shard(t) for t in tasks]
-        finally:
-            _init_worker(None, None)
-    # forkserver: workers start from a clean interpreter, never from a parent that
-    # may already have TensorFlow's runtime threads running.
-    ctx = mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
-    queue = ctx.Queue()
-    stop = threading.Event()
-
-    def pump():
-        while not stop.is_set():
-            try:
-                n = queue.get(timeout=0.1)
-            except Exception:
-                continue
-            bar.update(n)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        with ctx.Pool(min(workers, len(tasks)), initializer=_init_worker,
-                      initargs=(builder, queue, True)) as pool:
-            results = pool.map(_write_shard, tasks, chunksize=1)
-    finally:
-        stop.set()
-        thread.join()
-    while not queue.empty():
-        bar.update(queue.get())
-    return results
 
 
 def _clean_stale_staging(out: Path) -> None:
@@ -318,8 +263,12 @@ def write_dataset(
                 lo, hi = _shard_bounds(len(plan.items), plan.num_shards, i)
                 tasks.append((plan.name, i, plan.num_shards, plan.items[lo:hi], str(staging)))
         total = sum(len(p.items) for p in plans)
-        with _progress_bar(total, "writing", quiet) as bar:
-            results = _run_tasks(tasks, builder, workers, bar)
+        with progress_bar(total, "writing", "img", quiet) as bar:
+            try:
+                results = map_tasks(_write_shard, tasks, workers=workers, bar=bar,
+                                    init=_init_worker, init_args=(builder,))
+            finally:
+                _init_worker(None)
         final, skipped = _assemble(plans, results, manifest, class_order)
         if pre_skipped:
             merged = dict(final.skipped)

@@ -38,3 +38,22 @@ def test_import_does_not_load_tensorflow():
     code = "import sys, cocoprep.cli; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_notices_stay_off_the_terminal(tmp_path, fixtures_dir):
+    """convert (in-process writer) and verify import TensorFlow; its C++ start-up
+    lines (oneDNN, CUDA stubs) must not reach the user's terminal."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    runs = [
+        [sys.executable, "-m", "cocoprep", "convert", str(fixtures_dir / "coco"), "-o", str(out),
+         "--workers", "1", "--quiet"],
+        [sys.executable, "-m", "cocoprep", "verify", str(out)],
+    ]
+    for argv in runs:
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        for noise in ("oneDNN", "I0000", "E0000", "cuda"):
+            assert noise not in proc.stderr, (argv[3], proc.stderr)
+    assert proc.stdout.startswith("OK: 10 examples")

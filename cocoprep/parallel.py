@@ -1,0 +1,86 @@
+"""Run one function over a list of tasks in worker processes, with one progress bar.
+
+Used by the writer (one task = one shard to write) and by verify (one task = one
+shard to check). Workers report progress through `report_progress(n)`, which goes
+straight to the bar in-process and through a queue from a pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+import threading
+from typing import Any, Callable, Sequence
+
+_REPORT: Callable[[int], Any] | None = None
+_IN_POOL = False
+
+
+def report_progress(n: int) -> None:
+    """Advance the parent's progress bar by `n` (a no-op when there is none)."""
+    if _REPORT is not None and n:
+        _REPORT(n)
+
+
+def in_worker_process() -> bool:
+    """True inside a pool worker started by `map_tasks`."""
+    return _IN_POOL
+
+
+def progress_bar(total: int | None, desc: str, unit: str, quiet: bool):
+    """A tqdm bar, silent with `quiet` or when stderr is not a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, smoothing=0.1,
+                disable=quiet or not sys.stderr.isatty())
+
+
+def _pool_init(queue, init, init_args) -> None:
+    global _REPORT, _IN_POOL
+    _REPORT, _IN_POOL = queue.put, True
+    if init is not None:
+        init(*init_args)
+
+
+def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
+              init: Callable | None = None, init_args: tuple = ()) -> list:
+    """`[func(t) for t in tasks]`, in `workers` processes when more than one.
+
+    `init(*init_args)` runs once in each worker (and once here when in-process);
+    results come back in task order.
+    """
+    global _REPORT
+    if workers <= 1 or len(tasks) <= 1:
+        _REPORT = bar.update
+        try:
+            if init is not None:
+                init(*init_args)
+            return [func(t) for t in tasks]
+        finally:
+            _REPORT = None
+    # forkserver: workers start from a clean interpreter, never from a parent that
+    # may already have TensorFlow's runtime threads running.
+    ctx = mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    queue = ctx.Queue()
+    stop = threading.Event()
+
+    def pump():
+        while not stop.is_set():
+            try:
+                n = queue.get(timeout=0.1)
+            except Exception:
+                continue
+            bar.update(n)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        with ctx.Pool(min(workers, len(tasks)), initializer=_pool_init,
+                      initargs=(queue, init, init_args)) as pool:
+            results = pool.map(func, tasks, chunksize=1)
+    finally:
+        stop.set()
+        thread.join()
+    while not queue.empty():
+        bar.update(queue.get())
+    return results
