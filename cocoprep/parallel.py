@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 import threading
+from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
 _REPORT: Callable[[int], Any] | None = None
@@ -40,6 +41,29 @@ def _pool_init(queue, init, init_args) -> None:
     _REPORT, _IN_POOL = queue.put, True
     if init is not None:
         init(*init_args)
+
+
+@contextmanager
+def _main_module_hidden():
+    """Start workers without re-running the user's `__main__` script in them.
+
+    Workers run cocoprep's own functions only, so they never need `__main__`; left
+    visible, a script that calls `convert_coco(...)` without an
+    `if __name__ == "__main__":` guard would be re-run in every worker and fail
+    there. (A custom writer Builder must therefore live in an importable module.)
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
 
 
 def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
@@ -75,8 +99,10 @@ def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     try:
-        with ctx.Pool(min(workers, len(tasks)), initializer=_pool_init,
-                      initargs=(queue, init, init_args)) as pool:
+        with _main_module_hidden():
+            pool = ctx.Pool(min(workers, len(tasks)), initializer=_pool_init,
+                            initargs=(queue, init, init_args))
+        with pool:
             results = pool.map(func, tasks, chunksize=1)
     finally:
         stop.set()

@@ -131,3 +131,26 @@ def test_bad_shard_options():
         writer.parse_size("lots")
     assert writer.parse_size("200MB") == 200_000_000
     assert writer.parse_size("1GiB") == 2**30
+
+
+@pytest.mark.slow
+def test_unguarded_script_with_workers_runs_once(tmp_path, fixtures_dir):
+    """Workers must not re-run the caller's script: a plain script calling the API
+    with workers=2 and no `if __name__ == "__main__":` guard works."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "from cocoprep.convert import convert_coco\n"
+        "from cocoprep.verify import verify\n"
+        f"m = convert_coco({str(fixtures_dir / 'coco')!r}, {str(tmp_path / 'out')!r},"
+        " workers=2, num_shards=2, quiet=True)\n"
+        "print('RAN', m.num_examples)\n"
+        f"print(verify({str(tmp_path / 'out')!r}, workers=2).summary())\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("RAN") == 1
+    assert "OK: 10 examples in 4 shards" in proc.stdout
