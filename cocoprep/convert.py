@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +21,7 @@ from cocoprep.errors import ItemSkipped, StrictModeError, UsageError
 from cocoprep.images import ENCODINGS, ImageLoader
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
+from cocoprep.parallel import progress_bar
 from cocoprep.records import (
     BuildResult, DetectionExample, Keypoint, ObjectAnnotation, SkippedItem,
 )
@@ -267,18 +267,11 @@ def stratified_split(split: CocoSplit, ratio: Sequence[float], seed: int) -> lis
     return [np.array(sorted(p), dtype=np.int64) for p in parts]
 
 
-def _progress(total: int, desc: str, quiet: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True,
-                disable=quiet or not sys.stderr.isatty())
-
-
 def _read(path: Path, kind: str, *, masks: bool, quiet: bool) -> coco.CocoFile:
     size = path.stat().st_size if path.exists() else 0
     if size < 50_000_000:
         return coco.read_coco_file(path, kind, keep_segmentation=masks)
-    with _progress(size, f"reading {path.name}", quiet) as bar:
+    with progress_bar(size, f"reading {path.name}", "B", quiet, unit_scale=True) as bar:
         return coco.read_coco_file(path, kind, keep_segmentation=masks, progress=bar.update)
 
 

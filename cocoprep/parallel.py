@@ -28,12 +28,12 @@ def in_worker_process() -> bool:
     return _IN_POOL
 
 
-def progress_bar(total: int | None, desc: str, unit: str, quiet: bool):
-    """A tqdm bar, silent with `quiet` or when stderr is not a terminal."""
+def progress_bar(total: int | None, desc: str, unit: str, quiet: bool, **kwargs):
+    """The project's tqdm bar: silent with `quiet` or when stderr is not a terminal."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, smoothing=0.1,
-                disable=quiet or not sys.stderr.isatty())
+                disable=quiet or not sys.stderr.isatty(), **kwargs)
 
 
 def _pool_init(queue, init, init_args) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,6 +19,7 @@ from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
 from cocoprep.images import ENCODINGS, IMAGE_EXTENSIONS, prepare_image, read_bytes
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
+from cocoprep.parallel import progress_bar
 from cocoprep.records import BuildResult, ClassificationExample, SkippedItem
 from cocoprep.schema import SCHEMA_VERSION, encode_classification
 from cocoprep.sources import folder
@@ -96,10 +96,7 @@ def _is_inside(path: Path, root: Path) -> bool:
 
 
 def _hash_all(root: Path, files: Sequence[folder.ImageFile], quiet: bool):
-    from tqdm import tqdm
-
-    disable = quiet or not sys.stderr.isatty()
-    with tqdm(total=len(files), desc="hashing", unit="img", disable=disable) as bar:
+    with progress_bar(len(files), "hashing", "img", quiet) as bar:
         return folder.hash_files(root, [f.path for f in files], progress=bar.update)
 
 

@@ -22,7 +22,6 @@ import hashlib
 import math
 import os
 import struct
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -605,7 +604,6 @@ def _parsed_batches(files: list[str], spec: dict):
 def _split_stats(files: list[str], task: str) -> dict:
     """Counts over every record of `files` (read in batches; images not decoded)."""
     import numpy as np
-    import tensorflow as tf
 
     task_schema = schema.schema_for(task)
     keys = schema.keys_of(task_schema, _INSPECT_NAMES[task])

@@ -23,7 +23,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from cocoprep.errors import InputError, UsageError
 from cocoprep.manifest import (
