@@ -286,3 +286,64 @@ def test_error_position_is_exact_after_skipped_polygons(tmp_path, indent):
         where = f"line {e.lineno} column {e.colno}"
     with pytest.raises(InputError, match=where):
         coco.read_coco_file(path)
+
+
+# ------------------------------------------------------------------ review: out-of-range and non-text values
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d["images"][0].update(id=2**64), "images[0].id to be a 64-bit integer"),
+    (lambda d: d["images"][0].update(width=2**32 + 20), "width (image id 1) to be a positive "
+     "integer below 2**31"),
+    (lambda d: d["annotations"][0].update(id=2**64), "annotations[0].id to be a 64-bit integer"),
+    (lambda d: d["annotations"][0].update(image_id=-2**63 - 1), "image_id (annotation id 10) "
+     "to be a 64-bit integer"),
+    (lambda d: d["annotations"][0].update(category_id=2**64), "category_id (annotation id 10) "
+     "to be a 64-bit integer"),
+    (lambda d: d["categories"][0].update(id=2**31), "categories[0].id to be an integer from 1 "
+     "to 2147483647"),
+    (lambda d: d["images"][0].update(file_name="a\ud800.jpg"), "file_name (image id 1) to be "
+     "valid Unicode text"),
+    (lambda d: d["categories"][0].update(name="x\ud800"), "categories[0].name (category id 1) "
+     "to be valid Unicode text"),
+])
+def test_out_of_range_ids_and_unencodable_text_are_input_errors(tmp_path, mutate, expected):
+    data = coco_dict([(1, "a.jpg", 20, 10)], [_ann(10, 1)])
+    mutate(data)
+    path = tmp_path / "instances_t.json"
+    path.write_text(json.dumps(data))  # ensure_ascii: lone surrogates become \ud800 escapes
+    for read in (lambda: coco.read_coco_file(path), lambda: coco.parse_coco_dict(data, path)):
+        with pytest.raises(InputError) as e:
+            read()
+        assert str(e.value).startswith(f"{path}: expected ")
+        assert expected in str(e.value)
+
+
+def test_unencodable_caption_is_an_input_error(tmp_path):
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 2, "height": 2}],
+            "annotations": [{"id": 1, "image_id": 1, "caption": "a\udc80b"}]}
+    path = write_json(tmp_path / "captions_t.json", data)
+    with pytest.raises(InputError, match=r"caption \(annotation id 1\) to be valid Unicode text"):
+        coco.read_coco_file(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_keypoints_are_malformed(tmp_path, bad):
+    cats = [{"id": 1, "name": "person", "keypoints": ["a", "b"]}]
+    anns = [_ann(1, 1, keypoints=[1, 2, 2, 3, 4, bad]), _ann(2, 1, keypoints=[bad, 2, 2, 3, 4, 1]),
+            _ann(3, 1, keypoints=[1, 2, 2, 3, 4, 1])]
+    path = tmp_path / "person_keypoints_t.json"
+    path.write_text(json.dumps(coco_dict([(1, "a.jpg", 20, 10)], anns, cats)))
+    f = coco.read_coco_file(path)
+    assert f.keypoints == [False, False, (1, 2, 2, 3, 4, 1)]
+
+
+def test_integers_too_big_for_a_float_make_the_bbox_malformed(tmp_path):
+    anns = [_ann(1, 1), _ann(2, 1, bbox=(1, 1, 10**400, 2)), _ann(3, 1, area=10**400),
+            _ann(4, 1, bbox=(3, 4, 5, 6))]
+    path = tmp_path / "instances_t.json"
+    path.write_text(json.dumps(coco_dict([(1, "a.jpg", 20, 10)], anns)))
+    f = coco.read_coco_file(path)
+    assert f.ann_ids.tolist() == [1, 2, 3, 4]
+    assert f.bbox_status.tolist() == [coco.BBOX_OK, coco.BBOX_MALFORMED, coco.BBOX_OK, coco.BBOX_OK]
+    assert f.bbox[3].tolist() == [3, 4, 5, 6] and math.isnan(f.area[2]) and f.area[3] == 80.0
+    assert len(f.iscrowd) == len(f.area) == len(f.ann_category_ids) == len(f.bbox) == 4

@@ -547,3 +547,43 @@ def test_keypoints_are_normalized_by_the_image_size(tmp_path):
     want_y = [y / 240 if v else 0.0 for y, v in zip(ys, vs)]
     np.testing.assert_allclose(r101["keypoint_x"][:17], want_x, atol=1e-6)
     np.testing.assert_allclose(r101["keypoint_y"][:17], want_y, atol=1e-6)
+
+
+# ------------------------------------------------------------------ review: values that used to crash
+
+@pytest.mark.parametrize("field, value, message", [
+    ("id", 2**64, "expected images[0].id to be a 64-bit integer, found an integer "
+     "18446744073709551616"),
+    ("width", 2**32 + 40, "expected images[0].width (image id 1) to be a positive integer "
+     "below 2**31, found an integer 4294967336"),
+    ("file_name", "a\ud800.jpg", "expected images[0].file_name (image id 1) to be valid "
+     'Unicode text, found a string "a\\\\ud800.jpg"'),
+])
+def test_out_of_range_or_unencodable_values_are_errors_not_tracebacks(tmp_path, field, value,
+                                                                      message):
+    src = make_coco(tmp_path / "src", [(1, "a.jpg", 40, 30)], [ann(1, 1)])
+    path = src / "annotations" / "instances_train.json"
+    data = json.loads(path.read_text())
+    data["images"][0][field] = value
+    path.write_text(json.dumps(data))
+    out = tmp_path / "x"
+    result = run(src, "-o", out, "--workers", "1")
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == f"Error: {path}: {message}"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("visibility", ["NaN", "Infinity"])
+def test_non_finite_keypoints_are_counted_as_malformed(tmp_path, visibility):
+    src = make_coco(tmp_path / "src", [(1, "a.jpg", 40, 30)], [ann(1, 1)],
+                    categories=[{"id": 1, "name": "person"}])
+    kp = coco_dict([(1, "a.jpg", 40, 30)], [ann(1, 1, keypoints=[4, 3, 2, 8, 6, 0])],
+                   categories=[{"id": 1, "name": "person", "keypoints": ["a", "b"]}])
+    text = json.dumps(kp).replace("[4, 3, 2, 8, 6, 0]", f"[4, 3, {visibility}, 8, 6, 0]")
+    (src / "annotations" / "person_keypoints_train.json").write_text(text)
+    out = tmp_path / "x"
+    result = run(src, "-o", out, "--workers", "1", "-q")
+    assert result.exit_code == 0, result.output
+    [rec] = read_records(out, "train")
+    assert rec["keypoint_visibility"].tolist() == [0, 0]
+    assert Manifest.read(out).counters == {"keypoints_malformed": 1}

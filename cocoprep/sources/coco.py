@@ -209,6 +209,34 @@ def _is_num(v: Any) -> bool:
     return type(v) in (int, float) or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT32_MAX = 2**31 - 1  # image sizes are stored as int32; label_map.pbtxt ids are int32
+
+
+def _in_int64(v: int) -> bool:
+    return _INT64_MIN <= v <= _INT64_MAX
+
+
+def _finite_float(v: Any) -> float | None:
+    """`v` as a finite float, or None (NaN, infinities, integers too big for a float)."""
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _is_text(s: str) -> bool:
+    """Encodable as UTF-8: JSON escapes can spell lone surrogates, which are not text."""
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _typename(v: Any) -> str:
     if v is None:
         return "null"
@@ -274,12 +302,23 @@ class CocoCollector:
                              f"keys {sorted(im)}") from None
         if not _is_int(iid):
             raise self._bad(f"images[{i}].id", "an integer", iid)
+        if not _in_int64(iid):
+            raise self._bad(f"images[{i}].id", "a 64-bit integer", iid)
         if type(name) is not str or not name:
             raise self._bad(f"images[{i}].file_name (image id {iid})", "a non-empty string", name)
+        if not _is_text(name):
+            raise self._bad(f"images[{i}].file_name (image id {iid})", "valid Unicode text",
+                            name.encode("utf-8", "backslashreplace").decode())
         if not _is_int(w) or w <= 0:
             raise self._bad(f"images[{i}].width (image id {iid})", "a positive integer", w)
         if not _is_int(h) or h <= 0:
             raise self._bad(f"images[{i}].height (image id {iid})", "a positive integer", h)
+        if w > _INT32_MAX:
+            raise self._bad(f"images[{i}].width (image id {iid})",
+                            "a positive integer below 2**31", w)
+        if h > _INT32_MAX:
+            raise self._bad(f"images[{i}].height (image id {iid})",
+                            "a positive integer below 2**31", h)
         self._image_ids.append(iid)
         self._file_names.append(name)
         self._wh.append(w)
@@ -291,8 +330,14 @@ class CocoCollector:
         cid, name = c.get("id"), c.get("name")
         if not _is_int(cid) or cid < 1:
             raise self._bad(f"categories[{i}].id", "an integer >= 1", cid)
+        if cid > _INT32_MAX:
+            raise self._bad(f"categories[{i}].id", f"an integer from 1 to {_INT32_MAX} "
+                            "(label_map.pbtxt ids are 32-bit)", cid)
         if type(name) is not str or not name:
             raise self._bad(f"categories[{i}].name (category id {cid})", "a non-empty string", name)
+        if not _is_text(name):
+            raise self._bad(f"categories[{i}].name (category id {cid})", "valid Unicode text",
+                            name.encode("utf-8", "backslashreplace").decode())
         kps = c.get("keypoints", ())
         if kps is None:
             kps = ()
@@ -311,21 +356,32 @@ class CocoCollector:
                     and type(crowd) is int and (crowd == 0 or crowd == 1)
                     and type(box) is list and len(box) == 4 and type(area) in _NUMBER_TYPES):
                 x, y, w, h = box
-                if (type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES
-                        and type(w) in _NUMBER_TYPES and type(h) in _NUMBER_TYPES
-                        and w >= 0 and h >= 0 and area >= 0
-                        and x - x + y - y + w - w + h - h + area - area == 0):  # finite
-                    self._ann_ids.append(aid)
-                    self._ann_image_ids.append(image_id)
-                    self._ann_cats.append(cat)
-                    self._iscrowd.append(crowd)
-                    self._bbox.extend(box)
-                    self._bbox_status.append(BBOX_OK)
-                    self._area.append(area)
-                    if self._segs is not None:
-                        self._segs.append(a.get("segmentation"))
-                    return
+                try:
+                    if (type(x) in _NUMBER_TYPES and type(y) in _NUMBER_TYPES
+                            and type(w) in _NUMBER_TYPES and type(h) in _NUMBER_TYPES
+                            and w >= 0 and h >= 0 and area >= 0
+                            and x - x + y - y + w - w + h - h + area - area == 0):  # finite
+                        self._ann_ids.append(aid)
+                        self._ann_image_ids.append(image_id)
+                        self._ann_cats.append(cat)
+                        self._iscrowd.append(crowd)
+                        self._bbox.extend(box)
+                        self._bbox_status.append(BBOX_OK)
+                        self._area.append(area)
+                        if self._segs is not None:
+                            self._segs.append(a.get("segmentation"))
+                        return
+                except OverflowError:  # an integer beyond 64 bits or beyond a float
+                    self._drop_partial()
         self._annotation_checked(a, i)
+
+    def _drop_partial(self) -> None:
+        """Undo a half-appended annotation (the checked path then decides)."""
+        n = len(self._bbox_status)
+        for arr in (self._ann_ids, self._ann_image_ids, self._ann_cats, self._iscrowd,
+                    self._area):
+            del arr[n:]
+        del self._bbox[4 * n:]
 
     def _annotation_checked(self, a: Any, i: int) -> None:
         if type(a) is not dict:
@@ -333,21 +389,32 @@ class CocoCollector:
         aid = a.get("id")
         if not _is_int(aid):
             raise self._bad(f"annotations[{i}].id", "an integer", aid)
+        if not _in_int64(aid):
+            raise self._bad(f"annotations[{i}].id", "a 64-bit integer", aid)
         image_id = a.get("image_id")
         if not _is_int(image_id):
             raise self._bad(f"annotations[{i}].image_id (annotation id {aid})", "an integer", image_id)
+        if not _in_int64(image_id):
+            raise self._bad(f"annotations[{i}].image_id (annotation id {aid})", "a 64-bit integer",
+                            image_id)
         self._ann_ids.append(aid)
         self._ann_image_ids.append(image_id)
         if self._captions is not None:
             cap = a.get("caption")
             if type(cap) is not str:
                 raise self._bad(f"annotations[{i}].caption (annotation id {aid})", "a string", cap)
+            if not _is_text(cap):
+                raise self._bad(f"annotations[{i}].caption (annotation id {aid})",
+                                "valid Unicode text", cap.encode("utf-8", "backslashreplace").decode())
             self._captions.append(cap)
             self._ann_cats.append(0)
             return
         cat = a.get("category_id")
         if not _is_int(cat):
             raise self._bad(f"annotations[{i}].category_id (annotation id {aid})", "an integer", cat)
+        if not _in_int64(cat):
+            raise self._bad(f"annotations[{i}].category_id (annotation id {aid})",
+                            "a 64-bit integer", cat)
         self._ann_cats.append(cat)
         crowd = a.get("iscrowd", 0)
         if crowd not in (0, 1) or type(crowd) not in (int, bool):
@@ -360,9 +427,8 @@ class CocoCollector:
         elif type(box) is not list or len(box) != 4 or not all(_is_num(v) for v in box):
             status = BBOX_MALFORMED
         else:
-            x, y, w, h = box
-            if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w)
-                    and math.isfinite(h)) or w < 0 or h < 0:
+            box = [_finite_float(v) for v in box]
+            if None in box or box[2] < 0 or box[3] < 0:
                 status = BBOX_MALFORMED
         if status == BBOX_OK:
             self._bbox.extend(box)
@@ -370,13 +436,16 @@ class CocoCollector:
             self._bbox.extend((math.nan,) * 4)
         self._bbox_status.append(status)
         area = a.get("area")
-        self._area.append(area if _is_num(area) and math.isfinite(area) and area >= 0 else math.nan)
+        area = _finite_float(area) if _is_num(area) else None
+        self._area.append(area if area is not None and area >= 0 else math.nan)
         if self._segs is not None:
             self._segs.append(a.get("segmentation"))
         if self._kps is not None:
             kp = a.get("keypoints")
-            ok = (type(kp) is list and len(kp) % 3 == 0 and all(_is_num(v) for v in kp))
-            self._kps.append(tuple(kp) if ok else (None if kp is None else False))
+            ok = type(kp) is list and len(kp) % 3 == 0 and all(_is_num(v) for v in kp)
+            values = tuple(_finite_float(v) for v in kp) if ok else ()
+            ok = ok and None not in values
+            self._kps.append(values if ok else (None if kp is None else False))
 
     # ------------------------------------------------------------- result
     def finish(self) -> CocoFile:
