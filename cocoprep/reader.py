@@ -146,16 +146,24 @@ def _peek(files: Sequence[str], scan: int = 1000) -> tuple[set[str] | None, int]
     labels = schema.DETECTION.feature("class_label").key
     seen = 0
     for f in files:
-        for raw in tf.data.TFRecordDataset(f).take(scan - seen):
-            feature = tf.train.Example.FromString(raw.numpy()).features.feature
-            if keys is None:
-                keys = set(feature.keys())
-                if kx not in keys:
-                    return keys, 0
-            n = len(feature[labels].int64_list.value)
-            if n:
-                return keys, len(feature[kx].float_list.value) // n
-            seen += 1
+        try:
+            for raw in tf.data.TFRecordDataset(f).take(scan - seen):
+                feature = tf.train.Example.FromString(raw.numpy()).features.feature
+                if keys is None:
+                    keys = set(feature.keys())
+                    if kx not in keys:
+                        return keys, 0
+                n = len(feature[labels].int64_list.value)
+                if n:
+                    return keys, len(feature[kx].float_list.value) // n
+                seen += 1
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
+            # TensorFlow's message ("corrupted record at 0") names no file.
+            what = str(getattr(e, "message", e)).strip().splitlines()[0]
+            what = what.split("}}")[-1].split("[Op:")[0].strip()
+            raise InputError(f, "readable TFRecord shards",
+                             f"{what} (run `cocoprep verify` to list every damaged "
+                             "record)") from None
         if seen >= scan:
             break
     return keys, 0
@@ -362,7 +370,7 @@ def _detection_element(parsed: dict, info: DatasetInfo, lookup, image) -> dict:
 def _size_pair(image_size) -> tuple[int, int] | None:
     if image_size is None:
         return None
-    if isinstance(image_size, bool):
+    if isinstance(image_size, (bool, str, bytes)):
         raise UsageError("image_size", "an int or (height, width)", image_size)
     if isinstance(image_size, int):
         pair = (image_size, image_size)

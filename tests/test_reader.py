@@ -535,3 +535,28 @@ def test_load_with_a_list_of_ops(cls):
     got = as_numpy(cocoprep.load(out, "train", augment=ops, shuffle=False))
     for e, (_name, _label, img) in zip(got, truth):
         np.testing.assert_array_equal(e["image"], img[:, ::-1])
+
+
+def test_damaged_shard_is_an_error_naming_the_file(tmp_path, cls):
+    """A shard that is not TFRecord data (or whose first record is corrupted) is an
+    `InputError` naming the file, not TensorFlow's DataLossError without a name."""
+    out, _ = cls
+    for f in out.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    shard = sorted(tmp_path.glob("train.tfrecord-*"))[0]
+    data = bytearray(shard.read_bytes())
+    data[3] ^= 0xFF  # inside the first record's length header
+    shard.write_bytes(bytes(data))
+    for path in (tmp_path, str(tmp_path / "train.tfrecord-*")):
+        with pytest.raises(InputError) as err:
+            cocoprep.load(path, "train")
+        msg = str(err.value)
+        assert shard.name in msg and "corrupted" in msg and "cocoprep verify" in msg
+        assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize("image_size", ["12", b"12", "64"])
+def test_image_size_as_a_string_is_refused(cls, image_size):
+    out, _ = cls
+    with pytest.raises(UsageError, match="^image_size: expected"):
+        cocoprep.load(out, image_size=image_size)
