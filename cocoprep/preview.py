@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from cocoprep.errors import UsageError
+from cocoprep.errors import InputError, UsageError
 
 PAD = 8  # pixels between tiles and around the grid
 CAPTION_HEIGHT = 22  # the strip under each tile (image id, or the class label)
@@ -229,11 +229,25 @@ def preview(path: str | Path, *, split: str = "train", n: int = 16, augment: boo
     info = describe(path, split)
     ds = cocoprep.load(path, split, shuffle=shuffle, augment="default" if augment else None,
                        seed=seed)
-    examples = [{k: v.numpy() for k, v in el.items()} for el in ds.take(n)]
+    import tensorflow as tf
+
+    try:
+        examples = [{k: v.numpy() for k, v in el.items()} for el in ds.take(n)]
+    except tf.errors.OpError as e:
+        # TensorFlow's message ("corrupted record at 12") names no file.
+        what = str(getattr(e, "message", e)).strip().splitlines()[0]
+        what = what.split("}}")[-1].split("[Op:")[0].strip()
+        raise InputError(path, "readable records",
+                         f"split {split!r}: {what} (run `cocoprep verify {path}` to find "
+                         "the file and record)") from None
     image, _ = render(examples, task=info.task, class_names=info.class_names, tile=tile,
                       columns=columns)
     output = Path(output)
-    if output.parent and not output.parent.exists():
-        output.parent.mkdir(parents=True)
-    image.save(output, format="PNG", optimize=True)
+    try:
+        if output.parent and not output.parent.exists():
+            output.parent.mkdir(parents=True)
+        image.save(output, format="PNG", optimize=True)
+    except OSError as e:
+        raise InputError(output, "a PNG file path that can be written",
+                         (e.strerror or str(e)).lower()) from None
     return output

@@ -133,3 +133,22 @@ def test_keypoints_are_drawn_where_labelled():
     assert (p.width, p.height, p.scale) == (200, 100, 2.0)
     assert near(arr[p.y + 50, p.x + 100], class_color(2))  # visible keypoint at (0.5, 0.5)
     assert near(arr[p.y + 80, p.x + 40], (200, 200, 200))  # visibility 0: not drawn
+
+
+def test_output_that_cannot_be_written_is_an_error(known, tmp_path):
+    code, text = run_cli("preview", str(known), "-n", "1", "-o", str(tmp_path))
+    assert code == 2, text
+    assert "Error:" in text and str(tmp_path) in text and "Traceback" not in text
+
+
+def test_damaged_record_after_the_first_names_the_split_and_verify(tmp_path):
+    out = tmp_path / "out"
+    write_detection(out, train_shards=1)
+    shard = out / "train.tfrecord-00000-of-00001"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # inside the last record's data: its checksum no longer fits
+    shard.write_bytes(bytes(data))
+    code, text = run_cli("preview", str(out), "-n", "4", "-o", str(tmp_path / "p.png"))
+    assert code == 2, text
+    assert "Error:" in text and "train" in text and "cocoprep verify" in text
+    assert not (tmp_path / "p.png").exists()
