@@ -116,6 +116,14 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
                 raise ItemSkipped(MALFORMED_SEGMENTATION,
                                   f"a polygon has an odd number of coordinates ({len(poly)})")
             if len(poly) >= 6:
+                # pycocotools rasterizes the whole outline at 5x in C ints: coordinates
+                # far outside the image exhaust memory or overflow and crash the process.
+                xs, ys = poly[0::2], poly[1::2]
+                if (min(xs) < -width or max(xs) > 2 * width
+                        or min(ys) < -height or max(ys) > 2 * height):
+                    raise ItemSkipped(MALFORMED_SEGMENTATION,
+                                      f"a polygon reaches far outside the {width}x{height} "
+                                      "image (more than the image's size beyond an edge)")
                 polys.append(poly)
         if not polys:
             raise ItemSkipped(MALFORMED_SEGMENTATION, "no polygon has at least 3 points")

@@ -129,3 +129,43 @@ def test_corrupt_compressed_rle_is_malformed():
     with pytest.raises(ItemSkipped) as e:
         masks.mask_png({"counts": "52", "size": [4, 4]}, 4, 4)  # runs add up to 7
     assert e.value.reason == "malformed_segmentation"
+
+
+# ------------------------------------------------------------------ review: far-out polygons
+
+_FAR_OUT_SCRIPT = """
+import sys, json
+from cocoprep import masks
+from cocoprep.errors import ItemSkipped
+try:
+    masks.mask_png(json.loads(sys.argv[1]), 48, 64)
+    print("written")
+except ItemSkipped as e:
+    print(e.reason, e.detail)
+"""
+
+
+@pytest.mark.parametrize("poly", [
+    [0, 0, 3e9, 0, 3e9, 3e9],         # beyond pycocotools' int: it used to crash the process
+    [0, 0, 1e308, 0, 1e308, 1e308],
+    [-1e20, 5, 10, 5, 10, 20],
+])
+def test_polygon_far_outside_the_image_is_malformed_not_a_crash(poly):
+    import json
+    import subprocess
+    import sys
+
+    # A subprocess: pycocotools used to segfault (or exhaust memory) on these.
+    result = subprocess.run([sys.executable, "-c", _FAR_OUT_SCRIPT, json.dumps([poly])],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.startswith(f"{masks.MALFORMED_SEGMENTATION} a polygon reaches far "
+                                    "outside the 64x48 image"), result.stdout
+
+
+def test_polygon_slightly_outside_the_image_still_gives_the_clipped_mask():
+    poly = [-10.0, -5.0, 70.0, -5.0, 70.0, 20.0, -10.0, 20.0]  # within one image size
+    got = _png_pixels(masks.mask_png([poly], 48, 64))
+    want = mask_utils.decode(mask_utils.frPyObjects([poly], 48, 64))[:, :, 0]
+    np.testing.assert_array_equal(got, want)
+    assert got[:20].all() and not got[21:].any()
