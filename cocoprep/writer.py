@@ -290,7 +290,9 @@ def write_dataset(
                 lines = [line for r in results if r.split == plan.name for line in r.listing]
                 (staging / plan.listing_name).write_text(
                     "".join(line + "\n" for line in lines), encoding="utf-8")
-        with open(staging / SKIPPED_NAME, "w", encoding="utf-8") as f:
+        # backslashreplace: a file name with undecodable bytes (a lone surrogate) becomes
+        # a JSON \udcXX escape, which reads back as the same name.
+        with open(staging / SKIPPED_NAME, "w", encoding="utf-8", errors="backslashreplace") as f:
             for item in skipped:
                 f.write(json.dumps(item.to_json_dict(), ensure_ascii=False, sort_keys=False) + "\n")
         final.write(staging)

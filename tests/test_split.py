@@ -456,3 +456,20 @@ def test_api_rejects_bad_options_before_reading(tmp_path):
     with pytest.raises(UsageError, match="--seed"):
         split_folder(tmp_path / "missing", tmp_path / "out", seed="1")
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ review
+
+def test_non_utf8_file_name_is_skipped_and_reported_not_a_traceback(tmp_path):
+    src = make_tree(tmp_path / "src", {"a": 3, "b": 3})
+    bad = os.path.join(os.fsencode(src / "a"), b"caf\xe9.jpg")
+    with open(bad, "wb") as f:
+        f.write(image_bytes(8, 8, seed=4321))
+    out = tmp_path / "out"
+    result = run(src, "-o", out, "--workers", "1", "-q")
+    assert result.exit_code == 0, result.output
+    [line] = [json.loads(t) for t in (out / "skipped.jsonl").read_text(encoding="utf-8")
+              .splitlines()]
+    assert line["reason"] == "bad_file_name"
+    assert os.fsencode(line["file"]) == b"a/caf\xe9.jpg"  # the exact bytes can be recovered
+    assert Manifest.read(out).skipped == {"bad_file_name": 1}
