@@ -214,6 +214,9 @@ def _parse_splits(splits: str | Sequence[str] | None) -> list[str] | None:
     if not names or any(not n for n in names):
         raise UsageError("--splits", "comma-separated split names such as train2017,val2017",
                          splits)
+    if len(set(names)) != len(names):
+        raise UsageError("--splits", "each split once",
+                         splits if isinstance(splits, str) else ",".join(names))
     return names
 
 

@@ -587,3 +587,12 @@ def test_non_finite_keypoints_are_counted_as_malformed(tmp_path, visibility):
     [rec] = read_records(out, "train")
     assert rec["keypoint_visibility"].tolist() == [0, 0]
     assert Manifest.read(out).counters == {"keypoints_malformed": 1}
+
+
+def test_a_split_named_twice_is_a_usage_error(tmp_path):
+    out = tmp_path / "x"
+    result = run(FIXTURES / "coco", "-o", out, "--splits", "train,val,train")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("Error: --splits: expected each split once, found "
+                                     "'train,val,train'")
+    assert not out.exists()
