@@ -250,11 +250,14 @@ def write_dataset(
     if out.exists() and not out.is_dir():
         raise InputError(out, "an output directory", "a file")
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    _clean_stale_staging(out)
-    staging = out / f"{STAGING_PREFIX}{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _clean_stale_staging(out)
+        staging = out / f"{STAGING_PREFIX}{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as e:
+        raise InputError(out, "a writable output directory", e.strerror or str(e)) from None
     workers = default_workers() if workers is None else max(1, int(workers))
     try:
         tasks = []

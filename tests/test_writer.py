@@ -154,3 +154,28 @@ def test_unguarded_script_with_workers_runs_once(tmp_path, fixtures_dir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("RAN") == 1
     assert "OK: 10 examples in 4 shards" in proc.stdout
+
+
+def test_unusable_output_path_is_an_input_error(tmp_path):
+    from cocoprep.errors import InputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match=f"^{blocker / 'out'}: expected a writable output "
+                       "directory, found Not a directory"):
+        _write(blocker / "out", workers=1)
+    assert blocker.read_text() == "x"
+
+
+def test_unusable_output_path_through_the_cli(tmp_path, fixtures_dir):
+    from click.testing import CliRunner
+
+    from cocoprep.cli import cli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(cli, ["split", str(fixtures_dir / "imgs"), "-o",
+                                      str(blocker / "out"), "--workers", "1", "-q"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (f"Error: {blocker / 'out'}: expected a writable output "
+                                     "directory, found Not a directory")
