@@ -347,3 +347,12 @@ def test_integers_too_big_for_a_float_make_the_bbox_malformed(tmp_path):
     assert f.bbox_status.tolist() == [coco.BBOX_OK, coco.BBOX_MALFORMED, coco.BBOX_OK, coco.BBOX_OK]
     assert f.bbox[3].tolist() == [3, 4, 5, 6] and math.isnan(f.area[2]) and f.area[3] == 80.0
     assert len(f.iscrowd) == len(f.area) == len(f.ann_category_ids) == len(f.bbox) == 4
+
+
+def test_too_deeply_nested_json_is_an_input_error(tmp_path):
+    path = tmp_path / "instances_t.json"
+    path.write_text('{"info": ' + "[" * 100000 + "]" * 100000 +
+                    ', "images": [], "annotations": [], "categories": []}')
+    with pytest.raises(InputError, match=r"expected valid COCO JSON, found values nested too "
+                       r"deeply at line 1 column 10"):
+        coco.read_coco_file(path)

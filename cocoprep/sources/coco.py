@@ -630,6 +630,8 @@ class _JsonStream:
                                  or e.msg.startswith("Unterminated string")):
                     raise self.error("the file ends too early (truncated?)", e.pos) from None
                 raise self.error(e.msg, e.pos) from None
+            except RecursionError:
+                raise self.error("values nested too deeply") from None
             if end >= len(self.buf) and not self.eof and self._more():
                 continue  # a number may continue in the next chunk
             self.pos = end
