@@ -497,12 +497,28 @@ def _num(v: float | None):
 
 
 def _train_phase(model, dataset, *, name: str, steps: int, learning_rate: float,
-                 unfrozen: int, global_batch: int, progress: bool) -> PhaseResult:
+                 unfrozen: int, global_batch: int, progress: bool,
+                 data: str = "DATA") -> PhaseResult:
+    import tensorflow as tf
+
     recorder = step_recorder(steps, name, progress)
     start = time.perf_counter()
-    # shuffle=False: the dataset is already shuffled (seeded) by cocoprep.load.
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[recorder],
-              shuffle=False)
+    verify_hint = f"run `cocoprep verify {data}` to find the damaged file and record"
+    try:
+        # shuffle=False: the dataset is already shuffled (seeded) by cocoprep.load.
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[recorder],
+                  shuffle=False)
+    except tf.errors.DataLossError as e:
+        # TensorFlow's message ("corrupted record at 12") names no file.
+        text = str(getattr(e, "message", e))
+        found = re.search(r"corrupted record at \d+|truncated record at \d+", text)
+        what = found.group(0) if found else "a damaged record"
+        raise InputError(data, "readable training records",
+                         f"{what} in a shard ({verify_hint})") from None
+    if not recorder.losses:
+        raise InputError(data, "training records to read",
+                         f"not one batch in {name} (the shards hold fewer records than "
+                         f"manifest.json counts; {verify_hint})")
     seconds = time.perf_counter() - start
     times = recorder.times
     # The first step includes tracing/compilation; time the steady state after it.
@@ -711,7 +727,7 @@ def smoketrain(
         compile_model(model, task=task, learning_rate=lr, xla=plan.xla)
         phase1 = _train_phase(model, dataset(train_name, train=True, seed_=seed),
                               name="phase 1", steps=steps, learning_rate=lr, unfrozen=0,
-                              global_batch=batch_size, progress=progress)
+                              global_batch=batch_size, progress=progress, data=data)
         phases.append(phase1)
         say(_phase_line(phase1, "head only"))
         if fine_tune_layers > 0:
@@ -721,7 +737,7 @@ def smoketrain(
             phase2 = _train_phase(model, dataset(train_name, train=True, seed_=seed + 1),
                                   name="phase 2", steps=steps, learning_rate=lr2,
                                   unfrozen=unfrozen, global_batch=batch_size,
-                                  progress=progress)
+                                  progress=progress, data=data)
             phases.append(phase2)
             say(_phase_line(phase2, f"top {fine_tune_layers} backbone layers, "
                                     f"{unfrozen} with weights"))

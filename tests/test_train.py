@@ -596,3 +596,32 @@ def test_gpu_code_path_runs_on_cpu(split_dir, tmp_path):
                                      train=False)))[0]
     reloaded = keras.models.load_model(result.model_path)
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def _damaged_copy(split_dir: Path, tmp_path: Path, how: str) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    for f in split_dir.iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    shard = next(data.glob("train.tfrecord-*"))
+    raw = bytearray(shard.read_bytes())
+    if how == "empty":
+        raw = bytearray()
+    else:  # a byte inside a record in the middle: its checksum no longer fits
+        raw[len(raw) // 2] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    return data
+
+
+@pytest.mark.parametrize("how", ["empty", "corrupted"])
+def test_unreadable_training_records_are_an_error_not_a_traceback(split_dir, tmp_path, how):
+    """A train shard emptied or damaged after writing (the manifest still counts its
+    records): a clear `Error:` that points to `cocoprep verify`, no traceback."""
+    data = _damaged_copy(split_dir, tmp_path, how)
+    code, text = run_cli("smoketrain", str(data), "-o", str(tmp_path / "run"),
+                         "--backbone", "mobilenet_v2", "--weights", "none",
+                         "--image-size", "32", "--steps", "20", "--batch-size", "4",
+                         "--fine-tune-layers", "0", "--quiet")
+    assert code == 2, text
+    assert "Error:" in text and str(data) in text and "cocoprep verify" in text
+    assert not (tmp_path / "run" / "metrics.json").exists()
