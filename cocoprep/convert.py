@@ -377,6 +377,8 @@ def convert_coco(
         raise UsageError("--workers", "an integer >= 1", workers)
     if num_shards is not None and int(num_shards) < 1:
         raise UsageError("--num-shards", "an integer >= 1", num_shards)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UsageError("--seed", "an integer >= 0", seed)  # numpy's generators need it
     shard_bytes = parse_size(shard_size) if shard_size is not None else None
     fractions = parse_ratio(ratio)
     wanted = _parse_splits(splits)

@@ -84,7 +84,7 @@ def parse_size(text: str | int) -> int:
         value = float(num) * units[unit]
     except (ValueError, KeyError):
         raise UsageError("--shard-size", "a size such as 200MB or 1GiB", text) from None
-    if value <= 0:
+    if not math.isfinite(value) or value < 1:  # nan/inf would crash int(); < 1 byte is 0
         raise UsageError("--shard-size", "a positive size", text)
     return int(value)
 

@@ -596,3 +596,15 @@ def test_a_split_named_twice_is_a_usage_error(tmp_path):
     assert result.output.strip() == ("Error: --splits: expected each split once, found "
                                      "'train,val,train'")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "Error: --seed: expected an integer >= 0, found -1"),
+    (["--shard-size", "inf"], "Error: --shard-size: expected a positive size, found 'inf'"),
+])
+def test_more_bad_options(tmp_path, args, message):
+    out = tmp_path / "x"
+    result = run(FIXTURES / "coco", "-o", out, *args)
+    assert result.exit_code == 2
+    assert result.output.strip() == message
+    assert not out.exists()

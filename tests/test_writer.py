@@ -179,3 +179,9 @@ def test_unusable_output_path_through_the_cli(tmp_path, fixtures_dir):
     assert result.exit_code == 2
     assert result.output.strip() == (f"Error: {blocker / 'out'}: expected a writable output "
                                      "directory, found Not a directory")
+
+
+@pytest.mark.parametrize("text", ["inf", "nan", "1e400", "-infMB", "0.4"])
+def test_non_finite_or_sub_byte_shard_sizes_are_usage_errors(text):
+    with pytest.raises(UsageError, match=f"^--shard-size: expected a positive size, found '{text}'"):
+        writer.parse_size(text)
