@@ -55,6 +55,11 @@ def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | Non
     """
     if not isinstance(file_name, str) or not file_name or "\x00" in file_name:
         raise ItemSkipped(UNSAFE_PATH, f"file name {file_name!r} is not a usable relative path")
+    try:
+        os.fsencode(file_name)
+    except UnicodeEncodeError:  # lone surrogates: no file on disk can have this name
+        raise ItemSkipped(UNSAFE_PATH, f"file name {file_name!r} is not a usable relative "
+                          "path (not valid Unicode)") from None
     if os.path.isabs(file_name) or file_name.startswith(("/", "\\")):
         raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} is an absolute path")
     if root_real is None:
@@ -185,6 +190,10 @@ def prepare_image(
     """
     im = _open(data)
     fmt = im.format
+    if fmt == "MPO":
+        # A multi-picture JPEG (camera, Ultra HDR gain map): its first image is an
+        # ordinary JPEG stream, which is what every JPEG decoder reads.
+        fmt = "JPEG"
     plain = (fmt == "JPEG" and im.mode in ("L", "RGB")) or (
         fmt == "PNG" and im.mode in ("L", "RGB") and _png_is_plain(data)
     )

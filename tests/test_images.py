@@ -149,3 +149,44 @@ def test_loader_reports_missing_files_and_caches_by_inode(tmp_path):
     assert _reason(loader.load, "missing.jpg") == images.MISSING_FILE
     (tmp_path / "dir.jpg").mkdir()
     assert _reason(loader.load, "dir.jpg") == images.UNREADABLE_FILE
+
+
+# ------------------------------------------------------------------ review: MPO and odd names
+
+def _mpo(width, height, orientation=None) -> bytes:
+    """A multi-picture JPEG (camera / Ultra HDR files): a JPEG with a second image after it."""
+    im = Image.frombytes("RGB", (width, height), bytes(range(256)) * (width * height * 3 // 256 + 1))
+    kwargs = {}
+    if orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        kwargs["exif"] = exif.tobytes()
+    buf = io.BytesIO()
+    im.save(buf, "MPO", save_all=True, append_images=[Image.new("RGB", (8, 8))], **kwargs)
+    data = buf.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    return data
+
+
+def test_mpo_is_a_jpeg_that_passes_through():
+    data = _mpo(40, 30)
+    out = images.prepare_image(data, expected_size=(40, 30))
+    assert out.data == data and out.format == "jpeg" and out.converted_from is None
+
+
+def test_mpo_exif_orientation_is_applied():
+    data = _mpo(40, 20, orientation=6)
+    fixed = images.prepare_image(data, orientation="mismatch", expected_size=(20, 40))
+    assert (fixed.width, fixed.height) == (20, 40) and fixed.orientation_applied
+    assert fixed.format == "jpeg"
+    upright = images.prepare_image(data, orientation="always")
+    assert (upright.width, upright.height) == (20, 40) and upright.orientation_applied
+    assert Image.open(io.BytesIO(upright.data)).size == (20, 40)
+
+
+@pytest.mark.parametrize("name", ["a\ud800.jpg", "\udcff\ud800"])
+def test_unencodable_names_are_unsafe_paths_not_crashes(tmp_path, name):
+    loader = images.ImageLoader(tmp_path)
+    with pytest.raises(ItemSkipped) as info:
+        loader.load(name)
+    assert info.value.reason == images.UNSAFE_PATH
