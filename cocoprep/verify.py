@@ -31,6 +31,7 @@ from cocoprep.errors import InputError, LabelMapError, ManifestError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest
 from cocoprep.parallel import map_tasks, progress_bar, report_progress
+from cocoprep.tfimport import import_tensorflow
 
 SHARD_PATTERN = "*.tfrecord-?????-of-?????"
 _BATCH = 64
@@ -532,7 +533,9 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
     workers = max(1, int(workers))
     total = manifest.num_examples if manifest else None
     with progress_bar(total, "verifying", "rec", quiet) as bar:
-        results = map_tasks(check_shard, contexts, workers=workers, bar=bar)
+        # Workers import TensorFlow quietly: its C++ start-up lines stay off the terminal.
+        results = map_tasks(check_shard, contexts, workers=workers, bar=bar,
+                            init=import_tensorflow)
 
     splits: dict[str, int] = {}
     for r in results:

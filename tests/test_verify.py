@@ -321,3 +321,20 @@ def test_glob_of_files_that_hold_no_records_is_an_error(tmp_path):
     code, out = run(str(tmp_path / "*.tfrecord"))
     assert code == 2
     assert "Error:" in out and "no readable record with those keys" in out
+
+
+@pytest.mark.slow
+def test_worker_processes_keep_tensorflow_notices_off_the_terminal(det_out):
+    """With --workers > 1 every worker imports TensorFlow; its C++ start-up lines
+    (oneDNN, CUDA stubs) must not reach the terminal, as in-process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-m", "cocoprep", "verify", str(det_out),
+                           "--workers", "2"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("OK: 6 examples in 3 shards"), proc.stdout
+    for noise in ("oneDNN", "I0000", "E0000", "cuda"):
+        assert noise not in proc.stderr, proc.stderr
