@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from cocoprep import __version__
-from cocoprep.errors import ItemSkipped, StrictModeError, UsageError
+from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
 from cocoprep.images import ENCODINGS, ImageLoader
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
@@ -396,6 +396,14 @@ def convert_coco(
         pre_skipped.extend(skips)
 
     categories = coco.merge_categories(loaded)
+    if not contiguous_ids:
+        for s in loaded:
+            zero = next((c for c in s.categories if c.id == 0), None)
+            if zero is not None:
+                where = s.files.main if s.files is not None and s.files.main else s.name
+                raise InputError(where, "category ids >= 1 (label_map.pbtxt keeps 0 for the "
+                                 "background; --contiguous-ids renumbers them 1..N)",
+                                 f"category id 0 ({zero.name!r})")
     if contiguous_ids:
         label_map = LabelMap.from_names(c.name for c in categories)
     else:

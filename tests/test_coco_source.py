@@ -157,7 +157,7 @@ def test_not_utf8_is_an_input_error(tmp_path):
     (lambda d: d["annotations"][0].pop("category_id"), "category_id (annotation id 10)"),
     (lambda d: d["annotations"][0].update(iscrowd=2), "iscrowd (annotation id 10) to be 0 or 1"),
     (lambda d: d["categories"][0].update(name=""), "categories[0].name (category id 1)"),
-    (lambda d: d["categories"][0].update(id=True), "categories[0].id to be an integer >= 1"),
+    (lambda d: d["categories"][0].update(id=True), "categories[0].id to be an integer >= 0"),
 ])
 def test_wrong_types_and_missing_keys(tmp_path, mutate, expected):
     data = coco_dict([(1, "a.jpg", 20, 10)], [_ann(10, 1)])
@@ -299,7 +299,7 @@ def test_error_position_is_exact_after_skipped_polygons(tmp_path, indent):
      "to be a 64-bit integer"),
     (lambda d: d["annotations"][0].update(category_id=2**64), "category_id (annotation id 10) "
      "to be a 64-bit integer"),
-    (lambda d: d["categories"][0].update(id=2**31), "categories[0].id to be an integer from 1 "
+    (lambda d: d["categories"][0].update(id=2**31), "categories[0].id to be an integer from 0 "
      "to 2147483647"),
     (lambda d: d["images"][0].update(file_name="a\ud800.jpg"), "file_name (image id 1) to be "
      "valid Unicode text"),
@@ -356,3 +356,12 @@ def test_too_deeply_nested_json_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match=r"expected valid COCO JSON, found values nested too "
                        r"deeply at line 1 column 10"):
         coco.read_coco_file(path)
+
+
+def test_category_id_zero_is_read_negative_is_an_error():
+    cats = [{"id": 0, "name": "zero"}, {"id": 1, "name": "one"}]
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 20, 10)], [_ann(1, 1, cat=0)], cats), "x.json")
+    assert [c.id for c in f.categories] == [0, 1] and f.ann_category_ids.tolist() == [0]
+    with pytest.raises(InputError, match=r"categories\[0\].id to be an integer >= 0, found an "
+                       r"integer -1"):
+        coco.parse_coco_dict(coco_dict([], [], [{"id": -1, "name": "x"}]), "x.json")

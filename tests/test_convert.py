@@ -608,3 +608,25 @@ def test_more_bad_options(tmp_path, args, message):
     assert result.exit_code == 2
     assert result.output.strip() == message
     assert not out.exists()
+
+
+def test_category_id_zero_label_studio_roboflow_exports(tmp_path):
+    """Label Studio numbers categories from 0; Roboflow adds a category 0 placeholder."""
+    cats = [{"id": 0, "name": "cells", "supercategory": "none"},
+            {"id": 1, "name": "rbc", "supercategory": "cells"}]
+    src = make_coco(tmp_path / "src", [(0, "a.jpg", 40, 30)],
+                    [ann(0, 0, cat=0), ann(1, 0, cat=1)], categories=cats)
+    out = tmp_path / "x"
+    result = run(src, "-o", out, "--workers", "1")
+    assert result.exit_code == 2
+    path = src / "annotations" / "instances_train.json"
+    assert result.output.strip() == (
+        f"Error: {path}: expected category ids >= 1 (label_map.pbtxt keeps 0 for the "
+        "background; --contiguous-ids renumbers them 1..N), found category id 0 ('cells')")
+    assert not out.exists()
+    result = run(src, "-o", out, "--workers", "1", "--contiguous-ids", "-q")
+    assert result.exit_code == 0, result.output
+    assert LabelMap.read_pbtxt(out / "label_map.pbtxt").ids == [1, 2]
+    [rec] = read_records(out, "train")
+    assert rec["class_label"].tolist() == [1, 2]
+    assert [t.decode() for t in rec["class_text"]] == ["cells", "rbc"]

@@ -328,10 +328,12 @@ class CocoCollector:
         if type(c) is not dict:
             raise self._bad(f"categories[{i}]", "an object", c)
         cid, name = c.get("id"), c.get("name")
-        if not _is_int(cid) or cid < 1:
-            raise self._bad(f"categories[{i}].id", "an integer >= 1", cid)
+        # 0 is read (Label Studio numbers from 0, Roboflow adds a category 0); whether
+        # it can be a label-map id is decided when the label map is made.
+        if not _is_int(cid) or cid < 0:
+            raise self._bad(f"categories[{i}].id", "an integer >= 0", cid)
         if cid > _INT32_MAX:
-            raise self._bad(f"categories[{i}].id", f"an integer from 1 to {_INT32_MAX} "
+            raise self._bad(f"categories[{i}].id", f"an integer from 0 to {_INT32_MAX} "
                             "(label_map.pbtxt ids are 32-bit)", cid)
         if type(name) is not str or not name:
             raise self._bad(f"categories[{i}].name (category id {cid})", "a non-empty string", name)
