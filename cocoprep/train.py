@@ -683,6 +683,10 @@ def smoketrain(
                       fine_tune_layers=fine_tune_layers, lr=lr)
     data = os.fspath(data)
     weights_arg = resolve_weights(weights)
+    if Path(run_dir).exists() and not Path(run_dir).is_dir():
+        # Found now, not after the training when model.keras is saved.
+        raise InputError(run_dir, "a run directory for metrics.json and model.keras",
+                         "a file")
     from cocoprep import reader
 
     if Path(data).is_dir():

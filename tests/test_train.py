@@ -625,3 +625,14 @@ def test_unreadable_training_records_are_an_error_not_a_traceback(split_dir, tmp
     assert code == 2, text
     assert "Error:" in text and str(data) in text and "cocoprep verify" in text
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_run_dir_that_is_a_file_is_refused_before_training(split_dir, tmp_path):
+    blocker = tmp_path / "run"
+    blocker.write_text("not a directory")
+    code, text = run_cli("smoketrain", str(split_dir), "-o", str(blocker), "--weights", "none",
+                         "--image-size", "75")
+    assert code == 2, text
+    assert f"Error: {blocker}: expected a run directory" in text
+    assert "phase 1" not in text  # refused before any training
+    assert blocker.read_text() == "not a directory"
