@@ -109,8 +109,12 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
     if isinstance(segmentation, list):
         polys = []
         for poly in segmentation:
-            if (type(poly) is not list or not {type(v) for v in poly} <= _NUMBER_TYPES
-                    or not all(map(math.isfinite, poly))):
+            try:
+                ok = (type(poly) is list and {type(v) for v in poly} <= _NUMBER_TYPES
+                      and all(map(math.isfinite, poly)))
+            except OverflowError:  # an integer too big for a float
+                ok = False
+            if not ok:
                 raise ItemSkipped(MALFORMED_SEGMENTATION, "a polygon is not a list of numbers")
             if len(poly) % 2:
                 raise ItemSkipped(MALFORMED_SEGMENTATION,

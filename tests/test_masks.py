@@ -169,3 +169,9 @@ def test_polygon_slightly_outside_the_image_still_gives_the_clipped_mask():
     want = mask_utils.decode(mask_utils.frPyObjects([poly], 48, 64))[:, :, 0]
     np.testing.assert_array_equal(got, want)
     assert got[:20].all() and not got[21:].any()
+
+
+def test_polygon_with_an_integer_too_big_for_a_float_is_malformed():
+    with pytest.raises(ItemSkipped) as info:
+        masks.mask_png([[0, 0, 10**400, 0, 5, 5]], 48, 64)
+    assert info.value.reason == masks.MALFORMED_SEGMENTATION
