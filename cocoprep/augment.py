@@ -552,12 +552,18 @@ class RandomZoom(Op):
 
 def _pair(size) -> tuple[int, int]:
     if isinstance(size, int) and not isinstance(size, bool):
-        return (size, size)
-    try:
-        h, w = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise UsageError("size", "an int or (height, width)", size) from None
-    return (h, w)
+        pair = (size, size)
+    else:
+        try:
+            if isinstance(size, (str, bytes)):
+                raise TypeError(size)
+            h, w = (int(v) for v in size)
+        except (TypeError, ValueError):
+            raise UsageError("size", "an int or (height, width)", size) from None
+        pair = (h, w)
+    if min(pair) < 1:
+        raise UsageError("size", "an int or (height, width) of positive sizes", size)
+    return pair
 
 
 def default_ops(task: str, image_size: tuple[int, int] | None = None, *,

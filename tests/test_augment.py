@@ -390,3 +390,11 @@ def test_centre_on_the_crop_edge_counts_as_inside():
     out = aug.crop(element(43, 12, [(30, 0, 42, 2)]), 36, 0, 1, 1)
     assert out["label_ids"].numpy().tolist() == [1]
     np.testing.assert_allclose(out["boxes"].numpy(), [[0, 0, 1, 1]])
+
+
+@pytest.mark.parametrize("size", ["12", b"12", "64", 2.5, (8,), True, 0, (8, -1)])
+def test_sizes_must_be_an_int_or_a_pair(size):
+    """A string is not read character by character ("12" is not (1, 2))."""
+    for op in (aug.Letterbox, aug.Resize, aug.ScaleJitter):
+        with pytest.raises(UsageError, match="^size: expected an int or"):
+            op(size)
