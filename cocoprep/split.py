@@ -194,6 +194,11 @@ def split_folder(
     if unusable:
         raise InputError(src, "class folder names that are valid UTF-8 on one line",
                          ", ".join(map(ascii, unusable)))
+    last_id = 2**31 - 1  # label_map.pbtxt ids are int32 (labels past int64 even wrapped)
+    if label_offset + len(class_order) - 1 > last_id:
+        raise UsageError("--label-offset", f"an integer from 0 to {last_id - len(class_order) + 1} "
+                         f"(with {len(class_order)} classes; label_map.pbtxt ids are 32-bit)",
+                         label_offset)
     labels = LabelMap.from_names(class_order, start=label_offset)
     extra = {LABELS_TXT_NAME: labels.to_labels_txt()}  # fails early on unwritable names
     if label_offset >= 1:

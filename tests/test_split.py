@@ -473,3 +473,18 @@ def test_non_utf8_file_name_is_skipped_and_reported_not_a_traceback(tmp_path):
     assert line["reason"] == "bad_file_name"
     assert os.fsencode(line["file"]) == b"a/caf\xe9.jpg"  # the exact bytes can be recovered
     assert Manifest.read(out).skipped == {"bad_file_name": 1}
+
+
+def test_label_offset_beyond_the_label_map_id_range_is_an_error(tmp_path):
+    src = make_tree(tmp_path / "src", {"a": 2, "b": 2})
+    out = tmp_path / "out"
+    result = run(src, "-o", out, "--label-offset", str(2**31 - 1), "--workers", "1")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: --label-offset: expected an integer from 0 to "
+                                     "2147483646 (with 2 classes; label_map.pbtxt ids are "
+                                     "32-bit), found 2147483647")
+    assert not out.exists()
+    result = run(src, "-o", out, "--label-offset", str(2**31 - 2), "--workers", "1", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(label for _, label in listing(out, "train") + listing(out, "val")) == \
+        [2**31 - 2] * 2 + [2**31 - 1] * 2
