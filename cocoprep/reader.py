@@ -475,9 +475,13 @@ def load(
             n_files = len(range(input_context.input_pipeline_id, n_files, n_pipes))
         else:
             shard_records = (n_pipes, input_context.input_pipeline_id)
-    if shuffle:
+    # Records split by position need the same stream in every pipeline (each may draw
+    # its own seed): then read the files in stored order; the record shuffle below
+    # still shuffles each pipeline's part.
+    shuffle_files = shuffle and shard_records is None
+    if shuffle_files:
         files = files.shuffle(max(n_files, 1), seed=base_seed, reshuffle_each_iteration=True)
-    if shuffle:
+    if shuffle_files:
         ds = files.interleave(
             lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER),
             cycle_length=max(1, min(n_files, 8)),

@@ -560,3 +560,19 @@ def test_image_size_as_a_string_is_refused(cls, image_size):
     out, _ = cls
     with pytest.raises(UsageError, match="^image_size: expected"):
         cocoprep.load(out, image_size=image_size)
+
+
+def test_input_context_record_split_with_shuffle_and_no_seed_partitions_the_records(cls):
+    """Fewer files than input pipelines: records are split by position, so every
+    pipeline must see the files in the same order even when each one shuffles
+    unseeded; otherwise pipelines read some records twice and miss others."""
+    out, truth = cls
+    n_pipes = len(list(out.glob("train.tfrecord-*"))) + 1
+    for _ in range(4):
+        seen = []
+        for pipe in range(n_pipes):
+            ctx = tf.distribute.InputContext(num_input_pipelines=n_pipes,
+                                             input_pipeline_id=pipe)
+            seen += [e["filename"] for e in as_numpy(cocoprep.load(out, input_context=ctx,
+                                                                   shuffle=True))]
+        assert sorted(seen) == sorted(t[0].encode() for t in truth)
