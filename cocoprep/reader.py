@@ -140,6 +140,7 @@ def _peek(files: Sequence[str], scan: int = 1000) -> tuple[set[str] | None, int]
     """The feature keys of the first record in `files` (None if all are empty) and
     the keypoints per object (0 if none among the first `scan` records with objects)."""
     import tensorflow as tf
+    from google.protobuf.message import DecodeError
 
     keys = None
     kx = schema.DETECTION.feature("keypoint_x").key
@@ -148,7 +149,11 @@ def _peek(files: Sequence[str], scan: int = 1000) -> tuple[set[str] | None, int]
     for f in files:
         try:
             for raw in tf.data.TFRecordDataset(f).take(scan - seen):
-                feature = tf.train.Example.FromString(raw.numpy()).features.feature
+                try:
+                    feature = tf.train.Example.FromString(raw.numpy()).features.feature
+                except DecodeError:
+                    raise InputError(f, "cocoprep records", "a record that is not a "
+                                     "tf.train.Example") from None
                 if keys is None:
                     keys = set(feature.keys())
                     if kx not in keys:

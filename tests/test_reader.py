@@ -576,3 +576,12 @@ def test_input_context_record_split_with_shuffle_and_no_seed_partitions_the_reco
             seen += [e["filename"] for e in as_numpy(cocoprep.load(out, input_context=ctx,
                                                                    shuffle=True))]
         assert sorted(seen) == sorted(t[0].encode() for t in truth)
+
+
+def test_shard_of_records_that_are_not_examples_is_an_error(tmp_path):
+    with tf.io.TFRecordWriter(str(tmp_path / "train.tfrecord-00000-of-00001")) as w:
+        w.write(b"\xff\xff\xff")
+    with pytest.raises(InputError) as err:
+        cocoprep.load(str(tmp_path / "*.tfrecord-*"))
+    assert "train.tfrecord-00000-of-00001" in str(err.value)
+    assert "not a tf.train.Example" in str(err.value)
