@@ -600,6 +600,8 @@ def _parsed_batches(files: list[str], spec: dict):
             yield from ds
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             what = str(getattr(e, "message", e)).strip().splitlines()[0]
+            # Keep TensorFlow's words ("corrupted record at 12"), not its op names.
+            what = what.split("}}")[-1].split("[Op:")[0].strip()
             raise InputError(f, "readable cocoprep records", f"{what} (run `cocoprep verify` "
                              "for the record index)") from None
 
