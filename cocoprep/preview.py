@@ -240,6 +240,8 @@ def preview(path: str | Path, *, split: str = "train", n: int = 16, augment: boo
         raise InputError(path, "readable records",
                          f"split {split!r}: {what} (run `cocoprep verify {path}` to find "
                          "the file and record)") from None
+    if not examples:
+        raise InputError(path, f"examples to draw in split {split!r}", "none")
     image, _ = render(examples, task=info.task, class_names=info.class_names, tile=tile,
                       columns=columns)
     output = Path(output)

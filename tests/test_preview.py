@@ -152,3 +152,12 @@ def test_damaged_record_after_the_first_names_the_split_and_verify(tmp_path):
     assert code == 2, text
     assert "Error:" in text and "train" in text and "cocoprep verify" in text
     assert not (tmp_path / "p.png").exists()
+
+
+def test_empty_split_is_named_not_blamed_on_n(tmp_path):
+    out = tmp_path / "out"
+    write_detection(out, val=())
+    code, text = run_cli("preview", str(out), "--split", "val", "-o", str(tmp_path / "p.png"))
+    assert code == 2, text
+    assert "Error:" in text and "split 'val'" in text and "-n" not in text
+    assert not (tmp_path / "p.png").exists()
