@@ -44,6 +44,7 @@ with the rest of the dict).
 from __future__ import annotations
 
 import glob as _glob
+import numbers
 import os
 import random
 from dataclasses import dataclass, field
@@ -452,6 +453,11 @@ def load(
                              "in size and must be resized to stack)", None)
     if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
         raise UsageError("max_boxes", "an integer >= 1", max_boxes)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise UsageError("seed", "an integer or None", seed)
+    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, numbers.Integral) \
+            or shuffle_buffer < 1:
+        raise UsageError("shuffle_buffer", "an integer >= 1", shuffle_buffer)
     if shuffle is None:
         shuffle = info.split == "train" if info.split is not None else any(
             Path(f).name.startswith("train") for f in info.files)

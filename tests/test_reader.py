@@ -585,3 +585,15 @@ def test_shard_of_records_that_are_not_examples_is_an_error(tmp_path):
         cocoprep.load(str(tmp_path / "*.tfrecord-*"))
     assert "train.tfrecord-00000-of-00001" in str(err.value)
     assert "not a tf.train.Example" in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"seed": "a"}, "seed"),
+    ({"seed": 1.5}, "seed"),
+    ({"shuffle_buffer": 0, "shuffle": True}, "shuffle_buffer"),
+])
+def test_bad_seed_and_shuffle_buffer(cls, kwargs, option):
+    out, _ = cls
+    with pytest.raises(UsageError) as err:
+        cocoprep.load(out, **kwargs)
+    assert str(err.value).startswith(f"{option}: expected")
