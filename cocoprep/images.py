@@ -130,6 +130,18 @@ def _decode_fully(im: Image.Image, *, fast_jpeg: bool) -> None:
         raise ItemSkipped(CORRUPT_IMAGE, f"image data does not decode ({e})") from None
 
 
+def _verify_png(data: bytes) -> None:
+    """Check every chunk's CRC up to IEND. Pillow's decoder stops once it has the
+    pixels without either check; libpng (`tf.io.decode_png`) rejects both, so such a
+    file would otherwise only fail at training time."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.open(io.BytesIO(data)).verify()
+    except Exception as e:
+        raise ItemSkipped(CORRUPT_IMAGE, f"PNG chunks do not check out ({e})") from None
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         import numpy as np
@@ -215,6 +227,8 @@ def prepare_image(
             )
         rotate = True
     _decode_fully(im, fast_jpeg=fast_verify and plain and not rotate)
+    if fmt == "PNG":
+        _verify_png(data)
     if plain and not rotate:
         return EncodedImage(
             data=data, format=fmt.lower(), width=width, height=height,

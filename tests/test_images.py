@@ -190,3 +190,23 @@ def test_unencodable_names_are_unsafe_paths_not_crashes(tmp_path, name):
     with pytest.raises(ItemSkipped) as info:
         loader.load(name)
     assert info.value.reason == images.UNSAFE_PATH
+
+
+def _png_damaged(kind: str, mode: str = "RGB") -> bytes:
+    data = image_bytes(64, 48, fmt="PNG", mode=mode)
+    if kind == "no_iend":  # libpng (tf.io.decode_png) rejects a PNG without its end chunk
+        assert data.endswith(b"IEND\xaeB`\x82")
+        return data[:-12]
+    bad = bytearray(data)  # one flipped byte inside IDAT: its CRC no longer matches
+    bad[data.find(b"IDAT") + 20] ^= 0xFF
+    return bytes(bad)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P"])  # passed through, or converted
+@pytest.mark.parametrize("kind", ["no_iend", "bad_idat_crc"])
+def test_png_with_bad_chunks_is_rejected_before_tensorflow_sees_it(kind, mode):
+    data = _png_damaged(kind, mode)
+    with pytest.raises(ItemSkipped) as info:
+        images.prepare_image(data)
+    assert info.value.reason == images.CORRUPT_IMAGE
+    assert "PNG" in info.value.detail
