@@ -142,6 +142,32 @@ def _verify_png(data: bytes) -> None:
         raise ItemSkipped(CORRUPT_IMAGE, f"PNG chunks do not check out ({e})") from None
 
 
+def _jpeg_has_end(data: bytes) -> bool:
+    """True when an EOI marker follows the first scan of the image.
+
+    When damaged data happens to decode as valid codes to the last pixel (a tail of
+    zeros, as an interrupted copy leaves), Pillow is done; libjpeg in
+    `tf.io.decode_jpeg` still reads on to EOI and fails. The marker segments before the
+    scan are walked (an EXIF thumbnail inside APP1 has its own scan and EOI); inside
+    entropy-coded data FF is always followed by 00 or a restart marker, so FF D9 there
+    is the end of the image.
+    """
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", pos + 2) >= 0
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return False
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         import numpy as np
@@ -229,6 +255,9 @@ def prepare_image(
     _decode_fully(im, fast_jpeg=fast_verify and plain and not rotate)
     if fmt == "PNG":
         _verify_png(data)
+    elif fmt == "JPEG" and not _jpeg_has_end(data):
+        raise ItemSkipped(CORRUPT_IMAGE, "JPEG data has no end of image marker after its "
+                          "scan (truncated or overwritten)")
     if plain and not rotate:
         return EncodedImage(
             data=data, format=fmt.lower(), width=width, height=height,

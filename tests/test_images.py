@@ -210,3 +210,45 @@ def test_png_with_bad_chunks_is_rejected_before_tensorflow_sees_it(kind, mode):
         images.prepare_image(data)
     assert info.value.reason == images.CORRUPT_IMAGE
     assert "PNG" in info.value.detail
+
+
+def _jpeg_zero_tail(frac: float) -> bytes:
+    """A baseline JPEG whose end was never written: zeros from `frac` of its length on
+    (an interrupted copy into a preallocated file). Pillow decodes it; tf.io.decode_jpeg
+    fails on it ("Input file read error")."""
+    data = image_bytes(160, 120)
+    cut = int(len(data) * frac)
+    return data[:cut] + bytes(len(data) - cut)
+
+
+@pytest.mark.parametrize("frac", [0.3, 0.6, 0.9])
+def test_jpeg_with_a_zero_filled_tail_is_rejected(frac):
+    with pytest.raises(ItemSkipped) as info:
+        images.prepare_image(_jpeg_zero_tail(frac))
+    assert info.value.reason == images.CORRUPT_IMAGE
+    assert "end of image" in info.value.detail
+
+
+def test_jpeg_with_data_after_its_end_and_an_exif_thumbnail_still_passes():
+    thumb = image_bytes(16, 12)  # a thumbnail holds its own SOS and EOI markers
+    exif = Image.Exif()
+    exif[0x010F] = "camera"
+    im = Image.open(io.BytesIO(image_bytes(64, 48)))
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", exif=exif.tobytes() + thumb)
+    data = buf.getvalue() + b"trailer data"
+    out = images.prepare_image(data)
+    assert out.data == data and out.converted_from is None
+    # ... but the same file cut inside its main image is caught, thumbnail or not
+    main_sos = data.rfind(b"\xff\xda")
+    cut = data[:main_sos + 200]
+    assert _reason(images.prepare_image, cut + bytes(len(data) - len(cut))) == \
+        images.CORRUPT_IMAGE
+
+
+def test_tensorflow_agrees_about_the_zero_filled_jpeg():
+    import tensorflow as tf
+
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.io.decode_jpeg(_jpeg_zero_tail(0.6))
+    tf.io.decode_jpeg(image_bytes(160, 120) + b"trailer data")  # data after EOI is fine
