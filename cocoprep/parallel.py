@@ -10,10 +10,27 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
+from cocoprep.errors import CocoprepError
+
 _REPORT: Callable[[int], Any] | None = None
+
+
+class WorkerDied(CocoprepError):
+    """A worker process ended without finishing its task."""
+
+    exit_code = 1
+
+    def __init__(self):
+        super().__init__(
+            "a worker process died before finishing (killed, e.g. for lack of memory, or "
+            "a crash in a native library); nothing was replaced in the output. Re-run "
+            "with --workers 1 to see where it happens"
+        )
 _IN_POOL = False
 
 
@@ -99,11 +116,16 @@ def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     try:
-        with _main_module_hidden():
-            pool = ctx.Pool(min(workers, len(tasks)), initializer=_pool_init,
-                            initargs=(queue, init, init_args))
-        with pool:
-            results = pool.map(func, tasks, chunksize=1)
+        # An executor, not a Pool: when a worker dies (killed for memory, a crash in
+        # a native library) a Pool waits forever for its task; an executor fails.
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx,
+                                 initializer=_pool_init,
+                                 initargs=(queue, init, init_args)) as executor:
+            with _main_module_hidden():  # workers are started while tasks are submitted
+                futures = [executor.submit(func, t) for t in tasks]
+            results = [f.result() for f in futures]
+    except BrokenProcessPool:
+        raise WorkerDied() from None
     finally:
         stop.set()
         thread.join()
