@@ -160,7 +160,8 @@ def _jpeg_has_end(data: bytes) -> bool:
         if marker == 0xFF:  # fill byte
             pos += 1
         elif marker == 0xDA:  # start of scan
-            return data.find(b"\xff\xd9", pos + 2) >= 0
+            # rfind: the marker is normally the last two bytes, so this is O(1).
+            return data.rfind(b"\xff\xd9", pos + 2) >= 0
         elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 from cocoprep.errors import SchemaError
@@ -59,6 +60,13 @@ class TaskSchema:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
+
+    @cached_property
+    def wire_order(self) -> tuple[tuple[Feature, bytes], ...]:
+        """Features in key order (the order map entries are written, which makes the
+        bytes deterministic), each with its encoded key field; computed once."""
+        return tuple((f, _field(1, f.key.encode("ascii")))
+                     for f in sorted(self.features, key=lambda f: f.key.encode("ascii")))
 
 
 _IMAGE = (
@@ -190,7 +198,7 @@ def encode(schema: TaskSchema, values: Mapping[str, Any]) -> bytes:
         raise SchemaError(schema.task, f"names from {schema.names}", sorted(unknown))
     group_len: dict[str, tuple[str, int]] = {}
     entries = []
-    for feature in schema.features:
+    for feature, key_field in schema.wire_order:
         value = values.get(feature.name)
         if value is None:
             if feature.required:
@@ -208,11 +216,9 @@ def encode(schema: TaskSchema, values: Mapping[str, Any]) -> bytes:
                     raise SchemaError(
                         feature.key, f"{seen[1]} values (as {seen[0]})", len(items)
                     )
-        key = feature.key.encode("ascii")
-        entries.append((key, _field(1, key) + _field(2, _encode_feature(feature, items))))
-    entries.sort()
-    features = b"".join(_field(1, entry) for _, entry in entries)
-    return _field(1, features)
+        entries.append(_field(1, key_field + _field(2, _encode_feature(feature, items))))
+    return _field(1, b"".join(entries))
+
 
 
 # ---------------------------------------------------------------- records -> values
