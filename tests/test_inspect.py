@@ -130,27 +130,25 @@ def test_missing_manifest_and_missing_shard_are_errors(tmp_path):
     assert "Error:" in text and "val.tfrecord-00000-of-00001: expected a shard listed" in text
 
 
-def test_damaged_shard_is_an_error_naming_the_file(tmp_path):
+def _output_with_a_damaged_shard(tmp_path):
     out = tmp_path / "det"
     write_detection(out)
     shard = out / "train.tfrecord-00001-of-00002"
     data = bytearray(shard.read_bytes())
     data[40] ^= 0xFF
     shard.write_bytes(bytes(data))
-    code, text = run_cli("inspect", str(out))
+    return out
+
+
+def test_damaged_shard_is_an_error_naming_the_file(tmp_path):
+    code, text = run_cli("inspect", str(_output_with_a_damaged_shard(tmp_path)))
     assert code == 2
     assert "Error:" in text and "train.tfrecord-00001-of-00002: expected readable" in text
     assert "cocoprep verify" in text and "Traceback" not in text
 
 
 def test_damaged_shard_message_carries_no_tensorflow_internals(tmp_path):
-    out = tmp_path / "det"
-    write_detection(out)
-    shard = out / "train.tfrecord-00001-of-00002"
-    data = bytearray(shard.read_bytes())
-    data[40] ^= 0xFF
-    shard.write_bytes(bytes(data))
-    code, text = run_cli("inspect", str(out))
+    code, text = run_cli("inspect", str(_output_with_a_damaged_shard(tmp_path)))
     assert code == 2
     assert "corrupted record at" in text
     assert "function_node" not in text and "[Op:" not in text and "name:" not in text
