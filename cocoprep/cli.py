@@ -271,7 +271,8 @@ def inspect_command(path: str, as_json: bool) -> None:
 
 @cli.command("preview")
 @click.argument("path")
-@click.option("--split", default="train", show_default=True, help="Split to show.")
+@click.option("--split", default=None,
+              help="Split to show (default: the only split, else the train-like one).")
 @click.option("-n", "num", type=click.IntRange(min=1), default=16, show_default=True,
               help="Examples to draw.")
 @click.option("--augment", is_flag=True, help="Apply the default augmentation first.")
@@ -284,7 +285,7 @@ def inspect_command(path: str, as_json: bool) -> None:
               help="Tiles per row (default: a square grid).")
 @click.option("-o", "--output", default="preview.png", show_default=True,
               help="PNG file to write.")
-def preview_command(path: str, split: str, num: int, augment: bool, seed: int, shuffle: bool,
+def preview_command(path: str, split: str | None, num: int, augment: bool, seed: int, shuffle: bool,
                     tile: int, columns: int | None, output: str) -> None:
     """Draw examples of PATH into a PNG grid, as the model will get them.
 

@@ -213,12 +213,26 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def preview(path: str | Path, *, split: str = "train", n: int = 16, augment: bool = False,
+def _default_split(path: str | Path) -> str:
+    """The split to show when none is named (a glob has no split names)."""
+    from cocoprep.manifest import MANIFEST_NAME, Manifest
+    from cocoprep.splitnames import default_split
+
+    directory = Path(path)
+    if not (directory / MANIFEST_NAME).is_file():
+        return "train"  # describe() reports what is there instead
+    manifest = Manifest.read(directory)
+    counts = {n: s.num_examples for n, s in manifest.splits.items()}
+    return default_split(list(manifest.splits), counts=counts, where=str(path))
+
+
+def preview(path: str | Path, *, split: str | None = None, n: int = 16, augment: bool = False,
             seed: int = 0, shuffle: bool = False, output: str | Path = "preview.png",
             tile: int = 256, columns: int | None = None) -> Path:
     """Write a PNG grid of the first `n` examples of `split` as `cocoprep.load`
     gives them (`shuffle`: a seeded random sample instead; `augment`: the default
-    augmentation, seeded by `seed`)."""
+    augmentation, seeded by `seed`). Without `split`, the one split there is or
+    the train-like one (`cocoprep.splitnames`)."""
     import cocoprep
     from cocoprep.reader import describe
 
@@ -226,6 +240,8 @@ def preview(path: str | Path, *, split: str = "train", n: int = 16, augment: boo
         raise UsageError("-n", "an integer >= 1", n)
     if tile < 32:
         raise UsageError("--tile", "an integer >= 32", tile)
+    if split is None:
+        split = _default_split(path)
     info = describe(path, split)
     ds = cocoprep.load(path, split, shuffle=shuffle, augment="default" if augment else None,
                        seed=seed)

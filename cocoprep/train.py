@@ -53,7 +53,6 @@ NOISE_SIGMAS = 6.0
 MIN_RELATIVE_DROP = 0.1
 MIN_TOTAL_STEPS = 20  # windows of at least 2 steps
 
-_VAL_SPLIT_NAMES = ("val", "validation", "dev")
 
 
 # ------------------------------------------------------------------ backbones
@@ -532,32 +531,16 @@ def _train_phase(model, dataset, *, name: str, steps: int, learning_rate: float,
 
 def _pick_splits(data: str, train_split: str | None, val_split: str | None
                  ) -> tuple[str, str | None, Any]:
-    """The train and validation split names of a cocoprep output directory."""
+    """The train and validation split names of a cocoprep output directory
+    (the shared rule of `cocoprep.splitnames.pick_splits`)."""
     from cocoprep.manifest import Manifest
+    from cocoprep.splitnames import pick_splits
 
     manifest = Manifest.read(data)
-    names = list(manifest.splits)
-    have = ", ".join(f"{n} ({manifest.splits[n].num_examples} examples)" for n in names) or "none"
-    if train_split is None:
-        starts = [n for n in names if n.startswith("train")]
-        if "train" in names:
-            train_split = "train"
-        elif len(starts) == 1:
-            train_split = starts[0]
-        else:
-            raise UsageError("--train-split", f"one of the splits in {data} ({have})",
-                             None if not starts else starts)
-    elif train_split not in names:
-        raise UsageError("--train-split", f"a split in {data} ({have})", train_split)
-    if val_split is None:
-        known = [n for n in _VAL_SPLIT_NAMES if n in names]
-        starts = [n for n in names if n.startswith("val") and n != train_split]
-        val_split = known[0] if known else (starts[0] if len(starts) == 1 else None)
-    elif val_split not in names:
-        raise UsageError("--val-split", f"a split in {data} ({have})", val_split)
-    if val_split is not None and manifest.splits[val_split].num_examples == 0:
-        val_split = None
-    return train_split, val_split, manifest
+    counts = {n: s.num_examples for n, s in manifest.splits.items()}
+    choice = pick_splits(list(manifest.splits), counts=counts, train=train_split,
+                         val=val_split, where=str(data))
+    return choice.train, choice.val, manifest
 
 
 def _auc(y_true, scores) -> float | None:

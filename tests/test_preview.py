@@ -161,3 +161,16 @@ def test_empty_split_is_named_not_blamed_on_n(tmp_path):
     assert code == 2, text
     assert "Error:" in text and "split 'val'" in text and "-n" not in text
     assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("train, val", [("train2017", "val2017"), ("default", None)])
+def test_preview_without_split_picks_the_train_like_or_only_split(tmp_path, train, val):
+    """COCO 2017 names and single-split outputs (CVAT's `default`) need no --split."""
+    obj = ((0.25, 0.25, 0.75, 0.75, 3, False),)
+    write_detection(tmp_path / "out", train=(DetItem(101, 64, 32, obj, color=GRAY),),
+                    val=(DetItem(201, 32, 32, (), color=GRAY),) if val else None,
+                    names=(train, val), train_shards=1)
+    out = tmp_path / "p.png"
+    code, text = run_cli("preview", str(tmp_path / "out"), "-n", "1", "-o", str(out))
+    assert code == 0, text
+    assert out.is_file()

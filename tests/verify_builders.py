@@ -90,9 +90,12 @@ DET_VAL = (
 
 
 def write_detection(out: Path, *, train=DET_TRAIN, val=DET_VAL, train_shards: int = 2,
-                    builder=None) -> Manifest:
+                    builder=None, names: tuple = ("train", "val")) -> Manifest:
+    """`names`: the split names of `train` and `val`; `val=None` writes one split."""
     lm = LabelMap.from_pairs(DET_CLASSES)
-    plans = [SplitPlan("train", list(train), train_shards), SplitPlan("val", list(val), 1)]
+    plans = [SplitPlan(names[0], list(train), train_shards)]
+    if val is not None:
+        plans.append(SplitPlan(names[1], list(val), 1))
     template = Manifest(task="detection", schema_version=schema.SCHEMA_VERSION, splits={})
     manifest, _ = write_dataset(
         out, plans, builder or DetBuilder(), manifest=template, class_order=lm.names,
