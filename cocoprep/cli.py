@@ -236,6 +236,8 @@ def verify_command(path: str, workers: int | None, quiet: bool) -> None:
     report = verify(path, workers=workers, quiet=quiet)
     for problem in report.problems:
         click.echo(str(problem))
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     click.echo(report.summary())
     click.get_current_context().exit(0 if report.ok else 1)
 
@@ -260,7 +262,7 @@ def inspect_command(path: str, as_json: bool) -> None:
     _import_tensorflow_quietly()
     import json
 
-    from cocoprep.verify import format_inspect, inspect
+    from cocoprep.inspection import format_inspect, inspect
 
     report = inspect(path)
     if as_json:

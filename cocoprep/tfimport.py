@@ -33,3 +33,10 @@ def import_tensorflow():
         with stderr_silenced():
             import tensorflow  # noqa: F401
     return sys.modules["tensorflow"]
+
+
+def error_text(error: BaseException) -> str:
+    """The first line of a TensorFlow error in TensorFlow's own words ("corrupted
+    record at 12"), without its op names and node dumps."""
+    what = str(getattr(error, "message", error)).strip().splitlines()[0]
+    return what.split("}}")[-1].split("[Op:")[0].strip()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cocoprep.verify import format_inspect, inspect
+from cocoprep.inspection import format_inspect, inspect
 from verify_builders import (
     convert_fixture_coco, run_cli, split_fixture_imgs, write_classification, write_detection,
 )

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from cocoprep import schema
 from cocoprep.cli import cli
 from cocoprep.records import BuildResult, DetectionExample, EncodedImage, ObjectAnnotation
-from cocoprep.verify import crc32c, masked_crc32c, scan_records, verify
+from cocoprep.framing import crc32c, masked_crc32c, scan_records
+from cocoprep.verify import verify
 from verify_builders import (
     DET_TRAIN, DetBuilder, DetItem, encoded, write_classification, write_detection,
 )
@@ -338,3 +339,19 @@ def test_worker_processes_keep_tensorflow_notices_off_the_terminal(det_out):
     assert proc.stdout.startswith("OK: 6 examples in 3 shards"), proc.stdout
     for noise in ("oneDNN", "I0000", "E0000", "cuda"):
         assert noise not in proc.stderr, proc.stderr
+
+
+def test_split_without_examples_fails(tmp_path):
+    write_detection(tmp_path / "out", val=())
+    code, out = run(str(tmp_path / "out"))
+    assert code == 1
+    assert "split val: no examples" in out and "FAILED: 1 problem(s)" in out
+
+
+def test_detection_split_without_objects_is_a_warning(tmp_path):
+    no_boxes = tuple(DetItem(i, 32, 24, ()) for i in (301, 302))
+    write_detection(tmp_path / "out", val=no_boxes)
+    result = CliRunner().invoke(cli, ["verify", "--quiet", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Warning: split val: 2 examples but no objects" in result.stderr
+    assert "Warning" not in result.stdout and result.stdout.startswith("OK: 6 examples")
