@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cocoprep.errors import InputError, UsageError
+from cocoprep.tfimport import error_text
 
 PAD = 8  # pixels between tiles and around the grid
 CAPTION_HEIGHT = 22  # the strip under each tile (image id, or the class label)
@@ -214,16 +215,14 @@ def _text(value: Any) -> str:
 
 
 def _default_split(path: str | Path) -> str:
-    """The split to show when none is named (a glob has no split names)."""
-    from cocoprep.manifest import MANIFEST_NAME, Manifest
+    """The split to show when none is named (`cocoprep.splitnames`)."""
+    from cocoprep.shards import resolve
     from cocoprep.splitnames import default_split
 
-    directory = Path(path)
-    if not (directory / MANIFEST_NAME).is_file():
-        return "train"  # describe() reports what is there instead
-    manifest = Manifest.read(directory)
-    counts = {n: s.num_examples for n, s in manifest.splits.items()}
-    return default_split(list(manifest.splits), counts=counts, where=str(path))
+    shards = resolve(path)
+    if shards.from_glob:
+        return "train"  # a glob has no split names: load reads every file
+    return default_split(list(shards.splits), counts=shards.counts, where=str(path))
 
 
 def preview(path: str | Path, *, split: str | None = None, n: int = 16, augment: bool = False,
@@ -251,10 +250,8 @@ def preview(path: str | Path, *, split: str | None = None, n: int = 16, augment:
         examples = [{k: v.numpy() for k, v in el.items()} for el in ds.take(n)]
     except tf.errors.OpError as e:
         # TensorFlow's message ("corrupted record at 12") names no file.
-        what = str(getattr(e, "message", e)).strip().splitlines()[0]
-        what = what.split("}}")[-1].split("[Op:")[0].strip()
         raise InputError(path, "readable records",
-                         f"split {split!r}: {what} (run `cocoprep verify {path}` to find "
+                         f"split {split!r}: {error_text(e)} (run `cocoprep verify {path}` to find "
                          "the file and record)") from None
     if not examples:
         raise InputError(path, f"examples to draw in split {split!r}", "none")

@@ -43,7 +43,6 @@ with the rest of the dict).
 
 from __future__ import annotations
 
-import glob as _glob
 import numbers
 import os
 import random
@@ -55,11 +54,12 @@ from cocoprep import schema
 from cocoprep.errors import InputError, ManifestError, UsageError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest
+from cocoprep.shards import resolve
+from cocoprep.tfimport import error_text
 
 DEFAULT_SHUFFLE_BUFFER = 1024
 _PARSE_BATCH = 64
 _READ_BUFFER = 8 << 20
-_GLOB_CHARS = "*?["
 
 
 @dataclass(frozen=True)
@@ -100,29 +100,6 @@ class DatasetInfo:
 
 
 # ------------------------------------------------------------------ discovery
-
-def _is_glob(path: str) -> bool:
-    return any(c in path for c in _GLOB_CHARS)
-
-
-def _describe_dir(directory: Path) -> str:
-    try:
-        entries = sorted(directory.iterdir())
-    except OSError:
-        return "nothing readable"
-    shards = [p.name for p in entries if ".tfrecord" in p.name]
-    subdirs = [p.name + "/" for p in entries if p.is_dir() and (p / MANIFEST_NAME).is_file()]
-    parts = []
-    if subdirs:
-        parts.append("directories with a manifest: " + ", ".join(subdirs[:10]))
-    if shards:
-        parts.append(f"{len(shards)} shard file(s) such as {shards[0]} "
-                     f"(pass a glob like {directory / '*.tfrecord-*'})")
-    if not parts:
-        names = [p.name for p in entries[:10]]
-        parts.append("entries: " + (", ".join(names) if names else "none (empty directory)"))
-    return "; ".join(parts)
-
 
 def _read_label_map(directory: Path, manifest: Manifest | None, task: str) -> LabelMap | None:
     if task == "detection":
@@ -165,10 +142,8 @@ def _peek(files: Sequence[str], scan: int = 1000) -> tuple[set[str] | None, int]
                 seen += 1
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
             # TensorFlow's message ("corrupted record at 0") names no file.
-            what = str(getattr(e, "message", e)).strip().splitlines()[0]
-            what = what.split("}}")[-1].split("[Op:")[0].strip()
             raise InputError(f, "readable TFRecord shards",
-                             f"{what} (run `cocoprep verify` to list every damaged "
+                             f"{error_text(e)} (run `cocoprep verify` to list every damaged "
                              "record)") from None
         if seen >= scan:
             break
@@ -182,52 +157,26 @@ def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
     manifest.json) or a glob of shard files (task inferred from the record keys;
     a manifest or label map beside the shards is used when present).
     """
-    text = os.fspath(path)
-    manifest: Manifest | None = None
-    if _is_glob(text):
-        files = sorted(_glob.glob(text))
-        files = [f for f in files if os.path.isfile(f)]
-        if not files:
-            parent = Path(text).parent
-            where = _describe_dir(parent) if parent.is_dir() else "its directory does not exist"
-            raise InputError(text, "a glob matching shard files", f"no files ({where})")
-        directory = Path(files[0]).parent
-        if (directory / MANIFEST_NAME).is_file():
-            try:
-                manifest = Manifest.read(directory)
-            except ManifestError:
-                manifest = None
-        split_name = None
-        num_examples = None
-    else:
-        directory = Path(text)
-        if not directory.exists():
-            raise InputError(text, "a cocoprep output directory or a shard glob",
-                             "nothing at that path")
-        if directory.is_file():
-            raise InputError(text, "a cocoprep output directory or a shard glob",
-                             f"a file (for one shard pass it as a glob, e.g. {text}*)")
-        if not (directory / MANIFEST_NAME).is_file():
-            raise ManifestError(directory / MANIFEST_NAME,
-                                f"no manifest here; found {_describe_dir(directory)}")
-        manifest = Manifest.read(directory)
-        if split not in manifest.splits:
-            have = ", ".join(f"{name} ({info.num_examples} examples)"
-                             for name, info in manifest.splits.items()) or "none"
-            raise ManifestError(directory / MANIFEST_NAME,
-                                f"no split {split!r}; splits here: {have}")
-        files = [str(p) for p in manifest.shard_paths(directory, split)]
-        missing = [f for f in files if not os.path.isfile(f)]
+    shards = resolve(path)
+    directory, manifest = shards.directory, shards.manifest
+    if manifest is None and (directory / MANIFEST_NAME).is_file():
+        try:  # a manifest beside the shards of a glob gives the label map
+            manifest = Manifest.read(directory)
+        except ManifestError:
+            manifest = None
+    files = list(shards.split_files(split))
+    if not shards.from_glob:
+        missing = shards.missing(split)
         if missing:
             raise ManifestError(directory / MANIFEST_NAME,
                                 f"split {split!r} lists {len(missing)} shard(s) that do not "
                                 f"exist, e.g. {Path(missing[0]).name}")
-        split_name = split
-        num_examples = manifest.splits[split].num_examples
+    split_name = None if shards.from_glob else split
+    num_examples = None if shards.from_glob else manifest.splits[split].num_examples
 
     keys, num_keypoints = _peek(files)
     known_task = manifest is not None and manifest.task in schema.SCHEMAS
-    if known_task and (keys is None or not _is_glob(text)):
+    if known_task and (keys is None or not shards.from_glob):
         task = manifest.task
     elif keys is not None:
         task = schema.infer_task(keys)
@@ -235,7 +184,7 @@ def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
             raise InputError(files[0], "cocoprep detection or classification records",
                              "records with other feature keys")
     else:
-        raise InputError(text, "shards with at least one record", "only empty shards")
+        raise InputError(shards.path, "shards with at least one record", "only empty shards")
     task_schema = schema.schema_for(task)
     present = set(keys or ())
     has = {f.name: f.key in present for f in task_schema.features}

@@ -77,9 +77,10 @@ class Shards:
                                 f"no split {split!r}; splits here: {have}")
         return self.splits[split]
 
-    def missing(self) -> list[str]:
-        """Listed shards that are not there (in manifest order)."""
-        return [f for f in self.files if not os.path.isfile(f)]
+    def missing(self, split: str | None = None) -> list[str]:
+        """Listed shards (of `split`, or of every split) that are not there."""
+        files = self.files if split is None else self.split_files(split)
+        return [f for f in files if not os.path.isfile(f)]
 
 
 def describe_directory(directory: Path) -> str:

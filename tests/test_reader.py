@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import cocoprep
@@ -23,8 +24,6 @@ from cocoprep.records import (
     ObjectAnnotation,
 )
 from cocoprep.writer import SplitPlan, write_dataset
-
-tf = pytest.importorskip("tensorflow")
 
 NAMES = {1: "person", 3: "car", 38: "kite"}
 LABEL_MAP = LabelMap.from_pairs(sorted(NAMES.items()))
