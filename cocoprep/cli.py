@@ -2,17 +2,20 @@
 
 Each command turns its options into one library call and the result into an exit
 code. A `CocoprepError` becomes one line `Error: ...` on stderr and a non-zero
-exit, never a traceback.
+exit, never a traceback. Options that several commands share are declared once,
+below, and passed to the library by keyword under their own names.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import Callable
 
 import click
 
 from cocoprep import __version__
+from cocoprep import train as _train  # no TensorFlow at import: only names and defaults
 from cocoprep.errors import CocoprepError
 from cocoprep.tfimport import import_tensorflow
 
@@ -52,11 +55,58 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="cocoprep")
 
 
-# Commands are registered below, one section each.
-# --- convert ---
+# ------------------------------------------------------------------ shared options
+
+def options(*decorators: Callable) -> Callable:
+    """One decorator applying `decorators` as if stacked in this order."""
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+    return apply
+
+
+def seed_option(help: str) -> Callable:
+    return click.option("--seed", default=0, show_default=True, type=int, help=help)
+
+
+def quiet_option(help: str = "No progress bars or summary.") -> Callable:
+    return click.option("-q", "--quiet", is_flag=True, help=help)
+
+
+OUT_OPTION = click.option("-o", "--out", default="tfrecords", show_default=True,
+                          help="Output directory.")
+
+# The options of every command that writes records (`convert`, `split`). Each is
+# passed to the library call by keyword under its own name: a new writing option
+# is one entry here and one keyword of `convert_coco` and `split_folder`.
+WRITE_OPTIONS = (
+    click.option("--num-shards", default=None, type=int, help="Shards per split."),
+    click.option("--shard-size", default=None, metavar="SIZE",
+                 help="Target shard size, e.g. 200MB (default: 200MB, and about one shard "
+                      "per 128 images, at most 16)."),
+    click.option("--encode", default="jpeg", show_default=True,
+                 type=click.Choice(["jpeg", "png"]),
+                 help="Encoding for images that must be converted."),
+    click.option("--strict", is_flag=True,
+                 help="Exit 1 if anything was skipped (after writing)."),
+    click.option("--workers", default=None, type=int, help="Processes  [default: CPU count]."),
+    quiet_option(),
+)
+write_options = options(*WRITE_OPTIONS)
+
+
+def _skipped_line(manifest) -> str:
+    skipped = sum(manifest.skipped.values())
+    reasons = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items())
+    return f"  skipped {skipped}" + (f" ({reasons})" if skipped else "")
+
+
+# ------------------------------------------------------------------ convert
+
 @cli.command("convert")
 @click.argument("src", type=click.Path(path_type=str))
-@click.option("-o", "--out", default="tfrecords", show_default=True, help="Output directory.")
+@OUT_OPTION
 @click.option("--images", default=None, metavar="DIR",
               help="Image directory (for a single JSON file; overrides discovery).")
 @click.option("--splits", default=None, metavar="A,B",
@@ -64,27 +114,18 @@ def main(argv: list[str] | None = None) -> None:
 @click.option("--ratio", default=None, metavar="TRAIN,VAL[,TEST]",
               help="Split one annotation file into train/val[/test] by image, stratified "
                    "by category presence.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seeds the in-split shuffle and --ratio.")
+@seed_option("Seeds the in-split shuffle and --ratio.")
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True,
               help="Seeded shuffle within each split, or keep the JSON order.")
-@click.option("--num-shards", default=None, type=int, help="Shards per split.")
-@click.option("--shard-size", default=None, metavar="SIZE",
-              help="Target shard size, e.g. 200MB (default: 200MB, and about one shard "
-                   "per 128 images, at most 16).")
 @click.option("--masks", is_flag=True, help="Write instance masks (PNG) from polygons and RLE.")
 @click.option("--contiguous-ids", is_flag=True,
               help="Label ids 1..N in category order instead of COCO's category ids.")
 @click.option("--skip-empty", is_flag=True, help="Drop images with no object written.")
 @click.option("--crowd", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
               help="Keep crowd annotations (is_crowd=1) or drop them.")
-@click.option("--encode", default="jpeg", show_default=True, type=click.Choice(["jpeg", "png"]),
-              help="Encoding for images that must be converted.")
-@click.option("--strict", is_flag=True, help="Exit 1 if anything was skipped (after writing).")
-@click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
-def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shard_size, masks,
-                contiguous_ids, skip_empty, crowd, encode, strict, workers, quiet):
+@write_options
+def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, contiguous_ids,
+                skip_empty, crowd, **write):
     """Convert COCO JSON + images into sharded detection TFRecords.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
@@ -106,15 +147,14 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shar
     try:
         manifest = convert_coco(
             src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
-            num_shards=num_shards, shard_size=shard_size, masks=masks,
-            contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd, encode=encode,
-            strict=strict, workers=workers, quiet=quiet,
+            masks=masks, contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd,
+            **write,
         )
     except StrictModeError as e:
-        if not quiet and getattr(e, "manifest", None) is not None:
+        if not write["quiet"] and getattr(e, "manifest", None) is not None:
             _convert_summary(e.manifest, out)
         raise
-    if not quiet:
+    if not write["quiet"]:
         _convert_summary(manifest, out)
 
 
@@ -123,24 +163,21 @@ def _convert_summary(manifest, out) -> None:
     for name, info in manifest.splits.items():
         click.echo(f"  {name:<{width}} {info.num_examples:>7} images {info.num_objects:>8} "
                    f"objects in {len(info.shards)} shard(s)")
-    skipped = sum(manifest.skipped.values())
-    reasons = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items())
-    click.echo(f"  skipped {skipped}" + (f" ({reasons})" if skipped else ""))
+    click.echo(_skipped_line(manifest))
     if manifest.counters:
         click.echo("  " + ", ".join(f"{k} {v}" for k, v in manifest.counters.items()))
     click.echo(f"wrote {out}")
 
 
-# --- split ---
+# ------------------------------------------------------------------ split
+
 @cli.command("split")
 @click.argument("src", type=click.Path(path_type=str))
-@click.option("-o", "--out", default="tfrecords", show_default=True,
-              help="Output directory.")
+@OUT_OPTION
 @click.option("--ratio", default=None, metavar="TRAIN,VAL[,TEST]",
               help="Split fractions, summing to 1  [default: 0.8,0.2]. Not for a tree "
                    "that is already split (SRC/train/<class>/...).")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seeds the split and the record order.")
+@seed_option("Seeds the split and the record order.")
 @click.option("--classes", default=None, metavar="A,B,...",
               help="Pick and order the classes (default: all class folders, sorted).")
 @click.option("--label-offset", default=0, show_default=True, type=int,
@@ -148,18 +185,8 @@ def _convert_summary(manifest, out) -> None:
 @click.option("--keep-conflicts", is_flag=True,
               help="Identical files under two classes: keep the first class's copy "
                    "(default: keep every copy out).")
-@click.option("--num-shards", default=None, type=int, help="Shards per split.")
-@click.option("--shard-size", default=None, metavar="SIZE",
-              help="Aimed shard size, e.g. 200MB (default: 200MB, and about one shard "
-                   "per 128 images, at most 16).")
-@click.option("--encode", default="jpeg", show_default=True,
-              type=click.Choice(["jpeg", "png"]),
-              help="Encoding for images that must be converted.")
-@click.option("--strict", is_flag=True, help="Exit 1 if any image was skipped.")
-@click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
-def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_shards,
-              shard_size, encode, strict, workers, quiet):
+@write_options
+def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, **write):
     """Split a class-per-folder image tree into train/val[/test] TFRecords.
 
     SRC is SRC/<class>/... (split by --ratio, stratified per class, seeded) or
@@ -178,15 +205,15 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
     """
     from cocoprep.split import split_folder
 
-    manifest = split_folder(
-        src, out, ratio=ratio, seed=seed, classes=classes, label_offset=label_offset,
-        keep_conflicts=keep_conflicts, num_shards=num_shards, shard_size=shard_size,
-        encode=encode, strict=strict, workers=workers, quiet=quiet,
-    )
+    manifest = split_folder(src, out, ratio=ratio, seed=seed, classes=classes,
+                            label_offset=label_offset, keep_conflicts=keep_conflicts, **write)
     for warning in manifest.options.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)
-    if quiet:
-        return
+    if not write["quiet"]:
+        _split_summary(manifest, src, out, seed)
+
+
+def _split_summary(manifest, src, out, seed) -> None:
     classes_written = next(iter(manifest.splits.values())).class_counts
     layout = ("SRC/<split>/<class>/..., splits kept" if manifest.sources.get("layout") == "splits"
               else "SRC/<class>/..., ratio " + "/".join(f"{r:g}" for r in manifest.options["ratio"]))
@@ -196,23 +223,20 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
         counts = ", ".join(f"{c} {n}" for c, n in info.class_counts.items())
         click.echo(f"  {name:<{width}} {info.num_examples:>6} images in "
                    f"{len(info.shards)} shard(s)  ({counts})")
-    skipped = sum(manifest.skipped.values())
-    reasons = ", ".join(f"{k} {v}" for k, v in manifest.skipped.items())
-    click.echo(f"  skipped {skipped}" + (f" ({reasons})" if skipped else ""))
+    click.echo(_skipped_line(manifest))
     ignored = {k: v for k, v in manifest.counters.items() if k.startswith("ignored_")}
     if ignored:
         click.echo("  ignored " + ", ".join(f"{k[8:]} {v}" for k, v in ignored.items()))
     click.echo(f"wrote {out}")
 
 
-# --- verify / inspect / preview ---
-
+# ------------------------------------------------------------------ verify / inspect / preview
 
 @cli.command("verify")
 @click.argument("path")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes, one shard each (default: one per 256 MB of shards, up to the CPU count).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option("No progress bar.")
 def verify_command(path: str, workers: int | None, quiet: bool) -> None:
     """Check that the records in PATH are intact and right.
 
@@ -278,8 +302,7 @@ def inspect_command(path: str, as_json: bool) -> None:
 @click.option("-n", "num", type=click.IntRange(min=1), default=16, show_default=True,
               help="Examples to draw.")
 @click.option("--augment", is_flag=True, help="Apply the default augmentation first.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the augmentation (and of --shuffle).")
+@seed_option("Seed of the augmentation (and of --shuffle).")
 @click.option("--shuffle", is_flag=True, help="A seeded random sample instead of the first N.")
 @click.option("--tile", type=click.IntRange(min=32), default=256, show_default=True,
               help="Size of each image's square tile, in pixels.")
@@ -307,9 +330,9 @@ def preview_command(path: str, split: str | None, num: int, augment: bool, seed:
     written = preview(path, split=split, n=num, augment=augment, seed=seed, shuffle=shuffle,
                       tile=tile, columns=columns, output=output)
     click.echo(f"Wrote {written}")
-# --- smoketrain ---
-from cocoprep import train as _train  # noqa: E402  (no TensorFlow at import)
 
+
+# ------------------------------------------------------------------ smoketrain
 
 @cli.command("smoketrain")
 @click.argument("data", default=_train.DEFAULT_DATA, required=False,
@@ -331,13 +354,12 @@ from cocoprep import train as _train  # noqa: E402  (no TensorFlow at import)
               type=int, help="Top backbone layers unfrozen in phase 2 (0: no phase 2).")
 @click.option("--lr", default=_train.DEFAULT_LR, show_default=True, type=float,
               help="Phase-1 learning rate (Adam); phase 2 uses a tenth.")
-@click.option("--seed", default=0, show_default=True, type=int,
-              help="Seeds weight init, record order and augmentation.")
+@seed_option("Seeds weight init, record order and augmentation.")
 @click.option("--train-split", default=None, metavar="NAME",
               help="Split to train on  [default: train, or the one train* split].")
 @click.option("--val-split", default=None, metavar="NAME",
               help="Split to validate on  [default: val/validation/dev when present].")
-@click.option("-q", "--quiet", is_flag=True, help="Only the PASS/FAIL line.")
+@quiet_option("Only the PASS/FAIL line.")
 def smoketrain_cmd(data, run_dir, backbone, weights, steps, batch_size, image_size,
                    fine_tune_layers, lr, seed, train_split, val_split, quiet):
     """Fine-tune a Keras backbone on the records to prove that they train.
