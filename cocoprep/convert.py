@@ -22,6 +22,7 @@ from cocoprep.images import ENCODINGS, ImageLoader
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
 from cocoprep.parallel import progress_bar
+from cocoprep.ratio import parse_ratio
 from cocoprep.records import (
     BuildResult, DetectionExample, Keypoint, ObjectAnnotation, SkippedItem,
 )
@@ -220,22 +221,6 @@ def _parse_splits(splits: str | Sequence[str] | None) -> list[str] | None:
     return names
 
 
-def parse_ratio(ratio: str | Sequence[float] | None) -> tuple[float, ...] | None:
-    """`0.8,0.2` or `0.8,0.1,0.1` -> fractions (2 or 3, each > 0, summing to 1)."""
-    if ratio is None:
-        return None
-    try:
-        parts = tuple(float(p) for p in (ratio.split(",") if isinstance(ratio, str) else ratio))
-    except (TypeError, ValueError):
-        raise UsageError("--ratio", "2 or 3 comma-separated fractions such as 0.8,0.2",
-                         ratio) from None
-    if len(parts) not in (2, 3) or any(not math.isfinite(p) or p <= 0 for p in parts):
-        raise UsageError("--ratio", "2 or 3 positive fractions such as 0.8,0.2", ratio)
-    if abs(sum(parts) - 1.0) > 1e-6:
-        raise UsageError("--ratio", "fractions that add up to 1", ratio)
-    return parts
-
-
 def stratified_split(split: CocoSplit, ratio: Sequence[float], seed: int) -> list[np.ndarray]:
     """Image rows for each ratio part, stratified by category presence.
 
@@ -380,7 +365,8 @@ def convert_coco(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError("--seed", "an integer >= 0", seed)  # numpy's generators need it
     shard_bytes = parse_size(shard_size) if shard_size is not None else None
-    fractions = parse_ratio(ratio)
+    ratios = parse_ratio(ratio)
+    fractions = tuple(float(r) for r in ratios) if ratios is not None else None
     wanted = _parse_splits(splits)
 
     found = coco.select_splits(coco.discover(src, images=images), wanted)

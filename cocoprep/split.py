@@ -20,6 +20,7 @@ from cocoprep.images import ENCODINGS, IMAGE_EXTENSIONS, prepare_image, read_byt
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
 from cocoprep.parallel import progress_bar
+from cocoprep.ratio import parse_ratio
 from cocoprep.records import BuildResult, ClassificationExample, SkippedItem
 from cocoprep.schema import SCHEMA_VERSION, encode_classification
 from cocoprep.sources import folder
@@ -144,7 +145,7 @@ def split_folder(
         StrictModeError: `strict` and something was skipped (output is written).
     """
     src, out = Path(src), Path(out)
-    ratios = folder.parse_ratio(ratio)
+    ratios = parse_ratio(ratio, default=folder.DEFAULT_RATIO)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UsageError("--seed", "an integer", seed)
     if isinstance(label_offset, bool) or not isinstance(label_offset, int) or label_offset < 0:

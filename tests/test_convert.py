@@ -351,9 +351,10 @@ def test_invalid_json_fails_before_anything_is_written(tmp_path, text, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--ratio", "0.5,0.6"], "Error: --ratio: expected fractions that add up to 1, found '0.5,0.6'"),
-    (["--ratio", "1"], "Error: --ratio: expected 2 or 3 positive fractions such as 0.8,0.2"),
-    (["--ratio", "a,b"], "Error: --ratio: expected 2 or 3 comma-separated fractions"),
+    (["--ratio", "0.5,0.6"], "Error: --ratio: expected fractions that sum to 1 (these sum to "
+                             "1.1), found '0.5,0.6'"),
+    (["--ratio", "1"], "Error: --ratio: expected 2 or 3 comma-separated fractions"),
+    (["--ratio", "a,b"], "Error: --ratio: expected numbers such as 0.8,0.1,0.1"),
     (["--ratio", "0.5,0.5"], "Error: --ratio: expected exactly one annotation file to split"),
     (["--splits", "test"], "Error: --splits: expected names from ['train', 'val'], found 'test'"),
     (["--shard-size", "lots"], "Error: --shard-size: expected a size such as 200MB"),

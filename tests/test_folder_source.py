@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cocoprep.errors import InputError, ItemSkipped, UsageError
+from cocoprep.ratio import parse_ratio
 from cocoprep.sources import folder
 from cocoprep.sources.folder import ImageFile
 
@@ -18,39 +19,6 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-
-# ------------------------------------------------------------------ ratio
-
-
-@pytest.mark.parametrize("text, expected", [
-    (None, (Fraction(4, 5), Fraction(1, 5))),
-    ("0.8,0.2", (Fraction(4, 5), Fraction(1, 5))),
-    ("0.8, 0.1, 0.1", (Fraction(8, 10), Fraction(1, 10), Fraction(1, 10))),
-    ((0.7, 0.3), (Fraction(7, 10), Fraction(3, 10))),
-])
-def test_parse_ratio_good(text, expected):
-    assert folder.parse_ratio(text) == expected
-
-
-def test_parse_ratio_scales_tiny_rounding_to_exactly_one():
-    r = folder.parse_ratio("0.3333333,0.3333333,0.3333334")
-    assert sum(r) == 1
-
-
-@pytest.mark.parametrize("text, words", [
-    ("0.5,0.6", "sum to 1"),
-    ("0.5,0.4", "sum to 1"),
-    ("1.2,-0.2", "greater than 0 and less than 1"),
-    ("1,0", "greater than 0 and less than 1"),
-    ("0.8", "2 or 3"),
-    ("0.4,0.3,0.2,0.1", "2 or 3"),
-    ("a,b", "numbers"),
-])
-def test_parse_ratio_bad(text, words):
-    with pytest.raises(UsageError, match="--ratio") as e:
-        folder.parse_ratio(text)
-    assert words in str(e.value) and text in str(e.value)
 
 
 # ------------------------------------------------------------------ allocate
@@ -63,7 +31,7 @@ def test_allocate_examples():
     assert folder.allocate(3, half) == (2, 1)  # ties go to the earlier split
     assert folder.allocate(1, folder.DEFAULT_RATIO) == (1, 0)  # too small: train only
     assert folder.allocate(0, folder.DEFAULT_RATIO) == (0, 0)
-    r = folder.parse_ratio("0.8,0.1,0.1")
+    r = parse_ratio("0.8,0.1,0.1")
     assert folder.allocate(20, r) == (16, 2, 2)
     assert folder.allocate(5, r) == (3, 1, 1)  # 4/.5/.5: empty splits get the spare first
     # 3 at 0.8/0.1/0.1 cannot be both within one image and one per split: one per split wins
@@ -228,7 +196,7 @@ def make_files(counts: dict[str, int]):
 def test_assign_by_ratio_is_stratified_exact_and_seeded():
     counts = {"a": 101, "b": 7, "c": 3, "d": 50}
     files, hashes = make_files(counts)
-    ratios = folder.parse_ratio("0.7,0.2,0.1")
+    ratios = parse_ratio("0.7,0.2,0.1")
     result = folder.assign_by_ratio(files, hashes, list(counts), ratios, seed=0)
     assert list(result.splits) == ["train", "val", "test"]
     everything = [f for items in result.splits.values() for f in items]
@@ -247,7 +215,7 @@ def test_assign_by_ratio_is_stratified_exact_and_seeded():
 def test_one_class_does_not_change_another_class_split():
     files, hashes = make_files({"a": 30, "b": 30})
     more, more_hashes = make_files({"a": 30, "b": 30, "c": 10})
-    r = folder.parse_ratio("0.8,0.2")
+    r = parse_ratio("0.8,0.2")
     one = folder.assign_by_ratio(files, hashes, ["a", "b"], r, seed=3)
     two = folder.assign_by_ratio(more, more_hashes, ["a", "b", "c"], r, seed=3)
     for s in ("train", "val"):
