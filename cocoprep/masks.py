@@ -82,15 +82,6 @@ def _png(width: int, height: int, band: np.ndarray, top: int, level: int) -> byt
             + _chunk(b"IEND", b""))
 
 
-def encode_png(mask: np.ndarray, *, level: int = ZLIB_LEVEL) -> bytes:
-    """An 8-bit grayscale PNG of a 2-D uint8 array (values kept as they are)."""
-    if mask.ndim != 2:
-        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
-    rows = np.flatnonzero(mask.any(axis=1))
-    top, bottom = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
-    return _png(mask.shape[1], mask.shape[0], mask[top:bottom], top, level)
-
-
 _NUMBER_TYPES = {int, float}
 
 
@@ -155,21 +146,6 @@ def to_rle(segmentation: Any, height: int, width: int) -> dict:
         raise ItemSkipped(MALFORMED_SEGMENTATION, "RLE counts are neither a list nor a string")
     raise ItemSkipped(MALFORMED_SEGMENTATION,
                       f"segmentation is {type(segmentation).__name__}, not polygons or RLE")
-
-
-def decode_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """A (height, width) uint8 array of 0/1."""
-    rle = to_rle(segmentation, height, width)
-    try:
-        m = mask_utils.decode(rle)
-    except Exception as e:  # a corrupt compressed RLE string
-        raise ItemSkipped(MALFORMED_SEGMENTATION, f"RLE does not decode ({e})") from None
-    if m.ndim == 3:
-        m = m[:, :, 0]
-    if m.shape != (height, width):
-        raise ItemSkipped(MALFORMED_SEGMENTATION,
-                          f"mask decodes to {m.shape[1]}x{m.shape[0]}, not {width}x{height}")
-    return m
 
 
 def rle_counts(counts: bytes) -> np.ndarray:

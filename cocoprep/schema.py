@@ -311,21 +311,6 @@ def parse_spec(schema: TaskSchema) -> dict:
     return spec
 
 
-def parse(schema: TaskSchema, serialized) -> dict:
-    """Parse serialized records (a scalar or a batch) into a dict keyed by feature
-    name; lists come back dense (padded with the dtype's zero in a batch)."""
-    import tensorflow as tf
-
-    parsed = tf.io.parse_example(serialized, parse_spec(schema))
-    out = {}
-    for f in schema.features:
-        value = parsed[f.key]
-        if isinstance(value, tf.sparse.SparseTensor):
-            value = tf.sparse.to_dense(value)
-        out[f.name] = value
-    return out
-
-
 def keys_of(schema: TaskSchema, names: Iterable[str] | None = None) -> dict[str, str]:
     """Feature name -> key, for tools that must read raw records (e.g. verify)."""
     wanted = set(names) if names is not None else None

@@ -26,7 +26,7 @@ from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest, SplitInfo
 from cocoprep.parallel import map_tasks, progress_bar, report_progress
 from cocoprep.shards import SHARD_PATTERN, Shards, infer_task_of, resolve, split_of, task_of
-from cocoprep.tfimport import error_text, import_tensorflow
+from cocoprep.tfimport import import_tensorflow
 
 _BYTES_PER_WORKER = 256 * 2**20
 _BOX = ("xmin", "ymin", "xmax", "ymax")
@@ -467,8 +467,8 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
     sha256 and size, every record readable, parsable and right (images and masks
     decode at their stored size, boxes in [0, 1] with min <= max, labels in the
     label map), and the per-shard, per-split and per-class counts equal to the
-    manifest's. A glob gets the checks that need no manifest. Every split must
-    hold an example; a detection split without any object gets a warning.
+    manifest's, and every split holding an example (a detection split without
+    any object gets a warning). A glob gets the checks that need no manifest.
     """
     shards = resolve(path)
     manifest = shards.manifest

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner, Result
 from PIL import Image
+
+from cocoprep import schema
+from cocoprep.cli import cli
+from cocoprep.manifest import Manifest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -58,3 +63,54 @@ def write_json(path: Path, data) -> Path:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+# ------------------------------------------------------------------ the CLI in-process
+
+def invoke(*args) -> Result:
+    """Run `cocoprep ARGS...` in-process (arguments str()'d)."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def run_cli(*args) -> tuple[int, str]:
+    """`invoke`, as (exit code, stdout and stderr)."""
+    result = invoke(*args)
+    return result.exit_code, result.output
+
+
+# ------------------------------------------------------------------ reading records back
+
+def raw_records(path) -> list[bytes]:
+    """The serialized records of one shard file."""
+    import tensorflow as tf
+
+    return [r.numpy() for r in tf.data.TFRecordDataset(str(path))]
+
+
+def parse_record(task_schema: schema.TaskSchema, serialized) -> dict:
+    """Parse serialized records (a scalar or a batch) into a dict keyed by feature
+    name; lists come back dense (padded with the dtype's zero in a batch)."""
+    import tensorflow as tf
+
+    parsed = tf.io.parse_example(serialized, schema.parse_spec(task_schema))
+    out = {}
+    for f in task_schema.features:
+        value = parsed[f.key]
+        if isinstance(value, tf.sparse.SparseTensor):
+            value = tf.sparse.to_dense(value)
+        out[f.name] = value.numpy()
+    return out
+
+
+def read_records(out: Path, split: str) -> list[dict]:
+    """Every record of `split` in an output directory, by feature name; text
+    scalars as str (the image bytes stay bytes), lists as numpy arrays."""
+    manifest = Manifest.read(out)
+    task_schema = schema.schema_for(manifest.task)
+    records = []
+    for path in manifest.shard_paths(out, split):
+        for raw in raw_records(path):
+            parsed = parse_record(task_schema, raw)
+            records.append({k: v.decode() if isinstance(v, bytes) and k != "encoded" else v
+                            for k, v in parsed.items()})
+    return records

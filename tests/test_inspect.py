@@ -7,8 +7,9 @@ import json
 import pytest
 
 from cocoprep.inspection import format_inspect, inspect
+from conftest import run_cli
 from verify_builders import (
-    convert_fixture_coco, run_cli, split_fixture_imgs, write_classification, write_detection,
+    convert_fixture_coco, split_fixture_imgs, write_classification, write_detection,
 )
 
 

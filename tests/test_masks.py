@@ -19,20 +19,38 @@ def _png_pixels(data: bytes) -> np.ndarray:
     return np.asarray(im)
 
 
-def test_encode_png_round_trips_exactly():
+def _uncompressed_rle(m: np.ndarray) -> dict:
+    """COCO's uncompressed RLE of a 0/1 array: run lengths in column-major order,
+    starting with a run of zeros."""
+    counts, last, run = [], 0, 0
+    for v in m.flatten(order="F").tolist():
+        if v != last:
+            counts.append(run)
+            run, last = 0, v
+        run += 1
+    counts.append(run)
+    return {"counts": counts, "size": list(m.shape)}
+
+
+def _encode_png(m: np.ndarray) -> bytes:
+    """Any 0/1 array as a mask PNG, through the one public way in."""
+    return masks.mask_png(_uncompressed_rle(m), *m.shape)
+
+
+def test_arbitrary_mask_round_trips_exactly():
     rng = np.random.default_rng(0)
     m = (rng.random((37, 53)) > 0.7).astype(np.uint8)
-    got = _png_pixels(masks.encode_png(m))
+    got = _png_pixels(_encode_png(m))
     assert got.shape == (37, 53)
     np.testing.assert_array_equal(got, m)
 
 
-def test_encode_png_is_decoded_by_tensorflow():
+def test_mask_png_is_decoded_by_tensorflow():
     import tensorflow as tf
 
     m = np.zeros((6, 9), np.uint8)
     m[2:4, 3:8] = 1
-    decoded = tf.io.decode_png(masks.encode_png(m), channels=1).numpy()[:, :, 0]
+    decoded = tf.io.decode_png(_encode_png(m), channels=1).numpy()[:, :, 0]
     np.testing.assert_array_equal(decoded, m)
 
 
@@ -46,25 +64,18 @@ def test_polygon_mask_matches_pycocotools_at_full_size():
 
 def test_several_polygons_are_merged():
     polys = [[0, 0, 10, 0, 10, 10, 0, 10], [20, 20, 30, 20, 30, 30, 20, 30]]
-    got = masks.decode_mask(polys, 40, 40)
+    got = _png_pixels(masks.mask_png(polys, 40, 40))
     assert got[5, 5] == 1 and got[25, 25] == 1 and got[15, 15] == 0
 
 
 def test_uncompressed_and_compressed_rle():
     m = np.zeros((8, 6), np.uint8, order="F")
     m[2:5, 1:4] = 1
-    flat = m.flatten(order="F").tolist()
-    counts, last, run = [], 0, 0
-    for v in flat:
-        if v != last:
-            counts.append(run)
-            run, last = 0, v
-        run += 1
-    counts.append(run)
-    got = masks.decode_mask({"counts": counts, "size": [8, 6]}, 8, 6)
+    got = _png_pixels(masks.mask_png(_uncompressed_rle(m), 8, 6))
     np.testing.assert_array_equal(got, m)
     compressed = mask_utils.encode(np.asfortranarray(m))
-    got2 = masks.decode_mask({"counts": compressed["counts"].decode(), "size": [8, 6]}, 8, 6)
+    got2 = _png_pixels(masks.mask_png({"counts": compressed["counts"].decode(), "size": [8, 6]},
+                                      8, 6))
     np.testing.assert_array_equal(got2, m)
 
 
@@ -101,7 +112,7 @@ def test_mask_png_equals_pycocotools_full_decode_on_random_shapes():
         rle = mask_utils.encode(np.asfortranarray(noise))
         seg = {"counts": rle["counts"].decode(), "size": [h, w]}
         np.testing.assert_array_equal(_png_pixels(masks.mask_png(seg, h, w)), noise)
-        np.testing.assert_array_equal(_png_pixels(masks.encode_png(noise)), noise)
+        np.testing.assert_array_equal(_png_pixels(_encode_png(noise)), noise)
 
 
 def test_empty_and_full_masks():

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from cocoprep.preview import MASK_ALPHA, class_color, render
-from verify_builders import DetItem, run_cli, write_classification, write_detection
+from conftest import run_cli
+from verify_builders import DetItem, write_classification, write_detection
 
 GRAY = (120, 120, 120)
 

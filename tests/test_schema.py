@@ -3,19 +3,21 @@ from pathlib import Path
 
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cocoprep import schema
 from cocoprep.errors import SchemaError
 from cocoprep.records import (
     ClassificationExample, DetectionExample, EncodedImage, Keypoint, ObjectAnnotation,
 )
+from conftest import parse_record
 
 IMG = EncodedImage(data=b"\xff\xd8fake", format="jpeg", width=40, height=30, sha256="ab" * 32)
 
 
 def _parse_one(task_schema, serialized: bytes) -> dict:
-    out = schema.parse(task_schema, tf.constant(serialized))
-    return {k: v.numpy() for k, v in out.items()}
+    return parse_record(task_schema, tf.constant(serialized))
 
 
 def test_detection_round_trip_with_optional_features():
@@ -63,6 +65,79 @@ def test_classification_round_trip():
     got = _parse_one(schema.CLASSIFICATION, schema.encode_classification(ex))
     assert got["label"] == 2 and got["label_text"] == b"cat"
     assert got["filename"] == b"cat/1.jpg" and got["encoded"] == IMG.data
+
+
+def _protobuf_bytes(task_schema, values: dict) -> bytes:
+    """The same values serialized by protobuf itself (deterministic: keys sorted)."""
+    example = tf.train.Example()
+    for f in task_schema.features:
+        value = values.get(f.name)
+        if value is None:
+            continue
+        items = [value] if f.shape == schema.SCALAR else list(value)
+        feature = example.features.feature[f.key]
+        if f.dtype == schema.BYTES:
+            feature.bytes_list.SetInParent()
+            feature.bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in items)
+        elif f.dtype == schema.FLOAT:
+            feature.float_list.SetInParent()
+            feature.float_list.value.extend(items)
+        else:
+            feature.int64_list.SetInParent()
+            feature.int64_list.value.extend(items)
+    return example.SerializeToString(deterministic=True)
+
+
+_INT64 = st.integers(-(2**63), 2**63 - 1)
+_FLOAT32 = st.floats(width=32, allow_nan=False)
+_TEXT = st.text(max_size=12)
+
+
+@st.composite
+def detection_values(draw) -> dict:
+    """Named detection values: any number of objects (0..12), negative and huge
+    integers, optional masks, keypoints (K per object) and captions."""
+    n = draw(st.integers(0, 12))
+    k = draw(st.integers(0, 3))
+
+    def per_object(strategy, size=n):
+        return draw(st.lists(strategy, min_size=size, max_size=size))
+
+    values = {
+        "encoded": draw(st.binary(max_size=64)), "format": draw(st.sampled_from(["jpeg", "png"])),
+        "height": draw(_INT64), "width": draw(_INT64), "filename": draw(_TEXT),
+        "source_id": draw(_TEXT), "sha256": draw(st.text("0123456789abcdef", max_size=64)),
+        "xmin": per_object(_FLOAT32), "ymin": per_object(_FLOAT32),
+        "xmax": per_object(_FLOAT32), "ymax": per_object(_FLOAT32),
+        "class_text": per_object(_TEXT), "class_label": per_object(_INT64),
+        "is_crowd": per_object(_INT64), "area": per_object(_FLOAT32),
+    }
+    if draw(st.booleans()):
+        values["mask"] = per_object(st.binary(max_size=40))
+    if k:
+        values["keypoint_x"] = per_object(_FLOAT32, n * k)
+        values["keypoint_y"] = per_object(_FLOAT32, n * k)
+        values["keypoint_visibility"] = per_object(st.integers(-1, 2), n * k)
+    if draw(st.booleans()):
+        values["caption"] = draw(st.lists(_TEXT, max_size=5))
+    return values
+
+
+@settings(max_examples=80, deadline=None)
+@given(detection_values())
+def test_detection_encoding_equals_protobuf(values):
+    ours = schema.encode(schema.DETECTION, values)
+    assert ours == _protobuf_bytes(schema.DETECTION, values)
+    assert tf.train.Example.FromString(ours).SerializeToString(deterministic=True) == ours
+
+
+@settings(max_examples=60, deadline=None)
+@given(label=_INT64, height=_INT64, text=_TEXT, data=st.binary(max_size=64))
+def test_classification_encoding_equals_protobuf(label, height, text, data):
+    values = {**schema.classification_values(ClassificationExample(IMG, text, 0, text)),
+              "label": label, "height": height, "encoded": data}
+    assert schema.encode(schema.CLASSIFICATION, values) == \
+        _protobuf_bytes(schema.CLASSIFICATION, values)
 
 
 def test_encoding_matches_protobuf_and_is_deterministic():

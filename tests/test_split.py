@@ -3,20 +3,18 @@
 import io
 import json
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from cocoprep import schema
-from cocoprep.cli import cli
 from cocoprep.errors import StrictModeError, UsageError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import Manifest
 from cocoprep.sources import folder
 from cocoprep.split import split_folder
-from conftest import FIXTURES, image_bytes
+from conftest import FIXTURES, image_bytes, invoke, read_records
 
 _seed = iter(range(10**6))
 
@@ -31,21 +29,7 @@ def make_tree(root: Path, counts: dict[str, int], *, size: int = 16) -> Path:
     return root
 
 
-def run(*args):
-    return CliRunner().invoke(cli, ["split", *map(str, args)])
-
-
-def read_records(out: Path, split: str) -> list[dict]:
-    import tensorflow as tf
-
-    manifest = Manifest.read(out)
-    files = [str(p) for p in manifest.shard_paths(out, split)]
-    records = []
-    for raw in tf.data.TFRecordDataset(files):
-        parsed = schema.parse(schema.CLASSIFICATION, raw)
-        records.append({k: (v.numpy().decode() if k in ("filename", "label_text", "format")
-                            else v.numpy()) for k, v in parsed.items()})
-    return records
+run = partial(invoke, "split")
 
 
 def listing(out: Path, split: str) -> list[tuple[str, int]]:
@@ -446,7 +430,7 @@ def test_output_is_byte_identical_whatever_the_worker_count(tmp_path):
 
 
 def test_help_shows_an_example():
-    result = CliRunner().invoke(cli, ["split", "--help"])
+    result = invoke("split", "--help")
     assert result.exit_code == 0 and "cocoprep split fixtures/imgs" in result.output
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import shutil
 import struct
+from functools import partial
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from cocoprep import schema
-from cocoprep.cli import cli
 from cocoprep.records import BuildResult, DetectionExample, EncodedImage, ObjectAnnotation
 from cocoprep.framing import crc32c, masked_crc32c, scan_records
 from cocoprep.verify import verify
+from conftest import invoke, run_cli
 from verify_builders import (
     DET_TRAIN, DetBuilder, DetItem, encoded, write_classification, write_detection,
 )
@@ -23,9 +23,7 @@ TRAIN0 = "train.tfrecord-00000-of-00002"
 TRAIN1 = "train.tfrecord-00001-of-00002"
 
 
-def run(*args: str):
-    result = CliRunner().invoke(cli, ["verify", "--quiet", *args])
-    return result.exit_code, result.output
+run = partial(run_cli, "verify", "--quiet")
 
 
 def record_offsets(path: Path) -> list[tuple[int, int]]:
@@ -351,7 +349,7 @@ def test_split_without_examples_fails(tmp_path):
 def test_detection_split_without_objects_is_a_warning(tmp_path):
     no_boxes = tuple(DetItem(i, 32, 24, ()) for i in (301, 302))
     write_detection(tmp_path / "out", val=no_boxes)
-    result = CliRunner().invoke(cli, ["verify", "--quiet", str(tmp_path / "out")])
+    result = invoke("verify", "--quiet", tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "Warning: split val: 2 examples but no objects" in result.stderr
     assert "Warning" not in result.stdout and result.stdout.startswith("OK: 6 examples")

@@ -17,6 +17,7 @@ from cocoprep.records import (
     BuildResult, ClassificationExample, DetectionExample, EncodedImage, ObjectAnnotation,
 )
 from cocoprep.writer import SplitPlan, write_dataset
+from conftest import FIXTURES, run_cli
 
 DET_CLASSES = ((1, "person"), (3, "car"), (18, "dog"))
 
@@ -139,19 +140,7 @@ def write_classification(out: Path, *, offset: int = 0) -> Manifest:
     return manifest
 
 
-def run_cli(*args: str):
-    """Invoke the cocoprep CLI in-process; returns (exit code, output)."""
-    from click.testing import CliRunner
-
-    from cocoprep.cli import cli
-
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.output
-
-
 def convert_fixture_coco(out: Path, *extra: str) -> Path:
-    from conftest import FIXTURES
-
     code, text = run_cli("convert", str(FIXTURES / "coco"), "-o", str(out), "--quiet",
                          "--workers", "1", *extra)
     assert code == 0, text
@@ -159,8 +148,6 @@ def convert_fixture_coco(out: Path, *extra: str) -> Path:
 
 
 def split_fixture_imgs(out: Path, *extra: str) -> Path:
-    from conftest import FIXTURES
-
     code, text = run_cli("split", str(FIXTURES / "imgs"), "-o", str(out), "--quiet",
                          "--workers", "1", *extra)
     assert code == 0, text
