@@ -283,10 +283,11 @@ class CocoCollector:
         self._kps: list | None = [] if kind == KEYPOINTS else None
         self._captions: list[str] | None = [] if kind == CAPTIONS else None
         self.seen_keys: set[str] = set()
-        self._fast = self._kps is None and self._captions is None
+        # only instances: valid annotations can take the inline quick path
+        self._instances_only = self._kps is None and self._captions is None
 
     # ------------------------------------------------------------- errors
-    def _bad(self, where: str, expected: str, value: Any) -> InputError:
+    def _error(self, where: str, expected: str, value: Any) -> InputError:
         return InputError(self.path, f"{where} to be {expected}",
                           f"{_typename(value)} {_show(value)}" if not isinstance(value, (dict, list))
                           or value is None else _typename(value))
@@ -294,30 +295,30 @@ class CocoCollector:
     # ------------------------------------------------------------- elements
     def image(self, im: Any, i: int) -> None:
         if type(im) is not dict:
-            raise self._bad(f"images[{i}]", "an object", im)
+            raise self._error(f"images[{i}]", "an object", im)
         try:
             iid, name, w, h = im["id"], im["file_name"], im["width"], im["height"]
         except KeyError as e:
             raise InputError(self.path, f"images[{i}] to have the key {e.args[0]!r}",
                              f"keys {sorted(im)}") from None
         if not _is_int(iid):
-            raise self._bad(f"images[{i}].id", "an integer", iid)
+            raise self._error(f"images[{i}].id", "an integer", iid)
         if not _in_int64(iid):
-            raise self._bad(f"images[{i}].id", "a 64-bit integer", iid)
+            raise self._error(f"images[{i}].id", "a 64-bit integer", iid)
         if type(name) is not str or not name:
-            raise self._bad(f"images[{i}].file_name (image id {iid})", "a non-empty string", name)
+            raise self._error(f"images[{i}].file_name (image id {iid})", "a non-empty string", name)
         if not _is_text(name):
-            raise self._bad(f"images[{i}].file_name (image id {iid})", "valid Unicode text",
+            raise self._error(f"images[{i}].file_name (image id {iid})", "valid Unicode text",
                             name.encode("utf-8", "backslashreplace").decode())
         if not _is_int(w) or w <= 0:
-            raise self._bad(f"images[{i}].width (image id {iid})", "a positive integer", w)
+            raise self._error(f"images[{i}].width (image id {iid})", "a positive integer", w)
         if not _is_int(h) or h <= 0:
-            raise self._bad(f"images[{i}].height (image id {iid})", "a positive integer", h)
+            raise self._error(f"images[{i}].height (image id {iid})", "a positive integer", h)
         if w > _INT32_MAX:
-            raise self._bad(f"images[{i}].width (image id {iid})",
+            raise self._error(f"images[{i}].width (image id {iid})",
                             "a positive integer below 2**31", w)
         if h > _INT32_MAX:
-            raise self._bad(f"images[{i}].height (image id {iid})",
+            raise self._error(f"images[{i}].height (image id {iid})",
                             "a positive integer below 2**31", h)
         self._image_ids.append(iid)
         self._file_names.append(name)
@@ -326,32 +327,33 @@ class CocoCollector:
 
     def category(self, c: Any, i: int) -> None:
         if type(c) is not dict:
-            raise self._bad(f"categories[{i}]", "an object", c)
+            raise self._error(f"categories[{i}]", "an object", c)
         cid, name = c.get("id"), c.get("name")
         # 0 is read (Label Studio numbers from 0, Roboflow adds a category 0); whether
         # it can be a label-map id is decided when the label map is made.
         if not _is_int(cid) or cid < 0:
-            raise self._bad(f"categories[{i}].id", "an integer >= 0", cid)
+            raise self._error(f"categories[{i}].id", "an integer >= 0", cid)
         if cid > _INT32_MAX:
-            raise self._bad(f"categories[{i}].id", f"an integer from 0 to {_INT32_MAX} "
+            raise self._error(f"categories[{i}].id", f"an integer from 0 to {_INT32_MAX} "
                             "(label_map.pbtxt ids are 32-bit)", cid)
         if type(name) is not str or not name:
-            raise self._bad(f"categories[{i}].name (category id {cid})", "a non-empty string", name)
+            raise self._error(f"categories[{i}].name (category id {cid})", "a non-empty string",
+                              name)
         if not _is_text(name):
-            raise self._bad(f"categories[{i}].name (category id {cid})", "valid Unicode text",
+            raise self._error(f"categories[{i}].name (category id {cid})", "valid Unicode text",
                             name.encode("utf-8", "backslashreplace").decode())
         kps = c.get("keypoints", ())
         if kps is None:
             kps = ()
         if type(kps) is not list and kps != () or not all(type(k) is str for k in kps):
-            raise self._bad(f"categories[{i}].keypoints (category id {cid})",
+            raise self._error(f"categories[{i}].keypoints (category id {cid})",
                             "a list of names", kps)
         self.categories.append(Category(cid, name, tuple(kps)))
 
     def annotation(self, a: Any, i: int) -> None:
         # Fast path for the common, valid instance annotation (860k of them in COCO
         # train): plain type checks inline; anything unusual takes the full path.
-        if self._fast and type(a) is dict:
+        if self._instances_only and type(a) is dict:
             aid, image_id, cat = a.get("id"), a.get("image_id"), a.get("category_id")
             box, area, crowd = a.get("bbox"), a.get("area"), a.get("iscrowd", 0)
             if (type(aid) is int and type(image_id) is int and type(cat) is int
@@ -387,40 +389,41 @@ class CocoCollector:
 
     def _annotation_checked(self, a: Any, i: int) -> None:
         if type(a) is not dict:
-            raise self._bad(f"annotations[{i}]", "an object", a)
+            raise self._error(f"annotations[{i}]", "an object", a)
         aid = a.get("id")
         if not _is_int(aid):
-            raise self._bad(f"annotations[{i}].id", "an integer", aid)
+            raise self._error(f"annotations[{i}].id", "an integer", aid)
         if not _in_int64(aid):
-            raise self._bad(f"annotations[{i}].id", "a 64-bit integer", aid)
+            raise self._error(f"annotations[{i}].id", "a 64-bit integer", aid)
         image_id = a.get("image_id")
         if not _is_int(image_id):
-            raise self._bad(f"annotations[{i}].image_id (annotation id {aid})", "an integer", image_id)
+            raise self._error(f"annotations[{i}].image_id (annotation id {aid})", "an integer", image_id)
         if not _in_int64(image_id):
-            raise self._bad(f"annotations[{i}].image_id (annotation id {aid})", "a 64-bit integer",
-                            image_id)
+            raise self._error(f"annotations[{i}].image_id (annotation id {aid})",
+                              "a 64-bit integer", image_id)
         self._ann_ids.append(aid)
         self._ann_image_ids.append(image_id)
         if self._captions is not None:
             cap = a.get("caption")
             if type(cap) is not str:
-                raise self._bad(f"annotations[{i}].caption (annotation id {aid})", "a string", cap)
+                raise self._error(f"annotations[{i}].caption (annotation id {aid})", "a string",
+                                  cap)
             if not _is_text(cap):
-                raise self._bad(f"annotations[{i}].caption (annotation id {aid})",
+                raise self._error(f"annotations[{i}].caption (annotation id {aid})",
                                 "valid Unicode text", cap.encode("utf-8", "backslashreplace").decode())
             self._captions.append(cap)
             self._ann_cats.append(0)
             return
         cat = a.get("category_id")
         if not _is_int(cat):
-            raise self._bad(f"annotations[{i}].category_id (annotation id {aid})", "an integer", cat)
+            raise self._error(f"annotations[{i}].category_id (annotation id {aid})", "an integer", cat)
         if not _in_int64(cat):
-            raise self._bad(f"annotations[{i}].category_id (annotation id {aid})",
+            raise self._error(f"annotations[{i}].category_id (annotation id {aid})",
                             "a 64-bit integer", cat)
         self._ann_cats.append(cat)
         crowd = a.get("iscrowd", 0)
         if crowd not in (0, 1) or type(crowd) not in (int, bool):
-            raise self._bad(f"annotations[{i}].iscrowd (annotation id {aid})", "0 or 1", crowd)
+            raise self._error(f"annotations[{i}].iscrowd (annotation id {aid})", "0 or 1", crowd)
         self._iscrowd.append(int(crowd))
         box = a.get("bbox")
         status = BBOX_OK
