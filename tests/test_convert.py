@@ -24,6 +24,13 @@ from conftest import (
 run = partial(invoke, "convert")
 
 
+def assert_refused(result, out: Path, message: str) -> None:
+    """Exit 2 with exactly `message` (one `Error:` line), and nothing written."""
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == message
+    assert not out.exists()
+
+
 def by_id(records) -> dict[int, dict]:
     return {int(r["source_id"]): r for r in records}
 
@@ -300,13 +307,9 @@ def test_images_and_annotations_in_equal_written_plus_skipped(tmp_path):
 def test_duplicate_image_ids_is_a_clear_error_and_nothing_is_written(tmp_path):
     src = make_coco(tmp_path / "src", [(1, "a.jpg", 40, 30), (1, "b.jpg", 40, 30)], [])
     out = tmp_path / "x"
-    result = run(src, "-o", out)
-    assert result.exit_code == 2
     path = src / "annotations" / "instances_train.json"
-    assert result.output.strip() == (
-        f"Error: {path}: expected unique image ids, found image id 1 twice "
-        "(images[0] and images[1])")
-    assert not out.exists()
+    assert_refused(run(src, "-o", out), out, f"Error: {path}: expected unique image ids, found "
+                   "image id 1 twice (images[0] and images[1])")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -554,10 +557,7 @@ def test_out_of_range_or_unencodable_values_are_errors_not_tracebacks(tmp_path, 
     data["images"][0][field] = value
     path.write_text(json.dumps(data))
     out = tmp_path / "x"
-    result = run(src, "-o", out, "--workers", "1")
-    assert result.exit_code == 2, result.output
-    assert result.output.strip() == f"Error: {path}: {message}"
-    assert not out.exists()
+    assert_refused(run(src, "-o", out, "--workers", "1"), out, f"Error: {path}: {message}")
 
 
 @pytest.mark.parametrize("visibility", ["NaN", "Infinity"])
@@ -578,11 +578,8 @@ def test_non_finite_keypoints_are_counted_as_malformed(tmp_path, visibility):
 
 def test_a_split_named_twice_is_a_usage_error(tmp_path):
     out = tmp_path / "x"
-    result = run(FIXTURES / "coco", "-o", out, "--splits", "train,val,train")
-    assert result.exit_code == 2
-    assert result.output.strip() == ("Error: --splits: expected each split once, found "
-                                     "'train,val,train'")
-    assert not out.exists()
+    assert_refused(run(FIXTURES / "coco", "-o", out, "--splits", "train,val,train"), out,
+                   "Error: --splits: expected each split once, found 'train,val,train'")
 
 
 def test_category_id_zero_label_studio_roboflow_exports(tmp_path):
@@ -592,13 +589,11 @@ def test_category_id_zero_label_studio_roboflow_exports(tmp_path):
     src = make_coco(tmp_path / "src", [(0, "a.jpg", 40, 30)],
                     [ann(0, 0, cat=0), ann(1, 0, cat=1)], categories=cats)
     out = tmp_path / "x"
-    result = run(src, "-o", out, "--workers", "1")
-    assert result.exit_code == 2
     path = src / "annotations" / "instances_train.json"
-    assert result.output.strip() == (
-        f"Error: {path}: expected category ids >= 1 (label_map.pbtxt keeps 0 for the "
-        "background; --contiguous-ids renumbers them 1..N), found category id 0 ('cells')")
-    assert not out.exists()
+    assert_refused(run(src, "-o", out, "--workers", "1"), out,
+                   f"Error: {path}: expected category ids >= 1 (label_map.pbtxt keeps 0 for "
+                   "the background; --contiguous-ids renumbers them 1..N), found category id "
+                   "0 ('cells')")
     result = run(src, "-o", out, "--workers", "1", "--contiguous-ids", "-q")
     assert result.exit_code == 0, result.output
     assert LabelMap.read_pbtxt(out / "label_map.pbtxt").ids == [1, 2]
