@@ -3,8 +3,8 @@
 `resolve` turns an output directory (read through its manifest.json) or a shard
 glob (a single shard file counts as a glob matching itself) into `Shards`: the
 splits with their shard files in stored order, the manifest, the directory and
-the task. `load`/`describe`, `verify`, `inspect`, `preview` and `smoketrain`
-all ask it, so they accept the same paths and say the same thing about a bad one.
+the task. `describe` (so `load`), `verify`, `inspect` and `preview` ask it, so
+they accept the same paths and say the same thing about a bad one.
 """
 
 from __future__ import annotations
