@@ -73,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
               help="Target shard size, e.g. 200MB (default: 200MB, and about one shard "
                    "per 128 images, at most 16).")
 @click.option("--masks", is_flag=True, help="Write instance masks (PNG) from polygons and RLE.")
+@click.option("--missing-masks", default="box", show_default=True,
+              type=click.Choice(["box", "skip-image"]),
+              help="With --masks, an object without a usable segmentation: a mask filled "
+                   "from its box (counted), or skip its whole image.")
 @click.option("--contiguous-ids", is_flag=True,
               help="Label ids 1..N in category order instead of COCO's category ids.")
 @click.option("--skip-empty", is_flag=True, help="Drop images with no object written.")
@@ -81,36 +85,44 @@ def main(argv: list[str] | None = None) -> None:
 @click.option("--encode", default="jpeg", show_default=True, type=click.Choice(["jpeg", "png"]),
               help="Encoding for images that must be converted.")
 @click.option("--strict", is_flag=True, help="Exit 1 if anything was skipped (after writing).")
+@click.option("--allow-partial", is_flag=True,
+              help="Accept a split written empty or that lost more than half of its images "
+                   "or objects (otherwise exit 1, after writing).")
 @click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shard_size, masks,
-                contiguous_ids, skip_empty, crowd, encode, strict, workers, quiet):
+                missing_masks, contiguous_ids, skip_empty, crowd, encode, strict,
+                allow_partial, workers, quiet):
     """Convert COCO JSON + images into sharded detection TFRecords.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
     or images/<split>/; person_keypoints_ and captions_ files are merged, image_info_
-    files give records without objects), a Roboflow export (<split>/_annotations.coco.json
-    beside its images), or one JSON file (with --images DIR).
+    files give records without objects), an export from a labelling tool (CVAT
+    annotations/instances_default.json, Roboflow <split>/_annotations.coco.json,
+    Label Studio result.json, FiftyOne labels.json), or one JSON file (images beside
+    it, or --images DIR).
 
     Writes OUT/{split}.tfrecord-{i:05d}-of-{n:05d}, label_map.pbtxt, labels.txt,
     manifest.json and skipped.jsonl (every skipped image or annotation, with its
-    reason). Bad JSON is an error and nothing is written.
+    reason). Bad JSON is an error and nothing is written. A split written empty, or
+    that lost more than half of its images or objects, exits 1 after writing.
 
     Example:
 
         cocoprep convert fixtures/coco -o tfrecords --masks
     """
     from cocoprep.convert import convert_coco
-    from cocoprep.errors import StrictModeError
+    from cocoprep.errors import DataLossError, StrictModeError
 
     try:
         manifest = convert_coco(
             src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
             num_shards=num_shards, shard_size=shard_size, masks=masks,
-            contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd, encode=encode,
-            strict=strict, workers=workers, quiet=quiet,
+            missing_masks=missing_masks, contiguous_ids=contiguous_ids, skip_empty=skip_empty,
+            crowd=crowd, encode=encode, strict=strict, allow_partial=allow_partial,
+            workers=workers, quiet=quiet,
         )
-    except StrictModeError as e:
+    except (StrictModeError, DataLossError) as e:
         if not quiet and getattr(e, "manifest", None) is not None:
             _convert_summary(e.manifest, out)
         raise
@@ -119,6 +131,10 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shar
 
 
 def _convert_summary(manifest, out) -> None:
+    if manifest.sources.get("layout"):
+        click.echo(f"layout: {manifest.sources['layout']}")
+    for note in manifest.sources.get("notes", []):
+        click.echo(f"  note: {note}")
     width = max((len(name) for name in manifest.splits), default=0)
     for name, info in manifest.splits.items():
         click.echo(f"  {name:<{width}} {info.num_examples:>7} images {info.num_objects:>8} "
@@ -128,6 +144,10 @@ def _convert_summary(manifest, out) -> None:
     click.echo(f"  skipped {skipped}" + (f" ({reasons})" if skipped else ""))
     if manifest.counters:
         click.echo("  " + ", ".join(f"{k} {v}" for k, v in manifest.counters.items()))
+    from_boxes = manifest.counters.get("masks_from_boxes", 0)
+    if from_boxes:
+        click.echo(f"  {from_boxes} object(s) have no real mask: their masks are filled "
+                   "from their boxes (--missing-masks skip-image skips such images)")
     click.echo(f"wrote {out}")
 
 
@@ -156,10 +176,13 @@ def _convert_summary(manifest, out) -> None:
               type=click.Choice(["jpeg", "png"]),
               help="Encoding for images that must be converted.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any image was skipped.")
+@click.option("--allow-partial", is_flag=True,
+              help="Accept a split written empty or that lost more than half of its images "
+                   "(otherwise exit 1, after writing).")
 @click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_shards,
-              shard_size, encode, strict, workers, quiet):
+              shard_size, encode, strict, allow_partial, workers, quiet):
     """Split a class-per-folder image tree into train/val[/test] TFRecords.
 
     SRC is SRC/<class>/... (split by --ratio, stratified per class, seeded) or
@@ -181,7 +204,8 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
     manifest = split_folder(
         src, out, ratio=ratio, seed=seed, classes=classes, label_offset=label_offset,
         keep_conflicts=keep_conflicts, num_shards=num_shards, shard_size=shard_size,
-        encode=encode, strict=strict, workers=workers, quiet=quiet,
+        encode=encode, strict=strict, allow_partial=allow_partial, workers=workers,
+        quiet=quiet,
     )
     for warning in manifest.options.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)

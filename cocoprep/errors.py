@@ -90,3 +90,10 @@ class ItemSkipped(CocoprepError):
     def __init__(self, reason: str, detail: str):
         self.reason, self.detail = reason, detail
         super().__init__(f"{reason}: {detail}")
+
+
+class DataLossError(CocoprepError):
+    """A split was written empty or lost most of its images or objects (the output
+    and its report are still written). `--allow-partial` accepts such a run."""
+
+    exit_code = 1
