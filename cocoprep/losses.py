@@ -59,19 +59,20 @@ class SplitLoss:
     image_reasons: Counter
     object_reasons: Counter
 
-    @property
-    def problem(self) -> str | None:
-        """Why this split fails the run, or None."""
+    def problem(self) -> tuple[str, Counter] | None:
+        """Why this split fails the run and the reasons behind it, or None."""
         total = self.images_written + self.images_lost
         if self.images_written == 0:
             return (f"split {self.split!r}: no image written"
                     + (f" ({self.images_lost} of {total} skipped)" if total else
-                       " (the split lists no images)"))
+                       " (the split lists no images)"), self.image_reasons)
         if 2 * self.images_lost > total:
-            return f"split {self.split!r}: {self.images_lost} of {total} images skipped"
+            return (f"split {self.split!r}: {self.images_lost} of {total} images skipped",
+                    self.image_reasons)
         objects = self.objects_written + self.objects_lost
         if 2 * self.objects_lost > objects:
-            return f"split {self.split!r}: {self.objects_lost} of {objects} objects skipped"
+            return (f"split {self.split!r}: {self.objects_lost} of {objects} objects skipped",
+                    self.object_reasons)
         return None
 
 
@@ -99,13 +100,12 @@ def _reasons(counts: Counter) -> str:
                                                             key=lambda kv: (-kv[1], kv[0])))
 
 
-def _fix(loss: SplitLoss, items: Sequence[SkippedItem], hint: Hint | None) -> str:
+def _fix(split: str, reasons: Counter, items: Sequence[SkippedItem], hint: Hint | None) -> str:
     """The most likely fix: the source's own hint first, then one per top reason."""
     if hint is not None:
-        text = hint(loss.split, items)
+        text = hint(split, items)
         if text:
             return text
-    reasons = loss.image_reasons if loss.images_lost else loss.object_reasons
     for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
         if reason == _IMAGE_SKIPPED:
             continue
@@ -123,14 +123,14 @@ def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str
     where the missing images are)."""
     if allow_partial:
         return
-    losses = [loss for loss in split_losses(manifest, skipped) if loss.problem]
+    losses = [loss for loss in split_losses(manifest, skipped) if loss.problem()]
     if not losses:
         return
     first = losses[0]
+    problem, reasons = first.problem()
     items = [i for i in skipped if i.split == first.split and i.reason not in DELIBERATE]
-    reasons = _reasons(first.image_reasons if first.images_lost else first.object_reasons)
-    parts = [first.problem + (f" ({reasons})" if reasons else "")]
-    fix = _fix(first, items, hint)
+    parts = [problem + (f" ({_reasons(reasons)})" if reasons else "")]
+    fix = _fix(first.split, reasons, items, hint)
     if fix:
         parts.append(fix)
     if len(losses) > 1:
