@@ -258,6 +258,8 @@ def verify_command(path: str, workers: int | None, quiet: bool) -> None:
     from cocoprep.verify import verify
 
     report = verify(path, workers=workers, quiet=quiet)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     for problem in report.problems:
         click.echo(str(problem))
     click.echo(report.summary())

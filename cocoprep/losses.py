@@ -23,7 +23,7 @@ from cocoprep.records import SkippedItem
 DELIBERATE = frozenset({"crowd_dropped", "empty_image"})
 MISSING_FILE = "missing_file"  # images.MISSING_FILE (not imported: no Pillow here)
 _IMAGE_SKIPPED = "image_skipped"  # an annotation lost with its image
-_SEARCH_DEPTH = 3
+_SEARCH_DEPTH = 4
 _SEARCH_DIRS = 2000
 
 # A short fix per reason, for the reasons that have one.

@@ -66,6 +66,7 @@ class VerifyReport:
     num_shards: int
     splits: dict[str, int]
     problems: tuple[Problem, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -571,6 +572,10 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
                     problems.append(Problem(MANIFEST_NAME, f"split {split}: class {name!r}: "
                                             f"{a} read, manifest says {b}"))
         splits = {s: splits.get(s, 0) for s in manifest.splits}
+        empty, warnings = _empty_splits(manifest, results, splits)
+        problems.extend(empty)
+    else:
+        warnings = []
     return VerifyReport(
         num_examples=sum(r.num_examples for r in results),
         num_shards=len(results),
@@ -578,7 +583,23 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
         # grouped by file; within a file, file-level problems first, then by record
         problems=tuple(sorted(problems, key=lambda p: (p.file, -1 if p.index is None
                                                        else p.index))),
+        warnings=tuple(warnings),
     )
+
+
+def _empty_splits(manifest: Manifest, results, read: dict[str, int]
+                  ) -> tuple[list[Problem], list[str]]:
+    """A split with no example is a problem (nothing to train or test on); a detection
+    split with no object is worth a warning (a detector learns nothing from it)."""
+    problems, warnings = [], []
+    for split in manifest.splits:
+        if read.get(split, 0) == 0:
+            problems.append(Problem(MANIFEST_NAME, f"split {split}: 0 examples (an empty split)"))
+        elif manifest.task == "detection" and not any(
+                r.num_objects for r in results if r.split == split):
+            warnings.append(f"split {split}: 0 objects in {read[split]} examples (records "
+                            "without boxes; expected only for image_info test splits)")
+    return problems, warnings
 
 
 # ------------------------------------------------------------------ inspect
