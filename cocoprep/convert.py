@@ -422,14 +422,14 @@ def _missing_files_hint(source: CocoSource):
     """Where the missing images of an output split might be (for the loss check)."""
     by_name = {s.name: s for s in source.splits}
 
-    def hint(split: str, items) -> str | None:
-        out_split = by_name.get(split)
+    def hint(loss, items) -> str | None:
+        out_split = by_name.get(loss.split)
         if out_split is None:
             return None
         read = out_split.source
         mapping = source.mappings.get(read.name)
         json_dir = read.files.main.parent if read.files and read.files.main else None
-        return missing_files_hint(read.image_dir, items,
+        return missing_files_hint(read.image_dir, items, images_written=loss.images_written,
                                   renamed_example=mapping.example if mapping else None,
                                   search_from=json_dir.parent if json_dir else None)
 

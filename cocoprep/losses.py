@@ -44,7 +44,7 @@ _FIXES = {
                       "the first class's copy",
 }
 
-Hint = Callable[[str, Sequence[SkippedItem]], "str | None"]
+Hint = Callable[["SplitLoss", Sequence[SkippedItem]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -100,10 +100,11 @@ def _reasons(counts: Counter) -> str:
                                                             key=lambda kv: (-kv[1], kv[0])))
 
 
-def _fix(split: str, reasons: Counter, items: Sequence[SkippedItem], hint: Hint | None) -> str:
+def _fix(loss: SplitLoss, reasons: Counter, items: Sequence[SkippedItem],
+         hint: Hint | None) -> str:
     """The most likely fix: the source's own hint first, then one per top reason."""
     if hint is not None:
-        text = hint(split, items)
+        text = hint(loss, items)
         if text:
             return text
     for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -119,8 +120,8 @@ def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str
                  allow_partial: bool = False, hint: Hint | None = None) -> None:
     """Raise `DataLossError` when a split is empty or mostly lost (unless `allow_partial`).
 
-    `hint(split, skipped_items_of_that_split)` may return a source-specific fix (e.g.
-    where the missing images are)."""
+    `hint(split_loss, skipped_items_of_that_split)` may return a source-specific fix
+    (e.g. where the missing images are)."""
     if allow_partial:
         return
     losses = [loss for loss in split_losses(manifest, skipped) if loss.problem()]
@@ -130,7 +131,7 @@ def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str
     problem, reasons = first.problem()
     items = [i for i in skipped if i.split == first.split and i.reason not in DELIBERATE]
     parts = [problem + (f" ({_reasons(reasons)})" if reasons else "")]
-    fix = _fix(first.split, reasons, items, hint)
+    fix = _fix(first, reasons, items, hint)
     if fix:
         parts.append(fix)
     if len(losses) > 1:
@@ -167,10 +168,11 @@ def find_folder_with(start: Path, names: Sequence[str], *, skip: Path | None = N
     return best
 
 
-def missing_files_hint(image_dir: Path, items: Sequence[SkippedItem], *,
+def missing_files_hint(image_dir: Path, items: Sequence[SkippedItem], *, images_written: int,
                        renamed_example: str | None = None, search_from: Path | None = None,
                        ) -> str | None:
-    """A fix for images not found: where they are, if a nearby folder holds them."""
+    """A fix for images not found: where they are, if a nearby folder holds them; or
+    `--images` when none of the split's images was found."""
     missing = [i.file for i in items if i.reason == MISSING_FILE and i.file]
     if not missing:
         return None
@@ -187,6 +189,8 @@ def missing_files_hint(image_dir: Path, items: Sequence[SkippedItem], *,
     found = find_folder_with(base, sample, skip=image_dir)
     if found is not None:
         text += f"; {found} holds such files: --images {found}?"
-    else:
+    elif images_written == 0:
         text += "; --images DIR names the folder that holds them"
+    else:
+        text += " (the split's other images are there: missing from the export?)"
     return text

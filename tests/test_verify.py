@@ -338,3 +338,25 @@ def test_worker_processes_keep_tensorflow_notices_off_the_terminal(det_out):
     assert proc.stdout.startswith("OK: 6 examples in 3 shards"), proc.stdout
     for noise in ("oneDNN", "I0000", "E0000", "cuda"):
         assert noise not in proc.stderr, proc.stderr
+
+
+# ------------------------------------------------------------------ empty splits
+
+def test_a_split_with_no_example_fails(tmp_path):
+    write_detection(tmp_path, val=())
+    code, output = run(str(tmp_path))
+    assert code == 1
+    assert output.splitlines() == [
+        "manifest.json: split val: 0 examples (an empty split)",
+        "FAILED: 1 problem(s); 4 examples read in 3 shards (splits train 4, val 0)"]
+
+
+def test_a_detection_split_with_no_object_warns(tmp_path):
+    write_detection(tmp_path, val=(DetItem(201, 64, 64, ()), DetItem(202, 32, 24, ())))
+    result = CliRunner().invoke(cli, ["verify", "--quiet", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("Warning: split val: 0 objects in 2 examples (records without "
+                             "boxes; expected only for image_info test splits)\n")
+    assert result.stdout.startswith("OK: 6 examples")
+    report = verify(tmp_path, quiet=True)
+    assert report.ok and len(report.warnings) == 1

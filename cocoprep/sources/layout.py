@@ -125,7 +125,7 @@ def _single_file(src: Path, images: str | Path | None) -> Layout:
         kind = INSTANCES
         if src.name == FIFTYONE_NAME and (src.parent / FIFTYONE_DATA).is_dir():
             layout, image_dir = FIFTYONE_LAYOUT, src.parent / FIFTYONE_DATA
-        elif src.name == LABEL_STUDIO_NAME and (src.parent / "images").is_dir():
+        elif src.name == LABEL_STUDIO_NAME:
             layout = LABEL_STUDIO_LAYOUT  # file names are images/<name>, beside the JSON
     else:
         if kind == INSTANCES:
