@@ -366,3 +366,86 @@ def test_category_id_zero_is_read_negative_is_an_error():
     with pytest.raises(InputError, match=r"categories\[0\].id to be an integer >= 0, found an "
                        r"integer -1"):
         coco.parse_coco_dict(coco_dict([], [], [{"id": -1, "name": "x"}]), "x.json")
+
+
+# ------------------------------------------------------------------ tool layouts
+
+def test_discover_tool_layouts(tmp_path):
+    cvat = tmp_path / "cvat"
+    write_json(cvat / "annotations" / "instances_default.json", coco_dict([], []))
+    (cvat / "images").mkdir(parents=True)
+    found = layout.discover(cvat)
+    assert found.describe() == "CVAT COCO 1.0 export (1 split)"
+    assert found.splits[0].image_dir == cvat / "images"  # older CVAT: flat images/
+    (cvat / "images" / "default").mkdir()
+    assert layout.discover(cvat).splits[0].image_dir == cvat / "images" / "default"
+    # the JSON file itself: images found from the export root, not annotations/
+    [s] = layout.discover(cvat / "annotations" / "instances_default.json").splits
+    assert s.image_dir == cvat / "images" / "default"
+
+    ls = tmp_path / "ls"
+    write_json(ls / "result.json", coco_dict([], []))
+    for src in (ls, ls / "result.json"):
+        found = layout.discover(src)
+        assert found.kind == layout.LABEL_STUDIO_LAYOUT
+        assert [(s.name, s.image_dir) for s in found.splits] == [("result", ls)]
+
+    fo = tmp_path / "fo"
+    write_json(fo / "labels.json", coco_dict([], []))
+    (fo / "data").mkdir()
+    for src in (fo, fo / "labels.json"):
+        found = layout.discover(src)
+        assert found.kind == layout.FIFTYONE_LAYOUT
+        assert [(s.name, s.image_dir) for s in found.splits] == [("labels", fo / "data")]
+
+
+def test_local_names_keep_lookups_inside_the_image_folder(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "b.jpg").write_bytes(b"x")
+    (tmp_path / "c.jpg").write_bytes(b"x")
+    names, mapping = cocosplits.local_names(
+        ["images/a.jpg", "images\\a.jpg", "/data/upload/3/b.jpg", "C:\\Users\\me\\c.jpg",
+         "..\\..\\media\\upload\\4\\b.jpg", "../../etc/passwd", "sub/../x.jpg"], tmp_path)
+    assert names == ["images/a.jpg", "images/a.jpg", "images/b.jpg", "c.jpg", "images/b.jpg",
+                     "passwd", "sub/../x.jpg"]
+    assert mapping == cocosplits.NameMapping(backslashes=3, by_file_name=4,
+                                             example="/data/upload/3/b.jpg")
+
+
+def _split_with(tmp_path, categories, used):
+    anns = [{"id": i + 1, "image_id": 1, "category_id": c, "bbox": [1, 1, 2, 2], "area": 4}
+            for i, c in enumerate(used)]
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 8, 8)], anns, categories), "x.json")
+    return cocosplits.assemble_split("s", tmp_path, f)[0]
+
+
+def test_category_zero_rules(tmp_path):
+    cats = [{"id": 0, "name": "cells"}, {"id": 1, "name": "rbc"}, {"id": 3, "name": "wbc"}]
+    plan = cocosplits.plan_labels([_split_with(tmp_path, cats, [1, 3])])
+    assert plan.labels == {1: (1, "rbc"), 3: (3, "wbc")} and not plan.contiguous
+    assert "left out of the label map" in plan.notes[0]
+    plan = cocosplits.plan_labels([_split_with(tmp_path, cats, [0, 3])])
+    assert plan.labels == {0: (1, "cells"), 1: (2, "rbc"), 3: (3, "wbc")} and plan.contiguous
+    assert "renumbered 1..N" in plan.notes[0]
+    plan = cocosplits.plan_labels([_split_with(tmp_path, cats[1:], [1, 3])])
+    assert plan.labels == {1: (1, "rbc"), 3: (3, "wbc")} and plan.notes == ()
+
+
+def test_keypoints_read_from_any_file_whose_categories_name_them(tmp_path):
+    cats = [{"id": 1, "name": "hand", "keypoints": ["a", "b"]}]
+    anns = [_ann(1, 1, keypoints=[1, 2, 2, 3, 4, 1]), _ann(2, 1)]
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 8, 8)], anns, cats), "export.json")
+    assert f.keypoints == [(1, 2, 2, 3, 4, 1), KeypointsMark.ABSENT]
+    split = cocosplits.assemble_split("s", tmp_path, f)[0]
+    assert split.num_keypoints == 2
+    # without keypoint names in the categories, keypoints are not read
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 8, 8)], anns), "export.json")
+    assert f.keypoints is None
+
+
+def test_integral_float_sizes_are_integers(tmp_path):
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 500.0, 375.0)], []), "x.json")
+    assert f.widths.tolist() == [500] and f.heights.tolist() == [375]
+    with pytest.raises(InputError, match=r"images\[0\].height \(image id 1\) to be a positive "
+                       "integer, found a number 375.5"):
+        coco.parse_coco_dict(coco_dict([(1, "a.jpg", 500, 375.5)], []), "x.json")
