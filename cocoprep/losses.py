@@ -124,8 +124,10 @@ def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str
     (e.g. where the missing images are)."""
     if allow_partial:
         return
-    losses = [loss for loss in split_losses(manifest, skipped) if loss.problem()]
+    split_list = split_losses(manifest, skipped)
+    losses = [loss for loss in split_list if loss.problem()]
     if not losses:
+        _check_unassigned(manifest, skipped, split_list, out)
         return
     first = losses[0]
     problem, reasons = first.problem()
@@ -141,6 +143,26 @@ def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str
     err = DataLossError("; ".join(parts) + f" [{tail}]")
     err.manifest = manifest
     raise err
+
+
+def _check_unassigned(manifest: Manifest, skipped: Sequence[SkippedItem],
+                      splits: Sequence[SplitLoss], out: str | Path) -> None:
+    """Images kept out before they had a split (e.g. unreadable while hashing a class
+    tree) count against the whole run: more than half of all images lost fails it."""
+    early = Counter(i.reason for i in skipped if i.split not in manifest.splits
+                    and _is_image_item(i) and i.reason not in DELIBERATE)
+    if not early:
+        return
+    lost = sum(early.values()) + sum(s.images_lost for s in splits)
+    total = lost + sum(s.images_written for s in splits)
+    if 2 * lost > total:
+        fix = _fix(splits[0], early, (), None) if splits else ""
+        err = DataLossError(f"{lost} of {total} images skipped ({_reasons(early)} before "
+                            "splitting)" + (f"; {fix}" if fix else "")
+                            + f" [output written to {out} (reasons in "
+                            f"{Path(out) / SKIPPED_NAME}); --allow-partial accepts such a run]")
+        err.manifest = manifest
+        raise err
 
 
 # ------------------------------------------------------------------ missing files

@@ -305,3 +305,23 @@ def test_two_runs_with_bad_items_give_identical_output(tmp_path):
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
     skipped = (outs[0] / "skipped.jsonl").read_text()
     assert "corrupt_image" in skipped and " at 0x" not in skipped
+
+
+def test_images_lost_before_splitting_count_against_the_run(tmp_path):
+    """Files kept out before they had a split (no split name in skipped.jsonl) still
+    count: most of the tree unreadable fails the run."""
+    from cocoprep.errors import DataLossError
+    from cocoprep.losses import check_losses
+    from cocoprep.manifest import SplitInfo
+    from cocoprep.records import SkippedItem
+
+    m = Manifest(task="classification", schema_version="1",
+                 splits={"train": SplitInfo(2, 0, ()), "val": SplitInfo(1, 0, ())})
+    lost = [SkippedItem(None, None, None, f"cat/{i}.jpg", "unreadable_file") for i in range(4)]
+    with pytest.raises(DataLossError) as e:
+        check_losses(m, lost, out="o")
+    assert str(e.value) == ("4 of 7 images skipped (unreadable_file 4 before splitting) "
+                            "[output written to o (reasons in o/skipped.jsonl); "
+                            "--allow-partial accepts such a run]")
+    check_losses(m, lost[:3], out="o")  # 3 of 6: not more than half
+    check_losses(m, lost, out="o", allow_partial=True)
