@@ -1,9 +1,11 @@
 """`convert_coco`: COCO JSON + images -> sharded detection TFRecords.
 
-The parent process discovers the layout, streams and validates every JSON file into
-compact arrays (any whole-input error is raised before OUT is touched), plans the
-splits and shards, and hands image row numbers to the writer. Workers read and
-check each image, apply the box rules, draw masks, and serialize the records.
+The source (`sources.cocosplits.load_coco`) hands over finished splits: layout
+found, every JSON file streamed and validated into compact arrays (any whole-input
+error is raised before OUT is touched), label map decided. Here the shards are
+planned and image row numbers handed to the writer; workers read and check each
+image, apply the box rules, draw masks, and serialize the records. Afterwards the
+never-silent rule (`losses.check_losses`) fails a run that lost most of a split.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from cocoprep.images import ENCODINGS, ImageLoader
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME
 from cocoprep.losses import check_losses, missing_files_hint
 from cocoprep.manifest import SKIPPED_NAME, Manifest
-from cocoprep.parallel import progress_bar
 from cocoprep.records import (
     BuildResult, DetectionExample, Keypoint, ObjectAnnotation, SkippedItem,
 )
