@@ -90,6 +90,9 @@ WRITE_OPTIONS = (
                  help="Encoding for images that must be converted."),
     click.option("--strict", is_flag=True,
                  help="Exit 1 if anything was skipped (after writing)."),
+    click.option("--allow-partial", is_flag=True,
+                 help="Accept a split written empty or that lost more than half of its "
+                      "images or objects (otherwise exit 1, after writing)."),
     click.option("--workers", default=None, type=int, help="Processes  [default: CPU count]."),
     quiet_option(),
 )
@@ -118,39 +121,46 @@ def _skipped_line(manifest) -> str:
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True,
               help="Seeded shuffle within each split, or keep the JSON order.")
 @click.option("--masks", is_flag=True, help="Write instance masks (PNG) from polygons and RLE.")
+@click.option("--missing-masks", default="box", show_default=True,
+              type=click.Choice(["box", "skip-image"]),
+              help="With --masks, an object without a usable segmentation: a mask filled "
+                   "from its box (counted), or skip its whole image.")
 @click.option("--contiguous-ids", is_flag=True,
               help="Label ids 1..N in category order instead of COCO's category ids.")
 @click.option("--skip-empty", is_flag=True, help="Drop images with no object written.")
 @click.option("--crowd", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
               help="Keep crowd annotations (is_crowd=1) or drop them.")
 @write_options
-def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, contiguous_ids,
-                skip_empty, crowd, **write):
+def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_masks,
+                contiguous_ids, skip_empty, crowd, **write):
     """Convert COCO JSON + images into sharded detection TFRecords.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
     or images/<split>/; person_keypoints_ and captions_ files are merged, image_info_
-    files give records without objects), a Roboflow export (<split>/_annotations.coco.json
-    beside its images), or one JSON file (with --images DIR).
+    files give records without objects), an export from a labelling tool (CVAT
+    annotations/instances_default.json, Roboflow <split>/_annotations.coco.json,
+    Label Studio result.json, FiftyOne labels.json), or one JSON file (images beside
+    it, or --images DIR).
 
     Writes OUT/{split}.tfrecord-{i:05d}-of-{n:05d}, label_map.pbtxt, labels.txt,
     manifest.json and skipped.jsonl (every skipped image or annotation, with its
-    reason). Bad JSON is an error and nothing is written.
+    reason). Bad JSON is an error and nothing is written. A split written empty, or
+    that lost more than half of its images or objects, exits 1 after writing.
 
     Example:
 
         cocoprep convert fixtures/coco -o tfrecords --masks
     """
     from cocoprep.convert import convert_coco
-    from cocoprep.errors import StrictModeError
+    from cocoprep.errors import DataLossError, StrictModeError
 
     try:
         manifest = convert_coco(
             src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
-            masks=masks, contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd,
-            **write,
+            masks=masks, missing_masks=missing_masks, contiguous_ids=contiguous_ids,
+            skip_empty=skip_empty, crowd=crowd, **write,
         )
-    except StrictModeError as e:
+    except (StrictModeError, DataLossError) as e:
         if not write["quiet"] and getattr(e, "manifest", None) is not None:
             _convert_summary(e.manifest, out)
         raise
@@ -159,6 +169,10 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, contiguou
 
 
 def _convert_summary(manifest, out) -> None:
+    if manifest.sources.get("layout"):
+        click.echo(f"layout: {manifest.sources['layout']}")
+    for note in manifest.sources.get("notes", []):
+        click.echo(f"  note: {note}")
     width = max((len(name) for name in manifest.splits), default=0)
     for name, info in manifest.splits.items():
         click.echo(f"  {name:<{width}} {info.num_examples:>7} images {info.num_objects:>8} "
@@ -166,6 +180,10 @@ def _convert_summary(manifest, out) -> None:
     click.echo(_skipped_line(manifest))
     if manifest.counters:
         click.echo("  " + ", ".join(f"{k} {v}" for k, v in manifest.counters.items()))
+    from_boxes = manifest.counters.get("masks_from_boxes", 0)
+    if from_boxes:
+        click.echo(f"  {from_boxes} object(s) have no real mask: their masks are filled "
+                   "from their boxes (--missing-masks skip-image skips such images)")
     click.echo(f"wrote {out}")
 
 
@@ -258,6 +276,8 @@ def verify_command(path: str, workers: int | None, quiet: bool) -> None:
     from cocoprep.verify import verify
 
     report = verify(path, workers=workers, quiet=quiet)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     for problem in report.problems:
         click.echo(str(problem))
     for warning in report.warnings:

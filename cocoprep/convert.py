@@ -1,9 +1,11 @@
 """`convert_coco`: COCO JSON + images -> sharded detection TFRecords.
 
-The parent process discovers the layout, streams and validates every JSON file into
-compact arrays (any whole-input error is raised before OUT is touched), plans the
-splits and shards, and hands image row numbers to the writer. Workers read and
-check each image, apply the box rules, draw masks, and serialize the records.
+The source (`sources.cocosplits.load_coco`) hands over finished splits: layout
+found, every JSON file streamed and validated into compact arrays (any whole-input
+error is raised before OUT is touched), label map decided. Here the shards are
+planned and image row numbers handed to the writer; workers read and check each
+image, apply the box rules, draw masks, and serialize the records. Afterwards the
+never-silent rule (`losses.check_losses`) fails a run that lost most of a split.
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from cocoprep import __version__
-from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
+from cocoprep.errors import ItemSkipped, StrictModeError, UsageError
 from cocoprep.images import ENCODINGS, ImageLoader
-from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
+from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME
+from cocoprep.losses import check_losses, missing_files_hint
 from cocoprep.manifest import SKIPPED_NAME, Manifest
-from cocoprep.parallel import progress_bar
 from cocoprep.ratio import parse_ratio
 from cocoprep.records import (
     BuildResult, DetectionExample, Keypoint, ObjectAnnotation, SkippedItem,
 )
 from cocoprep.schema import SCHEMA_VERSION, encode_detection
-from cocoprep.sources import coco
-from cocoprep.sources.coco import BBOX_MALFORMED, BBOX_MISSING, CocoSplit
+from cocoprep.sources import cocosplits
+from cocoprep.sources.coco import BboxStatus, KeypointsMark
+from cocoprep.sources.cocosplits import CocoSource, CocoSplit, load_coco
 from cocoprep.writer import DEFAULT_SHARD_SIZE, SplitPlan, parse_size, plan_num_shards, write_dataset
 
 # Reasons for skipped annotations (image reasons come from images.py).
@@ -39,14 +42,17 @@ UNKNOWN_CATEGORY = "unknown_category"
 CROWD_DROPPED = "crowd_dropped"
 IMAGE_SKIPPED = "image_skipped"        # an annotation whose image was skipped
 EMPTY_IMAGE = "empty_image"            # --skip-empty: an image with no object written
-UNKNOWN_IMAGE = coco.UNKNOWN_IMAGE
-UNMATCHED_KEYPOINTS = coco.UNMATCHED_KEYPOINTS
+UNKNOWN_IMAGE = cocosplits.UNKNOWN_IMAGE
+UNMATCHED_KEYPOINTS = cocosplits.UNMATCHED_KEYPOINTS
+NO_MASK = "no_mask"                    # --missing-masks skip-image: an object had no mask
 
 # Manifest counters.
 BOXES_CLIPPED = "boxes_clipped"        # overshoot of more than CLIP_TOLERANCE px, clipped
 IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
 IMAGES_ROTATED = "images_rotated"      # EXIF orientation applied to match the JSON size
 KEYPOINTS_MALFORMED = "keypoints_malformed"  # object written without its keypoints
+MASKS_FROM_BOXES = "masks_from_boxes"  # --masks: object without a usable segmentation,
+                                       # written with a mask filled from its box
 
 # Without --num-shards/--shard-size, a split also gets about one shard per this many
 # images (at most AUTO_SHARDS_MAX), so small sets still keep several workers busy
@@ -56,7 +62,9 @@ AUTO_SHARDS_MAX = 16
 
 CLIP_TOLERANCE = 1.0  # pixels: float error in exported boxes, clipped silently
 CROWD_MODES = ("keep", "drop")
-RATIO_SPLIT_NAMES = ("train", "val", "test")
+# --masks, an object without a usable segmentation: a mask filled from its box, or
+# the whole image skipped. Never the object dropped alone (it would become background).
+MISSING_MASK_MODES = ("box", "skip-image")
 
 
 # ====================================================================== builder
@@ -76,6 +84,7 @@ class DetectionBuilder:
     crowd: str = "keep"
     skip_empty: bool = False
     encode: str = "jpeg"
+    missing_masks: str = "box"
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -115,6 +124,7 @@ class DetectionBuilder:
         if image.orientation_applied:
             counters[IMAGES_ROTATED] = 1
         skipped: list[SkippedItem] = []
+        no_mask: list[SkippedItem] = []
         objects: list[ObjectAnnotation] = []
         class_counts: dict[str, int] = {}
         lo, hi = rows.start, rows.stop
@@ -133,10 +143,10 @@ class DetectionBuilder:
                 skipped.append(skip(CROWD_DROPPED, "crowd annotation dropped (--crowd drop)",
                                     ann_id))
                 continue
-            if status == BBOX_MISSING:
+            if status == BboxStatus.MISSING:
                 skipped.append(skip(MISSING_BBOX, "the annotation has no bbox", ann_id))
                 continue
-            if status == BBOX_MALFORMED:
+            if status == BboxStatus.MALFORMED:
                 skipped.append(skip(MALFORMED_BBOX, "bbox is not [x, y, width, height] with "
                                     "finite numbers and width, height >= 0", ann_id))
                 continue
@@ -151,13 +161,9 @@ class DetectionBuilder:
                 continue
             mask = None
             if self.masks:
-                from cocoprep.masks import mask_png
-
-                seg = src.segmentations[r] if src.segmentations is not None else None
-                try:
-                    mask = mask_png(seg, height, width)
-                except ItemSkipped as e:
-                    skipped.append(skip(e.reason, e.detail, ann_id))
+                mask = self._mask(src, r, (cx1, cy1, cx2, cy2), width, height, counters)
+                if isinstance(mask, ItemSkipped):
+                    no_mask.append(skip(mask.reason, mask.detail, ann_id))
                     continue
             if overshoot > CLIP_TOLERANCE:
                 counters[BOXES_CLIPPED] = counters.get(BOXES_CLIPPED, 0) + 1
@@ -173,6 +179,8 @@ class DetectionBuilder:
                 mask_png=mask, keypoints=kps,
             ))
             class_counts[text] = class_counts.get(text, 0) + 1
+        if no_mask:
+            return self._skip_for_masks(skip, no_mask, skipped, objects, counters)
         if self.skip_empty and src.has_objects and not objects:
             skipped.append(skip(EMPTY_IMAGE, "no object written for this image (--skip-empty)"))
             return BuildResult(example=None, skipped=tuple(skipped), counters=counters)
@@ -185,14 +193,41 @@ class DetectionBuilder:
         return BuildResult(example=encode_detection(example), num_objects=len(objects),
                            class_counts=class_counts, skipped=tuple(skipped), counters=counters)
 
+    def _mask(self, src: CocoSplit, r: int, box: tuple[float, float, float, float],
+              width: int, height: int, counters: dict[str, int]) -> bytes | ItemSkipped:
+        """The object's mask PNG; without a usable segmentation, one filled from its
+        box (counted), or the reason (`--missing-masks skip-image`)."""
+        from cocoprep.masks import box_mask_png, mask_png
+
+        seg = src.segmentations[r] if src.segmentations is not None else None
+        try:
+            return mask_png(seg, height, width)
+        except ItemSkipped as e:
+            if self.missing_masks != "box":
+                return e
+        counters[MASKS_FROM_BOXES] = counters.get(MASKS_FROM_BOXES, 0) + 1
+        return box_mask_png(box, height, width)
+
+    @staticmethod
+    def _skip_for_masks(skip, no_mask: list[SkippedItem], skipped: list[SkippedItem],
+                        objects: list[ObjectAnnotation],
+                        counters: dict[str, int]) -> BuildResult:
+        """--missing-masks skip-image: the whole image goes, each annotation listed."""
+        items = [skip(NO_MASK, f"{len(no_mask)} object(s) have no usable segmentation "
+                      "(--missing-masks skip-image)")]
+        items += no_mask
+        items += [skip(IMAGE_SKIPPED, f"its image was skipped ({NO_MASK})", o.annotation_id)
+                  for o in objects]
+        return BuildResult(example=None, skipped=tuple(items + skipped), counters=counters)
+
     @staticmethod
     def _keypoints(src: CocoSplit, r: int, width: int, height: int,
                    counters: dict[str, int]) -> tuple[Keypoint, ...]:
         raw = src.keypoints[r]
-        if raw is None:
+        if raw is KeypointsMark.ABSENT:
             return ()
         k = src.num_keypoints
-        if raw is False or len(raw) != 3 * k:
+        if raw is KeypointsMark.MALFORMED or len(raw) != 3 * k:
             counters[KEYPOINTS_MALFORMED] = counters.get(KEYPOINTS_MALFORMED, 0) + 1
             return ()
         out = []
@@ -221,61 +256,6 @@ def _parse_splits(splits: str | Sequence[str] | None) -> list[str] | None:
     return names
 
 
-def stratified_split(split: CocoSplit, ratio: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Image rows for each ratio part, stratified by category presence.
-
-    Each image's stratum is the rarest category it contains (images without objects
-    form their own stratum). Strata are shuffled with `seed` and dealt out in turn to
-    the part furthest below its share, so every part gets its share of every
-    stratum (within one image) and of the whole (within one image).
-    """
-    n = split.num_images
-    rng = np.random.default_rng(seed)
-    cats = split.ann_category_ids
-    freq: dict[int, int] = {}
-    if len(cats):
-        uniq, counts = np.unique(cats, return_counts=True)
-        freq = dict(zip(uniq.tolist(), counts.tolist()))
-    strata: dict[tuple, list[int]] = {}
-    for row in range(n):
-        present = set(cats[split.ann_start[row]:split.ann_start[row + 1]].tolist())
-        key = min(((freq[c], c) for c in present), default=(-1, -1))
-        strata.setdefault(key, []).append(row)
-    assigned = [0] * len(ratio)
-    parts: list[list[int]] = [[] for _ in ratio]
-    total = 0
-    for key in sorted(strata):
-        rows = np.array(strata[key], dtype=np.int64)
-        rows = rows[rng.permutation(len(rows))]
-        for r in rows.tolist():
-            total += 1
-            j = max(range(len(ratio)), key=lambda i: (ratio[i] * total - assigned[i], -i))
-            assigned[j] += 1
-            parts[j].append(r)
-    return [np.array(sorted(p), dtype=np.int64) for p in parts]
-
-
-def _read(path: Path, kind: str, *, masks: bool, quiet: bool) -> coco.CocoFile:
-    size = path.stat().st_size if path.exists() else 0
-    if size < 50_000_000:
-        return coco.read_coco_file(path, kind, keep_segmentation=masks)
-    with progress_bar(size, f"reading {path.name}", "B", quiet, unit_scale=True) as bar:
-        return coco.read_coco_file(path, kind, keep_segmentation=masks, progress=bar.update)
-
-
-def load_split(files: coco.SplitFiles, *, masks: bool = False,
-               quiet: bool = True) -> tuple[CocoSplit, list[SkippedItem]]:
-    """Read and validate the JSON files of one split into a `CocoSplit`."""
-    main_kind = (coco.INSTANCES if files.instances else coco.KEYPOINTS if files.keypoints
-                 else coco.IMAGE_INFO if files.image_info else coco.CAPTIONS)
-    main = _read(files.main, main_kind, masks=masks, quiet=quiet)
-    keypoints = captions = None
-    if files.keypoints is not None and main_kind == coco.INSTANCES:
-        keypoints = _read(files.keypoints, coco.KEYPOINTS, masks=False, quiet=quiet)
-    if files.captions is not None and main_kind != coco.CAPTIONS:
-        captions = _read(files.captions, coco.CAPTIONS, masks=False, quiet=quiet)
-    return coco.assemble_split(files.name, files.image_dir, main, keypoints=keypoints,
-                               captions=captions, files=files)
 
 
 def _file_sizes(split: CocoSplit, rows: np.ndarray) -> int:
@@ -320,13 +300,16 @@ def convert_coco(
     crowd: str = "keep",
     encode: str = "jpeg",
     strict: bool = False,
+    allow_partial: bool = False,
+    missing_masks: str = "box",
     workers: int | None = None,
     quiet: bool = False,
 ) -> Manifest:
     """Convert a COCO dataset into sharded detection TFRecords in `out`.
 
     Args:
-        src: a COCO root, a Roboflow-style root, or one COCO JSON file.
+        src: a COCO root, a CVAT, Roboflow, Label Studio or FiftyOne export, or one
+            COCO JSON file (see `sources.layout`).
         out: output directory (created; old outputs are replaced only once the new
             ones are complete).
         images: image directory (for a single JSON file; overrides discovery).
@@ -339,11 +322,16 @@ def convert_coco(
         shard_size: target shard size, e.g. `"200MB"` (default: 200 MB, and about one
             shard per 128 images, at most 16).
         masks: write instance masks (PNG) from polygons / RLE.
+        missing_masks: with `masks`, an object without a usable segmentation gets a
+            mask filled from its box (`box`, counted as `masks_from_boxes`), or its
+            whole image is skipped (`skip-image`).
         contiguous_ids: label ids 1..N in category order instead of COCO's ids.
         skip_empty: drop images that end up with no objects.
         crowd: `keep` (is_crowd=1) or `drop`.
         encode: `jpeg` or `png`, for images that must be converted.
         strict: raise `StrictModeError` (after writing the report) if anything was skipped.
+        allow_partial: accept a split written empty or that lost more than half of its
+            images or objects (otherwise `DataLossError`, after writing).
         workers: processes (default: CPU count).
         quiet: no progress bars.
 
@@ -352,10 +340,14 @@ def convert_coco(
 
     Raises:
         InputError, UsageError: before anything is written to `out`.
+        DataLossError: a split empty or mostly lost, after everything was written.
         StrictModeError: with `strict`, after everything was written.
     """
     if crowd not in CROWD_MODES:
         raise UsageError("--crowd", f"one of {', '.join(CROWD_MODES)}", crowd)
+    if missing_masks not in MISSING_MASK_MODES:
+        raise UsageError("--missing-masks", f"one of {', '.join(MISSING_MASK_MODES)}",
+                         missing_masks)
     if encode not in ENCODINGS:
         raise UsageError("--encode", f"one of {', '.join(ENCODINGS)}", encode)
     if workers is not None and int(workers) < 1:
@@ -369,76 +361,65 @@ def convert_coco(
     fractions = tuple(float(r) for r in ratios) if ratios is not None else None
     wanted = _parse_splits(splits)
 
-    found = coco.select_splits(coco.discover(src, images=images), wanted)
-    if fractions is not None and len(found) != 1:
-        raise UsageError("--ratio", "exactly one annotation file to split (pick one with "
-                         "--splits or give the JSON file)", ",".join(s.name for s in found))
-
-    loaded: list[CocoSplit] = []
-    pre_skipped: list[SkippedItem] = []
-    for files in found:
-        split, skips = load_split(files, masks=masks, quiet=quiet)
-        loaded.append(split)
-        pre_skipped.extend(skips)
-
-    categories = coco.merge_categories(loaded)
-    if not contiguous_ids:
-        for s in loaded:
-            zero = next((c for c in s.categories if c.id == 0), None)
-            if zero is not None:
-                where = s.files.main if s.files is not None and s.files.main else s.name
-                raise InputError(where, "category ids >= 1 (label_map.pbtxt keeps 0 for the "
-                                 "background; --contiguous-ids renumbers them 1..N)",
-                                 f"category id 0 ({zero.name!r})")
-    if contiguous_ids:
-        label_map = LabelMap.from_names(c.name for c in categories)
-    else:
-        label_map = LabelMap.from_pairs((c.id, c.name) for c in categories)
-    labels = {c.id: (label_map.id_of(c.name), c.name) for c in categories}
-
-    # Output splits: (name, source split, rows in final order).
-    outputs: list[tuple[str, CocoSplit, np.ndarray]] = []
-    if fractions is not None:
-        source = loaded[0]
-        names = RATIO_SPLIT_NAMES[:len(fractions)]
-        parts = stratified_split(source, fractions, seed)
-        outputs = [(name, source, rows) for name, rows in zip(names, parts)]
-        pre_skipped = [SkippedItem(names[0], s.image_id, s.annotation_id, s.file, s.reason,
-                                   s.detail) for s in pre_skipped]
-    else:
-        outputs = [(s.name, s, np.arange(s.num_images, dtype=np.int64)) for s in loaded]
+    source = load_coco(src, images=images, splits=wanted, ratio=fractions, seed=seed,
+                       masks=masks, contiguous_ids=contiguous_ids, quiet=quiet)
+    label_map = source.labels.label_map
 
     plans = []
     sources: dict[str, CocoSplit] = {}
-    for name, source, rows in outputs:
+    for out_split in source.splits:
+        rows = out_split.rows
         if shuffle and len(rows) > 1:
             rows = rows[np.random.default_rng(seed).permutation(len(rows))]
-        count = _num_shards(len(rows), source, rows, num_shards, shard_bytes)
-        plans.append(SplitPlan(name=name, items=rows.astype(np.int32), num_shards=count))
-        sources[name] = source
+        count = _num_shards(len(rows), out_split.source, rows, num_shards, shard_bytes)
+        plans.append(SplitPlan(name=out_split.name, items=rows.astype(np.int32),
+                               num_shards=count))
+        sources[out_split.name] = out_split.source
 
-    builder = DetectionBuilder(sources=sources, labels=labels, masks=masks, crowd=crowd,
-                               skip_empty=skip_empty, encode=encode)
+    builder = DetectionBuilder(sources=sources, labels=source.labels.labels, masks=masks,
+                               crowd=crowd, skip_empty=skip_empty, encode=encode,
+                               missing_masks=missing_masks)
     template = Manifest(
         task="detection", schema_version=SCHEMA_VERSION, splits={},
-        sources={"src": str(src), "splits": {s.name: s.files.paths() for s in loaded
-                                             if s.files is not None}},
+        sources={"src": str(src), "layout": source.layout.describe(),
+                 "notes": list(source.notes), "splits": source.source_paths()},
         options={
             "images": str(images) if images is not None else None,
             "splits": wanted, "ratio": list(fractions) if fractions else None, "seed": seed,
             "shuffle": shuffle, "num_shards": num_shards, "shard_size": shard_bytes,
-            "masks": masks, "contiguous_ids": contiguous_ids, "skip_empty": skip_empty,
-            "crowd": crowd, "encode": encode, "strict": strict,
+            "masks": masks, "missing_masks": missing_masks if masks else None,
+            "contiguous_ids": source.labels.contiguous, "skip_empty": skip_empty,
+            "crowd": crowd, "encode": encode, "strict": strict, "allow_partial": allow_partial,
         },
         created_by=f"cocoprep {__version__} convert",
     )
     extra = {PBTXT_NAME: label_map.to_pbtxt(), LABELS_TXT_NAME: label_map.to_labels_txt()}
     manifest, skipped = write_dataset(
         out, plans, builder, manifest=template, class_order=label_map.names,
-        extra_files=extra, workers=workers, quiet=quiet, pre_skipped=pre_skipped,
+        extra_files=extra, workers=workers, quiet=quiet, pre_skipped=list(source.skipped),
     )
+    check_losses(manifest, skipped, out=out, allow_partial=allow_partial,
+                 hint=_missing_files_hint(source))
     if strict and skipped:
         err = StrictModeError(len(skipped), Path(out) / SKIPPED_NAME)
         err.manifest = manifest
         raise err
     return manifest
+
+
+def _missing_files_hint(source: CocoSource):
+    """Where the missing images of an output split might be (for the loss check)."""
+    by_name = {s.name: s for s in source.splits}
+
+    def hint(loss, items) -> str | None:
+        out_split = by_name.get(loss.split)
+        if out_split is None:
+            return None
+        read = out_split.source
+        mapping = source.mappings.get(read.name)
+        json_dir = read.files.main.parent if read.files and read.files.main else None
+        return missing_files_hint(read.image_dir, items, images_written=loss.images_written,
+                                  renamed_example=mapping.example if mapping else None,
+                                  search_from=json_dir.parent if json_dir else None)
+
+    return hint

@@ -6,7 +6,16 @@ it into a single `Error: ...` line and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")
+
+
+def stable_text(text: str) -> str:
+    """`text` without memory addresses (`<_io.BytesIO object at 0x7f...>` in Pillow's
+    messages): skip reports must be the same bytes on every run."""
+    return _ADDRESS.sub("", text)
 
 
 class CocoprepError(Exception):
@@ -88,5 +97,12 @@ class ItemSkipped(CocoprepError):
     """
 
     def __init__(self, reason: str, detail: str):
-        self.reason, self.detail = reason, detail
-        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, stable_text(detail)
+        super().__init__(f"{reason}: {self.detail}")
+
+
+class DataLossError(CocoprepError):
+    """A split was written empty or lost most of its images or objects (the output
+    and its report are still written). `--allow-partial` accepts such a run."""
+
+    exit_code = 1

@@ -212,3 +212,18 @@ def mask_png(segmentation: Any, height: int, width: int, *, level: int = ZLIB_LE
     except ValueError as e:  # a corrupt compressed RLE string
         raise ItemSkipped(MALFORMED_SEGMENTATION, f"RLE does not decode ({e})") from None
     return _png(width, height, band, top, level)
+
+
+def box_mask_png(box: tuple[float, float, float, float], height: int, width: int, *,
+                 level: int = ZLIB_LEVEL) -> bytes:
+    """PNG bytes of a mask filled over the box `(x1, y1, x2, y2)` in pixels (every
+    pixel the box touches; at least one), for an object without a usable segmentation:
+    a box-filled mask keeps the object, where no mask would turn it into background."""
+    x1, y1, x2, y2 = box
+    c0 = min(max(int(math.floor(x1)), 0), width - 1)
+    r0 = min(max(int(math.floor(y1)), 0), height - 1)
+    c1 = max(min(int(math.ceil(x2)), width), c0 + 1)
+    r1 = max(min(int(math.ceil(y2)), height), r0 + 1)
+    band = np.zeros((r1 - r0, width), np.uint8)
+    band[:, c0:c1] = 1
+    return _png(width, height, band, r0, level)

@@ -18,6 +18,7 @@ from cocoprep import __version__
 from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
 from cocoprep.images import ENCODINGS, IMAGE_EXTENSIONS, prepare_image, read_bytes
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
+from cocoprep.losses import check_losses
 from cocoprep.manifest import SKIPPED_NAME, Manifest
 from cocoprep.parallel import progress_bar
 from cocoprep.ratio import parse_ratio
@@ -114,6 +115,7 @@ def split_folder(
     shard_size: str | int | None = None,
     encode: str = "jpeg",
     strict: bool = False,
+    allow_partial: bool = False,
     workers: int | None = None,
     quiet: bool = False,
 ) -> Manifest:
@@ -134,6 +136,8 @@ def split_folder(
         shard_size: aimed shard size, e.g. "200MB".
         encode: `jpeg` or `png`, for images that must be converted.
         strict: fail (exit 1, after writing the report) when any image was skipped.
+        allow_partial: accept a split written empty or that lost more than half of its
+            images (otherwise `DataLossError`, after writing).
         workers: processes (default: CPU count). Output does not depend on it.
         quiet: no progress bars.
 
@@ -284,6 +288,7 @@ def split_folder(
         manifest=template, class_order=class_order, extra_files=extra,
         workers=workers, quiet=quiet, pre_skipped=pre_skipped,
     )
+    check_losses(manifest, skipped, out=out, allow_partial=allow_partial)
     if strict and skipped:
         raise StrictModeError(len(skipped), out / SKIPPED_NAME)
     return manifest

@@ -1,4 +1,4 @@
-"""COCO layout discovery, the streaming reader and the compact index."""
+"""COCO layout discovery, the streaming reader, the compact index and split assembly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cocoprep.errors import InputError, UsageError
-from cocoprep.sources import coco
+from cocoprep.sources import coco, cocosplits, jsonstream, layout
+from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from conftest import coco_dict, write_json
 
 
@@ -25,7 +26,7 @@ def _ann(aid, image_id, cat=1, bbox=(1.0, 2.0, 10.0, 8.0), **extra):
 # ------------------------------------------------------------------ discovery
 
 def test_discover_coco_root_with_keypoints_and_captions(fixtures_dir):
-    splits = coco.discover(fixtures_dir / "coco")
+    splits = layout.discover(fixtures_dir / "coco").splits
     assert [s.name for s in splits] == ["train", "val"]
     train, val = splits
     assert train.instances.name == "instances_train.json"
@@ -40,7 +41,7 @@ def test_discover_images_subdir_and_split_names(tmp_path):
     write_json(tmp_path / "annotations" / "image_info_test2017.json", {"images": []})
     (tmp_path / "images" / "train2017").mkdir(parents=True)
     (tmp_path / "images" / "test2017").mkdir(parents=True)
-    splits = coco.discover(tmp_path)
+    splits = layout.discover(tmp_path).splits
     assert [s.name for s in splits] == ["test2017", "train2017"]
     assert splits[0].image_info is not None and splits[0].instances is None
     assert splits[1].image_dir == tmp_path / "images" / "train2017"
@@ -48,8 +49,8 @@ def test_discover_images_subdir_and_split_names(tmp_path):
 
 def test_discover_roboflow_layout(tmp_path):
     for split in ("train", "valid"):
-        write_json(tmp_path / split / coco.ROBOFLOW_NAME, coco_dict([], []))
-    splits = coco.discover(tmp_path)
+        write_json(tmp_path / split / layout.ROBOFLOW_NAME, coco_dict([], []))
+    splits = layout.discover(tmp_path).splits
     assert [(s.name, s.image_dir) for s in splits] == [
         ("train", tmp_path / "train"), ("valid", tmp_path / "valid")]
 
@@ -57,25 +58,25 @@ def test_discover_roboflow_layout(tmp_path):
 def test_discover_single_file_with_images_dir(tmp_path):
     f = write_json(tmp_path / "export.json", coco_dict([], []))
     (tmp_path / "pics").mkdir()
-    [s] = coco.discover(f, images=tmp_path / "pics")
+    [s] = layout.discover(f, images=tmp_path / "pics").splits
     assert (s.name, s.instances, s.image_dir) == ("export", f, tmp_path / "pics")
 
 
 def test_discover_errors(tmp_path):
     with pytest.raises(InputError, match="nothing at that path"):
-        coco.discover(tmp_path / "nope")
+        layout.discover(tmp_path / "nope")
     with pytest.raises(InputError, match="none of these"):
-        coco.discover(tmp_path)
+        layout.discover(tmp_path)
     write_json(tmp_path / "annotations" / "instances_train.json", coco_dict([], []))
     with pytest.raises(InputError, match="image directory of split 'train'"):
-        coco.discover(tmp_path)
+        layout.discover(tmp_path)
 
 
 def test_select_splits_unknown_name(fixtures_dir):
-    found = coco.discover(fixtures_dir / "coco")
-    assert [s.name for s in coco.select_splits(found, ["val"])] == ["val"]
+    found = layout.discover(fixtures_dir / "coco")
+    assert [s.name for s in layout.select_splits(found, ["val"]).splits] == ["val"]
     with pytest.raises(UsageError, match="--splits: expected names from \\['train', 'val'\\]"):
-        coco.select_splits(found, ["test"])
+        layout.select_splits(found, ["test"])
 
 
 # ------------------------------------------------------------------ streaming reader
@@ -101,7 +102,7 @@ def test_stream_reader_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
     data["info"] = {"nested": [1, {"x": "y"}]}
     path = tmp_path / "x.json"
     path.write_text(json.dumps(data, indent=1))
-    monkeypatch.setattr(coco._JsonStream, "CHUNK", chunk)
+    monkeypatch.setattr(jsonstream.JsonStream, "CHUNK", chunk)
     got = coco.read_coco_file(path)
     assert got.file_names == ["a \u00e9\\\"b.jpg", "c.jpg"]
     assert got.image_ids.tolist() == [1, 22]
@@ -191,8 +192,8 @@ def test_bbox_status_and_area_are_kept_per_annotation():
             _ann(4, 1, bbox=(1, 2, -3, 4)), _ann(5, 1, bbox=("1", 2, 3, 4)),
             _ann(6, 1, bbox=(0, 0, float("inf"), 1)), _ann(7, 1, area="big")]
     f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 20, 10)], anns), "x.json")
-    assert f.bbox_status.tolist() == [coco.BBOX_OK, coco.BBOX_MISSING] + \
-        [coco.BBOX_MALFORMED] * 4 + [coco.BBOX_OK]
+    assert f.bbox_status.tolist() == [BboxStatus.OK, BboxStatus.MISSING] + \
+        [BboxStatus.MALFORMED] * 4 + [BboxStatus.OK]
     assert f.area[0] == 80.0 and math.isnan(f.area[6])
 
 
@@ -209,7 +210,7 @@ def test_assemble_groups_by_image_and_skips_unknown_images(tmp_path):
     data = coco_dict([(5, "a.jpg", 20, 10), (3, "b.jpg", 20, 10), (9, "c.jpg", 20, 10)],
                      [_ann(1, 3), _ann(2, 5), _ann(3, 99), _ann(4, 3, cat=3)])
     f = coco.parse_coco_dict(data, tmp_path / "instances_t.json")
-    split, skipped = coco.assemble_split("t", tmp_path, f)
+    split, skipped = cocosplits.assemble_split("t", tmp_path, f)
     assert [split.ann_ids[r] for r in split.annotation_rows(0)] == [2]
     assert [split.ann_ids[r] for r in split.annotation_rows(1)] == [1, 4]
     assert list(split.annotation_rows(2)) == []
@@ -224,14 +225,14 @@ def test_assemble_merges_keypoints_by_annotation_id_and_captions_by_image(tmp_pa
     kp = coco.parse_coco_dict(coco_dict([], [_ann(11, 2, keypoints=[1, 2, 2, 0, 0, 0]),
                                              _ann(77, 2, keypoints=[1, 1, 1, 1, 1, 1])],
                                         categories=kp_cats),
-                              "person_keypoints_t.json", coco.KEYPOINTS)
+                              "person_keypoints_t.json", layout.KEYPOINTS)
     caps = coco.parse_coco_dict({"images": [], "annotations": [
         {"id": 1, "image_id": 2, "caption": "b1"}, {"id": 2, "image_id": 1, "caption": "a1"},
         {"id": 3, "image_id": 2, "caption": "b2"}, {"id": 4, "image_id": 8, "caption": "x"}]},
-        "captions_t.json", coco.CAPTIONS)
-    split, skipped = coco.assemble_split("t", tmp_path, inst, keypoints=kp, captions=caps)
+        "captions_t.json", layout.CAPTIONS)
+    split, skipped = cocosplits.assemble_split("t", tmp_path, inst, keypoints=kp, captions=caps)
     assert split.num_keypoints == 2
-    assert split.keypoints == [None, (1, 2, 2, 0, 0, 0)]
+    assert split.keypoints == [KeypointsMark.ABSENT, (1, 2, 2, 0, 0, 0)]
     assert split.captions == [("a1",), ("b1", "b2")]
     assert sorted((s.reason, s.annotation_id) for s in skipped) == [
         ("unknown_image", 4), ("unmatched_keypoints", 77)]
@@ -240,15 +241,15 @@ def test_assemble_merges_keypoints_by_annotation_id_and_captions_by_image(tmp_pa
 def test_merge_categories_conflicts(tmp_path):
     def split_with(cats):
         f = coco.parse_coco_dict(coco_dict([], [], categories=cats), tmp_path / "i.json")
-        return coco.assemble_split("s", tmp_path, f)[0]
+        return cocosplits.assemble_split("s", tmp_path, f)[0]
 
     a = split_with([{"id": 1, "name": "person"}, {"id": 3, "name": "car"}])
     b = split_with([{"id": 3, "name": "car"}, {"id": 4, "name": "bus"}])
-    assert [(c.id, c.name) for c in coco.merge_categories([a, b])] == [
+    assert [(c.id, c.name) for c in cocosplits.merge_categories([a, b])] == [
         (1, "person"), (3, "car"), (4, "bus")]
     c = split_with([{"id": 3, "name": "truck"}])
     with pytest.raises(InputError, match="category id 3 to be named 'car'"):
-        coco.merge_categories([a, c])
+        cocosplits.merge_categories([a, c])
 
 
 @pytest.mark.parametrize("indent", [None, 1])
@@ -261,7 +262,7 @@ def test_polygons_skipped_for_boxes_only_give_the_same_index(tmp_path, monkeypat
     data = coco_dict([(1, "a.jpg", 20, 10)], anns)
     path = tmp_path / "instances_t.json"
     path.write_text(json.dumps(data, indent=indent))
-    monkeypatch.setattr(coco._JsonStream, "CHUNK", 97)
+    monkeypatch.setattr(jsonstream.JsonStream, "CHUNK", 97)
     fast = coco.read_coco_file(path)
     full = coco.parse_coco_dict(json.loads(path.read_text()), path)
     assert fast.ann_ids.tolist() == full.ann_ids.tolist()
@@ -334,7 +335,7 @@ def test_non_finite_keypoints_are_malformed(tmp_path, bad):
     path = tmp_path / "person_keypoints_t.json"
     path.write_text(json.dumps(coco_dict([(1, "a.jpg", 20, 10)], anns, cats)))
     f = coco.read_coco_file(path)
-    assert f.keypoints == [False, False, (1, 2, 2, 3, 4, 1)]
+    assert f.keypoints == [KeypointsMark.MALFORMED, KeypointsMark.MALFORMED, (1, 2, 2, 3, 4, 1)]
 
 
 def test_integers_too_big_for_a_float_make_the_bbox_malformed(tmp_path):
@@ -344,7 +345,7 @@ def test_integers_too_big_for_a_float_make_the_bbox_malformed(tmp_path):
     path.write_text(json.dumps(coco_dict([(1, "a.jpg", 20, 10)], anns)))
     f = coco.read_coco_file(path)
     assert f.ann_ids.tolist() == [1, 2, 3, 4]
-    assert f.bbox_status.tolist() == [coco.BBOX_OK, coco.BBOX_MALFORMED, coco.BBOX_OK, coco.BBOX_OK]
+    assert f.bbox_status.tolist() == [BboxStatus.OK, BboxStatus.MALFORMED, BboxStatus.OK, BboxStatus.OK]
     assert f.bbox[3].tolist() == [3, 4, 5, 6] and math.isnan(f.area[2]) and f.area[3] == 80.0
     assert len(f.iscrowd) == len(f.area) == len(f.ann_category_ids) == len(f.bbox) == 4
 
@@ -365,3 +366,86 @@ def test_category_id_zero_is_read_negative_is_an_error():
     with pytest.raises(InputError, match=r"categories\[0\].id to be an integer >= 0, found an "
                        r"integer -1"):
         coco.parse_coco_dict(coco_dict([], [], [{"id": -1, "name": "x"}]), "x.json")
+
+
+# ------------------------------------------------------------------ tool layouts
+
+def test_discover_tool_layouts(tmp_path):
+    cvat = tmp_path / "cvat"
+    write_json(cvat / "annotations" / "instances_default.json", coco_dict([], []))
+    (cvat / "images").mkdir(parents=True)
+    found = layout.discover(cvat)
+    assert found.describe() == "CVAT COCO 1.0 export (1 split)"
+    assert found.splits[0].image_dir == cvat / "images"  # older CVAT: flat images/
+    (cvat / "images" / "default").mkdir()
+    assert layout.discover(cvat).splits[0].image_dir == cvat / "images" / "default"
+    # the JSON file itself: images found from the export root, not annotations/
+    [s] = layout.discover(cvat / "annotations" / "instances_default.json").splits
+    assert s.image_dir == cvat / "images" / "default"
+
+    ls = tmp_path / "ls"
+    write_json(ls / "result.json", coco_dict([], []))
+    for src in (ls, ls / "result.json"):
+        found = layout.discover(src)
+        assert found.kind == layout.LABEL_STUDIO_LAYOUT
+        assert [(s.name, s.image_dir) for s in found.splits] == [("result", ls)]
+
+    fo = tmp_path / "fo"
+    write_json(fo / "labels.json", coco_dict([], []))
+    (fo / "data").mkdir()
+    for src in (fo, fo / "labels.json"):
+        found = layout.discover(src)
+        assert found.kind == layout.FIFTYONE_LAYOUT
+        assert [(s.name, s.image_dir) for s in found.splits] == [("labels", fo / "data")]
+
+
+def test_local_names_keep_lookups_inside_the_image_folder(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "b.jpg").write_bytes(b"x")
+    (tmp_path / "c.jpg").write_bytes(b"x")
+    names, mapping = cocosplits.local_names(
+        ["images/a.jpg", "images\\a.jpg", "/data/upload/3/b.jpg", "C:\\Users\\me\\c.jpg",
+         "..\\..\\media\\upload\\4\\b.jpg", "../../etc/passwd", "sub/../x.jpg"], tmp_path)
+    assert names == ["images/a.jpg", "images/a.jpg", "images/b.jpg", "c.jpg", "images/b.jpg",
+                     "passwd", "sub/../x.jpg"]
+    assert mapping == cocosplits.NameMapping(backslashes=3, by_file_name=4,
+                                             example="/data/upload/3/b.jpg")
+
+
+def _split_with(tmp_path, categories, used):
+    anns = [{"id": i + 1, "image_id": 1, "category_id": c, "bbox": [1, 1, 2, 2], "area": 4}
+            for i, c in enumerate(used)]
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 8, 8)], anns, categories), "x.json")
+    return cocosplits.assemble_split("s", tmp_path, f)[0]
+
+
+def test_category_zero_rules(tmp_path):
+    cats = [{"id": 0, "name": "cells"}, {"id": 1, "name": "rbc"}, {"id": 3, "name": "wbc"}]
+    plan = cocosplits.plan_labels([_split_with(tmp_path, cats, [1, 3])])
+    assert plan.labels == {1: (1, "rbc"), 3: (3, "wbc")} and not plan.contiguous
+    assert "left out of the label map" in plan.notes[0]
+    plan = cocosplits.plan_labels([_split_with(tmp_path, cats, [0, 3])])
+    assert plan.labels == {0: (1, "cells"), 1: (2, "rbc"), 3: (3, "wbc")} and plan.contiguous
+    assert "renumbered 1..N" in plan.notes[0]
+    plan = cocosplits.plan_labels([_split_with(tmp_path, cats[1:], [1, 3])])
+    assert plan.labels == {1: (1, "rbc"), 3: (3, "wbc")} and plan.notes == ()
+
+
+def test_keypoints_read_from_any_file_whose_categories_name_them(tmp_path):
+    cats = [{"id": 1, "name": "hand", "keypoints": ["a", "b"]}]
+    anns = [_ann(1, 1, keypoints=[1, 2, 2, 3, 4, 1]), _ann(2, 1)]
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 8, 8)], anns, cats), "export.json")
+    assert f.keypoints == [(1, 2, 2, 3, 4, 1), KeypointsMark.ABSENT]
+    split = cocosplits.assemble_split("s", tmp_path, f)[0]
+    assert split.num_keypoints == 2
+    # without keypoint names in the categories, keypoints are not read
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 8, 8)], anns), "export.json")
+    assert f.keypoints is None
+
+
+def test_integral_float_sizes_are_integers(tmp_path):
+    f = coco.parse_coco_dict(coco_dict([(1, "a.jpg", 500.0, 375.0)], []), "x.json")
+    assert f.widths.tolist() == [500] and f.heights.tolist() == [375]
+    with pytest.raises(InputError, match=r"images\[0\].height \(image id 1\) to be a positive "
+                       "integer, found a number 375.5"):
+        coco.parse_coco_dict(coco_dict([(1, "a.jpg", 500, 375.5)], []), "x.json")

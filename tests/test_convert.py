@@ -142,7 +142,7 @@ def test_box_rules(tmp_path):
         ann(9, 42),                            # unknown image
     ])
     out = tmp_path / "x"
-    m = convert_coco(root, out, workers=1, quiet=True)
+    m = convert_coco(root, out, workers=1, quiet=True, allow_partial=True)  # 6 of 9 lost
     [rec] = read_records(out, "train")
     np.testing.assert_allclose(rec["xmin"], [0.1, 0.0, 0.9], atol=1e-6)
     np.testing.assert_allclose(rec["xmax"], [0.3, 50.3 / 100, 1.0], atol=1e-6)
@@ -232,8 +232,13 @@ def test_image_checks(tmp_path):
     m = convert_coco(src, out, workers=1, quiet=True)
     lines = skipped_lines(out)
     image_reasons = {s["image_id"]: s["reason"] for s in lines if s["annotation_id"] is None}
-    assert image_reasons == {2: "missing_file", 3: "corrupt_image", 4: "unsafe_path",
-                             5: "unsafe_path", 6: "size_mismatch", 10: "unsafe_path"}
+    # names outside the folder are looked up by file name inside it (never opened
+    # where they point); a link out of the folder stays unsafe
+    assert image_reasons == {2: "missing_file", 3: "corrupt_image", 4: "missing_file",
+                             5: "unsafe_path", 6: "size_mismatch", 10: "missing_file"}
+    details = {s["image_id"]: s["detail"] for s in lines if s["annotation_id"] is None}
+    assert details[4] == f"{d / 'outside.jpg'} does not exist"
+    assert details[10] == f"{d / 'hostname'} does not exist"
     # the annotations of a skipped image are listed too
     assert sorted(s["annotation_id"] for s in lines if s["reason"] == "image_skipped") == \
         [2, 3, 4, 5, 6, 10]
@@ -263,7 +268,7 @@ def test_decompression_bomb_is_skipped(tmp_path, monkeypatch):
                     [ann(1, 1)])
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     out = tmp_path / "x"
-    m = convert_coco(src, out, workers=1, quiet=True)
+    m = convert_coco(src, out, workers=1, quiet=True, allow_partial=True)  # its 1 object lost
     assert m.skipped == {"decompression_bomb": 1, "image_skipped": 1}
     assert m.splits["train"].num_examples == 1
 
@@ -285,7 +290,8 @@ def test_images_and_annotations_in_equal_written_plus_skipped(tmp_path):
     src = make_coco(tmp_path / "src", images, anns)
     (src / "train" / "7.jpg").unlink()
     out = tmp_path / "x"
-    m = convert_coco(src, out, workers=1, quiet=True, crowd="drop", num_shards=3)
+    m = convert_coco(src, out, workers=1, quiet=True, crowd="drop", num_shards=3,
+                     allow_partial=True)
     lines = skipped_lines(out)
     written = read_records(out, "train")
     skipped_images = [s for s in lines if s["annotation_id"] is None]
@@ -508,21 +514,51 @@ def test_single_json_file_with_images_dir(tmp_path):
     assert read_records(out, "mine")[0]["filename"] == "sub/a.jpg"
 
 
-def test_masks_with_bad_segmentations_skip_the_annotation(tmp_path):
-    src = make_coco(tmp_path / "src", [(1, "a.jpg", 40, 30)], [
+def _bad_segmentations(root: Path) -> Path:
+    return make_coco(root, [(1, "a.jpg", 40, 30), (2, "b.jpg", 40, 30)], [
         ann(1, 1), ann(2, 1, segmentation=[[1, 2, 3]]), ann(3, 1, segmentation=None),
         ann(4, 1, iscrowd=1, segmentation={"counts": [10, 1190], "size": [30, 40]}),
-        ann(5, 1, segmentation={"counts": [1, 2], "size": [30, 40]})])
+        ann(5, 1, segmentation={"counts": [1, 2], "size": [30, 40]}),
+        ann(6, 2), ann(7, 2)])
+
+
+def test_masks_without_a_usable_segmentation_are_filled_from_the_box(tmp_path):
+    """--masks never turns an object into background: the object keeps a box mask."""
     out = tmp_path / "x"
-    m = convert_coco(src, out, workers=1, quiet=True, masks=True)
-    [rec] = read_records(out, "train")
-    assert len(rec["mask"]) == len(rec["xmin"]) == 2
-    assert {(s["annotation_id"], s["reason"]) for s in skipped_lines(out)} == {
-        (2, "malformed_segmentation"), (3, "missing_segmentation"),
-        (5, "malformed_segmentation")}
-    crowd = np.asarray(Image.open(io.BytesIO(rec["mask"][1])))
+    m = convert_coco(_bad_segmentations(tmp_path / "src"), out, workers=1, quiet=True,
+                     masks=True, shuffle=False)
+    rec = read_records(out, "train")[0]
+    assert len(rec["mask"]) == len(rec["xmin"]) == 5
+    assert not (out / "skipped.jsonl").read_text()
+    assert m.counters == {"masks_from_boxes": 3}
+    box = np.asarray(Image.open(io.BytesIO(rec["mask"][2])))  # ann 3: bbox (2, 2, 10, 8)
+    assert box.shape == (30, 40) and box.sum() == 80 and box[2:10, 2:12].all()
+    crowd = np.asarray(Image.open(io.BytesIO(rec["mask"][3])))
     assert crowd.sum() == 1190 and crowd.shape == (30, 40)
-    assert m.skipped == {"malformed_segmentation": 2, "missing_segmentation": 1}
+    result = run(_bad_segmentations(tmp_path / "src2"), "-o", tmp_path / "y", "--masks",
+                 "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert "3 object(s) have no real mask: their masks are filled from their boxes" \
+        in result.output
+
+
+def test_missing_masks_skip_image_lists_every_annotation(tmp_path):
+    out = tmp_path / "x"
+    m = convert_coco(_bad_segmentations(tmp_path / "src"), out, workers=1, quiet=True,
+                     masks=True, missing_masks="skip-image", allow_partial=True)
+    assert m.splits["train"].num_examples == 1 and m.splits["train"].num_objects == 2
+    assert {(s["annotation_id"], s["reason"]) for s in skipped_lines(out)} == {
+        (None, "no_mask"), (2, "malformed_segmentation"), (3, "missing_segmentation"),
+        (5, "malformed_segmentation"), (1, "image_skipped"), (4, "image_skipped")}
+    assert m.counters == {}
+    # more than half of the objects lost: without --allow-partial that fails the run
+    result = run(_bad_segmentations(tmp_path / "src2"), "-o", tmp_path / "y", "--masks",
+                 "--missing-masks", "skip-image", "--workers", "1")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1].startswith(
+        "Error: split 'train': 5 of 7 objects skipped (image_skipped 2, "
+        "malformed_segmentation 2, missing_segmentation 1); --missing-masks box keeps such "
+        "objects with box-filled masks [output written to ")
 
 
 def test_keypoints_are_normalized_by_the_image_size(tmp_path):
@@ -582,20 +618,16 @@ def test_a_split_named_twice_is_a_usage_error(tmp_path):
                    "Error: --splits: expected each split once, found 'train,val,train'")
 
 
-def test_category_id_zero_label_studio_roboflow_exports(tmp_path):
-    """Label Studio numbers categories from 0; Roboflow adds a category 0 placeholder."""
-    cats = [{"id": 0, "name": "cells", "supercategory": "none"},
-            {"id": 1, "name": "rbc", "supercategory": "cells"}]
+def test_category_id_zero_owning_annotations_is_renumbered_and_announced(tmp_path):
+    """Label Studio numbers categories from 0: ids 1..N in category order, no option."""
+    cats = [{"id": 0, "name": "cells"}, {"id": 1, "name": "rbc"}]
     src = make_coco(tmp_path / "src", [(0, "a.jpg", 40, 30)],
                     [ann(0, 0, cat=0), ann(1, 0, cat=1)], categories=cats)
     out = tmp_path / "x"
-    path = src / "annotations" / "instances_train.json"
-    assert_refused(run(src, "-o", out, "--workers", "1"), out,
-                   f"Error: {path}: expected category ids >= 1 (label_map.pbtxt keeps 0 for "
-                   "the background; --contiguous-ids renumbers them 1..N), found category id "
-                   "0 ('cells')")
-    result = run(src, "-o", out, "--workers", "1", "--contiguous-ids", "-q")
+    result = run(src, "-o", out, "--workers", "1")
     assert result.exit_code == 0, result.output
+    assert ("  note: category ids start at 0 ('cells'), which label maps keep for the "
+            "background: ids renumbered 1..N in category order") in result.output
     assert LabelMap.read_pbtxt(out / "label_map.pbtxt").ids == [1, 2]
     [rec] = read_records(out, "train")
     assert rec["class_label"].tolist() == [1, 2]

@@ -186,3 +186,16 @@ def test_polygon_with_an_integer_too_big_for_a_float_is_malformed():
     with pytest.raises(ItemSkipped) as info:
         masks.mask_png([[0, 0, 10**400, 0, 5, 5]], 48, 64)
     assert info.value.reason == masks.MALFORMED_SEGMENTATION
+
+
+def test_box_mask_covers_every_pixel_the_box_touches():
+    from cocoprep.masks import box_mask_png
+
+    arr = np.asarray(Image.open(io.BytesIO(box_mask_png((2.5, 3.0, 10.2, 7.0), 12, 16))))
+    assert arr.shape == (12, 16) and arr.dtype == np.uint8
+    expected = np.zeros((12, 16), np.uint8)
+    expected[3:7, 2:11] = 1
+    np.testing.assert_array_equal(arr, expected)
+    # a sliver still gets one pixel; a box at the far edge stays inside the image
+    tiny = np.asarray(Image.open(io.BytesIO(box_mask_png((15.9, 11.9, 16.0, 12.0), 12, 16))))
+    assert tiny.sum() == 1 and tiny[11, 15] == 1

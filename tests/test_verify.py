@@ -353,3 +353,5 @@ def test_detection_split_without_objects_is_a_warning(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Warning: split val: 2 examples but no objects" in result.stderr
     assert "Warning" not in result.stdout and result.stdout.startswith("OK: 6 examples")
+
+
