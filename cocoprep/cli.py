@@ -80,11 +80,17 @@ def main(argv: list[str] | None = None) -> None:
               help="Keep crowd annotations (is_crowd=1) or drop them.")
 @click.option("--encode", default="jpeg", show_default=True, type=click.Choice(["jpeg", "png"]),
               help="Encoding for images that must be converted.")
+@click.option("--max-side", default=None, type=int, metavar="N",
+              help="Resize images whose longer side is over N pixels (aspect kept, after "
+                   "EXIF orientation); smaller images are stored as they are.")
+@click.option("--jpeg-quality", default=95, show_default=True, type=int, metavar="Q",
+              help="Quality of the JPEGs cocoprep encodes (resized, converted, rotated).")
 @click.option("--strict", is_flag=True, help="Exit 1 if anything was skipped (after writing).")
 @click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shard_size, masks,
-                contiguous_ids, skip_empty, crowd, encode, strict, workers, quiet):
+                contiguous_ids, skip_empty, crowd, encode, max_side, jpeg_quality, strict, workers,
+                quiet):
     """Convert COCO JSON + images into sharded detection TFRecords.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
@@ -108,7 +114,8 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shar
             src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
             num_shards=num_shards, shard_size=shard_size, masks=masks,
             contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd, encode=encode,
-            strict=strict, workers=workers, quiet=quiet,
+            max_side=max_side, jpeg_quality=jpeg_quality, strict=strict, workers=workers,
+            quiet=quiet,
         )
     except StrictModeError as e:
         if not quiet and getattr(e, "manifest", None) is not None:
@@ -155,11 +162,16 @@ def _convert_summary(manifest, out) -> None:
 @click.option("--encode", default="jpeg", show_default=True,
               type=click.Choice(["jpeg", "png"]),
               help="Encoding for images that must be converted.")
+@click.option("--max-side", default=None, type=int, metavar="N",
+              help="Resize images whose longer side is over N pixels (aspect kept, after "
+                   "EXIF orientation); smaller images are stored as they are.")
+@click.option("--jpeg-quality", default=95, show_default=True, type=int, metavar="Q",
+              help="Quality of the JPEGs cocoprep encodes (resized, converted, rotated).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any image was skipped.")
 @click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_shards,
-              shard_size, encode, strict, workers, quiet):
+              shard_size, encode, max_side, jpeg_quality, strict, workers, quiet):
     """Split a class-per-folder image tree into train/val[/test] TFRecords.
 
     SRC is SRC/<class>/... (split by --ratio, stratified per class, seeded) or
@@ -176,12 +188,13 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
 
         cocoprep split fixtures/imgs -o tfrecords --ratio 0.8,0.1,0.1 --seed 1
     """
-    from cocoprep.split import split_folder
+    from cocoprep.split import IMAGES_RESIZED, split_folder
 
     manifest = split_folder(
         src, out, ratio=ratio, seed=seed, classes=classes, label_offset=label_offset,
         keep_conflicts=keep_conflicts, num_shards=num_shards, shard_size=shard_size,
-        encode=encode, strict=strict, workers=workers, quiet=quiet,
+        encode=encode, max_side=max_side, jpeg_quality=jpeg_quality, strict=strict,
+        workers=workers, quiet=quiet,
     )
     for warning in manifest.options.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)
@@ -202,6 +215,9 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
     ignored = {k: v for k, v in manifest.counters.items() if k.startswith("ignored_")}
     if ignored:
         click.echo("  ignored " + ", ".join(f"{k[8:]} {v}" for k, v in ignored.items()))
+    if max_side is not None:
+        click.echo(f"  resized {manifest.counters.get(IMAGES_RESIZED, 0)} image(s) to at "
+                   f"most {max_side} px on the longer side")
     click.echo(f"wrote {out}")
 
 

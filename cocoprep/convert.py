@@ -18,7 +18,7 @@ import numpy as np
 
 from cocoprep import __version__
 from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
-from cocoprep.images import ENCODINGS, ImageLoader
+from cocoprep.images import ENCODINGS, JPEG_QUALITY, ImageLoader, check_resize_options
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
 from cocoprep.parallel import progress_bar
@@ -45,6 +45,7 @@ UNMATCHED_KEYPOINTS = coco.UNMATCHED_KEYPOINTS
 BOXES_CLIPPED = "boxes_clipped"        # overshoot of more than CLIP_TOLERANCE px, clipped
 IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
 IMAGES_ROTATED = "images_rotated"      # EXIF orientation applied to match the JSON size
+IMAGES_RESIZED = "images_resized"      # longer side over --max-side: resized
 KEYPOINTS_MALFORMED = "keypoints_malformed"  # object written without its keypoints
 
 # Without --num-shards/--shard-size, a split also gets about one shard per this many
@@ -75,6 +76,8 @@ class DetectionBuilder:
     crowd: str = "keep"
     skip_empty: bool = False
     encode: str = "jpeg"
+    max_side: int | None = None
+    jpeg_quality: int = JPEG_QUALITY
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -85,7 +88,8 @@ class DetectionBuilder:
         loaders = self.__dict__.setdefault("_loaders", {})
         key = str(split.image_dir)
         if key not in loaders:
-            loaders[key] = ImageLoader(split.image_dir, orientation="mismatch", encode=self.encode)
+            loaders[key] = ImageLoader(split.image_dir, orientation="mismatch", encode=self.encode,
+                                       max_side=self.max_side, jpeg_quality=self.jpeg_quality)
         return loaders[key]
 
     def build(self, split_name: str, row: Any) -> BuildResult:
@@ -107,12 +111,16 @@ class DetectionBuilder:
                            int(src.ann_ids[r])) for r in rows]
             return BuildResult(example=None, skipped=tuple(items))
 
-        width, height = image.width, image.height
+        # Boxes, keypoints and areas are in the pixels the JSON refers to (the size
+        # before any --max-side resize); masks are drawn at the stored size.
+        width, height = image.source_width, image.source_height
         counters: dict[str, int] = {}
         if image.converted_from is not None:
             counters[IMAGES_CONVERTED] = 1
         if image.orientation_applied:
             counters[IMAGES_ROTATED] = 1
+        if image.resized:
+            counters[IMAGES_RESIZED] = 1
         skipped: list[SkippedItem] = []
         objects: list[ObjectAnnotation] = []
         class_counts: dict[str, int] = {}
@@ -154,7 +162,8 @@ class DetectionBuilder:
 
                 seg = src.segmentations[r] if src.segmentations is not None else None
                 try:
-                    mask = mask_png(seg, height, width)
+                    mask = mask_png(seg, height, width, out_height=image.height,
+                                    out_width=image.width)
                 except ItemSkipped as e:
                     skipped.append(skip(e.reason, e.detail, ann_id))
                     continue
@@ -179,7 +188,7 @@ class DetectionBuilder:
         example = DetectionExample(
             image=image, filename=file_name, source_id=str(image_id), objects=tuple(objects),
             with_masks=self.masks, num_keypoints=src.num_keypoints if src.keypoints is not None
-            else 0, captions=captions,
+            else 0, captions=captions, with_original_size=self.max_side is not None,
         )
         return BuildResult(example=encode_detection(example), num_objects=len(objects),
                            class_counts=class_counts, skipped=tuple(skipped), counters=counters)
@@ -334,6 +343,8 @@ def convert_coco(
     skip_empty: bool = False,
     crowd: str = "keep",
     encode: str = "jpeg",
+    max_side: int | None = None,
+    jpeg_quality: int = JPEG_QUALITY,
     strict: bool = False,
     workers: int | None = None,
     quiet: bool = False,
@@ -358,6 +369,12 @@ def convert_coco(
         skip_empty: drop images that end up with no objects.
         crowd: `keep` (is_crowd=1) or `drop`.
         encode: `jpeg` or `png`, for images that must be converted.
+        max_side: resize images whose longer side is over this many pixels (aspect
+            kept, after EXIF orientation; stored in their own format); boxes and
+            keypoints stay normalized, masks are drawn at the stored size, `area`
+            stays in original pixels, and every record gets
+            `image/original_height`/`_width`.
+        jpeg_quality: quality of the JPEGs cocoprep encodes (resized, converted, rotated).
         strict: raise `StrictModeError` (after writing the report) if anything was skipped.
         workers: processes (default: CPU count).
         quiet: no progress bars.
@@ -373,6 +390,7 @@ def convert_coco(
         raise UsageError("--crowd", f"one of {', '.join(CROWD_MODES)}", crowd)
     if encode not in ENCODINGS:
         raise UsageError("--encode", f"one of {', '.join(ENCODINGS)}", encode)
+    check_resize_options(max_side, jpeg_quality)
     if workers is not None and int(workers) < 1:
         raise UsageError("--workers", "an integer >= 1", workers)
     if num_shards is not None and int(num_shards) < 1:
@@ -432,7 +450,8 @@ def convert_coco(
         sources[name] = source
 
     builder = DetectionBuilder(sources=sources, labels=labels, masks=masks, crowd=crowd,
-                               skip_empty=skip_empty, encode=encode)
+                               skip_empty=skip_empty, encode=encode, max_side=max_side,
+                               jpeg_quality=jpeg_quality)
     template = Manifest(
         task="detection", schema_version=SCHEMA_VERSION, splits={},
         sources={"src": str(src), "splits": {s.name: s.files.paths() for s in loaded
@@ -442,7 +461,8 @@ def convert_coco(
             "splits": wanted, "ratio": list(fractions) if fractions else None, "seed": seed,
             "shuffle": shuffle, "num_shards": num_shards, "shard_size": shard_bytes,
             "masks": masks, "contiguous_ids": contiguous_ids, "skip_empty": skip_empty,
-            "crowd": crowd, "encode": encode, "strict": strict,
+            "crowd": crowd, "encode": encode, "max_side": max_side,
+            "jpeg_quality": jpeg_quality, "strict": strict,
         },
         created_by=f"cocoprep {__version__} convert",
     )
