@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="best of this many runs")
     ap.add_argument("--step-images", type=int, default=6,
                     help="images timed for the per-image step costs (0: skip)")
+    ap.add_argument("--step-max-side", default="1024,512",
+                    help="--max-side values of the per-image step costs")
     ap.add_argument("--data", type=Path, default=HERE / "data" / "big_photos")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.step_images:
         print(f"resize step alone, one process, {args.step_images} images, best of "
               f"{args.rounds} each (load {_load()}):")
-        step_costs(paths[:args.step_images], sides, args.rounds)
+        step_costs(paths[:args.step_images],
+                   [int(v) for v in args.step_max_side.split(",") if v], args.rounds)
 
 
 if __name__ == "__main__":

@@ -217,7 +217,8 @@ RESIZE_FILTER = Image.Resampling.LANCZOS
 RESIZE_REDUCING_GAP = 3.0
 # A JPEG to be resized is decoded at a reduced DCT scale (libjpeg's 1/2, 1/4, 1/8) only
 # while that leaves at least this many times the target size, so the Lanczos resize
-# still has the detail to work from (measured: within 56 dB PSNR of a full decode).
+# still has the detail to work from (benchmarks/bench_big_photos.py measures the cost
+# and the PSNR against a full decode).
 DRAFT_MARGIN = 2
 
 
@@ -329,22 +330,23 @@ def prepare_image(
         rotate = True
     upright = (height, width) if rotate and orient in _TRANSPOSING else (width, height)
     resize = fit_within(*upright, max_side)
-    _decode_fully(im, fast_jpeg=fast_verify and ((plain and not rotate) or resize is not None))
+    scaled_check = fast_verify and plain and not rotate and resize is None
+    if resize is not None and fast_verify:
+        # One decode is both the check (any DCT scale decodes every byte) and the
+        # pixels to resize, at the smallest scale that keeps the quality.
+        draft_for_resize(im, resize)
+    _decode_fully(im, fast_jpeg=scaled_check)
     if fmt == "PNG":
         _verify_png(data)
     elif fmt == "JPEG" and not _jpeg_has_end(data):
         raise ItemSkipped(CORRUPT_IMAGE, "JPEG data has no end of image marker after its "
                           "scan (truncated or overwritten)")
-    if plain and not rotate and resize is None:
+    if plain and not rotate and resize is None:  # pass through
         return EncodedImage(
             data=data, format=fmt.lower(), width=width, height=height,
             sha256=hashlib.sha256(data).hexdigest(),
         )
-    if fast_verify and fmt == "JPEG":
-        im = _open(data)  # reopen: a draft-mode decode must not be what we encode
-        if resize is not None:
-            draft_for_resize(im, resize)
-        _decode_fully(im, fast_jpeg=False)
+    # Past this point the decode above was full size, or scaled for the resize only.
     if rotate:
         im = ImageOps.exif_transpose(im)
     out_format = encode
