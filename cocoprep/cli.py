@@ -88,6 +88,11 @@ WRITE_OPTIONS = (
     click.option("--encode", default="jpeg", show_default=True,
                  type=click.Choice(["jpeg", "png"]),
                  help="Encoding for images that must be converted."),
+    click.option("--max-side", default=None, type=int, metavar="N",
+                 help="Resize images whose longer side is over N pixels (aspect kept, after "
+                      "EXIF orientation); smaller images are stored as they are."),
+    click.option("--jpeg-quality", default=95, show_default=True, type=int, metavar="Q",
+                 help="Quality of the JPEGs cocoprep encodes (resized, converted, rotated)."),
     click.option("--strict", is_flag=True,
                  help="Exit 1 if anything was skipped (after writing)."),
     click.option("--allow-partial", is_flag=True,
@@ -232,6 +237,8 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, **wr
 
 
 def _split_summary(manifest, src, out, seed) -> None:
+    from cocoprep.split import IMAGES_RESIZED
+
     classes_written = next(iter(manifest.splits.values())).class_counts
     layout = ("SRC/<split>/<class>/..., splits kept" if manifest.sources.get("layout") == "splits"
               else "SRC/<class>/..., ratio " + "/".join(f"{r:g}" for r in manifest.options["ratio"]))
@@ -245,6 +252,10 @@ def _split_summary(manifest, src, out, seed) -> None:
     ignored = {k: v for k, v in manifest.counters.items() if k.startswith("ignored_")}
     if ignored:
         click.echo("  ignored " + ", ".join(f"{k[8:]} {v}" for k, v in ignored.items()))
+    max_side = manifest.options.get("max_side")
+    if max_side is not None:
+        click.echo(f"  resized {manifest.counters.get(IMAGES_RESIZED, 0)} image(s) to at "
+                   f"most {max_side} px on the longer side")
     click.echo(f"wrote {out}")
 
 
@@ -276,8 +287,6 @@ def verify_command(path: str, workers: int | None, quiet: bool) -> None:
     from cocoprep.verify import verify
 
     report = verify(path, workers=workers, quiet=quiet)
-    for warning in report.warnings:
-        click.echo(f"Warning: {warning}", err=True)
     for problem in report.problems:
         click.echo(str(problem))
     for warning in report.warnings:

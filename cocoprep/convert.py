@@ -20,7 +20,7 @@ import numpy as np
 
 from cocoprep import __version__
 from cocoprep.errors import ItemSkipped, StrictModeError, UsageError
-from cocoprep.images import ENCODINGS, ImageLoader
+from cocoprep.images import ENCODINGS, JPEG_QUALITY, ImageLoader, check_resize_options
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME
 from cocoprep.losses import check_losses, missing_files_hint
 from cocoprep.manifest import SKIPPED_NAME, Manifest
@@ -50,6 +50,7 @@ NO_MASK = "no_mask"                    # --missing-masks skip-image: an object h
 BOXES_CLIPPED = "boxes_clipped"        # overshoot of more than CLIP_TOLERANCE px, clipped
 IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
 IMAGES_ROTATED = "images_rotated"      # EXIF orientation applied to match the JSON size
+IMAGES_RESIZED = "images_resized"      # longer side over --max-side: resized
 KEYPOINTS_MALFORMED = "keypoints_malformed"  # object written without its keypoints
 MASKS_FROM_BOXES = "masks_from_boxes"  # --masks: object without a usable segmentation,
                                        # written with a mask filled from its box
@@ -85,6 +86,8 @@ class DetectionBuilder:
     skip_empty: bool = False
     encode: str = "jpeg"
     missing_masks: str = "box"
+    max_side: int | None = None
+    jpeg_quality: int = JPEG_QUALITY
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -95,7 +98,8 @@ class DetectionBuilder:
         loaders = self.__dict__.setdefault("_loaders", {})
         key = str(split.image_dir)
         if key not in loaders:
-            loaders[key] = ImageLoader(split.image_dir, orientation="mismatch", encode=self.encode)
+            loaders[key] = ImageLoader(split.image_dir, orientation="mismatch", encode=self.encode,
+                                       max_side=self.max_side, jpeg_quality=self.jpeg_quality)
         return loaders[key]
 
     def build(self, split_name: str, row: Any) -> BuildResult:
@@ -117,12 +121,16 @@ class DetectionBuilder:
                            int(src.ann_ids[r])) for r in rows]
             return BuildResult(example=None, skipped=tuple(items))
 
-        width, height = image.width, image.height
+        # Boxes, keypoints and areas are in the pixels the JSON refers to (the size
+        # before any --max-side resize); masks are drawn at the stored size.
+        width, height = image.source_width, image.source_height
         counters: dict[str, int] = {}
         if image.converted_from is not None:
             counters[IMAGES_CONVERTED] = 1
         if image.orientation_applied:
             counters[IMAGES_ROTATED] = 1
+        if image.resized:
+            counters[IMAGES_RESIZED] = 1
         skipped: list[SkippedItem] = []
         no_mask: list[SkippedItem] = []
         objects: list[ObjectAnnotation] = []
@@ -161,7 +169,8 @@ class DetectionBuilder:
                 continue
             mask = None
             if self.masks:
-                mask = self._mask(src, r, (cx1, cy1, cx2, cy2), width, height, counters)
+                mask = self._mask(src, r, (cx1, cy1, cx2, cy2), width, height, counters,
+                                  stored=(image.height, image.width))
                 if isinstance(mask, ItemSkipped):
                     no_mask.append(skip(mask.reason, mask.detail, ann_id))
                     continue
@@ -188,25 +197,29 @@ class DetectionBuilder:
         example = DetectionExample(
             image=image, filename=file_name, source_id=str(image_id), objects=tuple(objects),
             with_masks=self.masks, num_keypoints=src.num_keypoints if src.keypoints is not None
-            else 0, captions=captions,
+            else 0, captions=captions, with_original_size=self.max_side is not None,
         )
         return BuildResult(example=encode_detection(example), num_objects=len(objects),
                            class_counts=class_counts, skipped=tuple(skipped), counters=counters)
 
     def _mask(self, src: CocoSplit, r: int, box: tuple[float, float, float, float],
-              width: int, height: int, counters: dict[str, int]) -> bytes | ItemSkipped:
-        """The object's mask PNG; without a usable segmentation, one filled from its
-        box (counted), or the reason (`--missing-masks skip-image`)."""
+              width: int, height: int, counters: dict[str, int], *,
+              stored: tuple[int, int]) -> bytes | ItemSkipped:
+        """The object's mask PNG at the `stored` (height, width) of its image (smaller
+        than `height` x `width` after --max-side); without a usable segmentation, one
+        filled from its box (counted), or the reason (`--missing-masks skip-image`)."""
         from cocoprep.masks import box_mask_png, mask_png
 
         seg = src.segmentations[r] if src.segmentations is not None else None
         try:
-            return mask_png(seg, height, width)
+            return mask_png(seg, height, width, out_height=stored[0], out_width=stored[1])
         except ItemSkipped as e:
             if self.missing_masks != "box":
                 return e
         counters[MASKS_FROM_BOXES] = counters.get(MASKS_FROM_BOXES, 0) + 1
-        return box_mask_png(box, height, width)
+        sy, sx = stored[0] / height, stored[1] / width
+        x1, y1, x2, y2 = box
+        return box_mask_png((x1 * sx, y1 * sy, x2 * sx, y2 * sy), *stored)
 
     @staticmethod
     def _skip_for_masks(skip, no_mask: list[SkippedItem], skipped: list[SkippedItem],
@@ -299,6 +312,8 @@ def convert_coco(
     skip_empty: bool = False,
     crowd: str = "keep",
     encode: str = "jpeg",
+    max_side: int | None = None,
+    jpeg_quality: int = JPEG_QUALITY,
     strict: bool = False,
     allow_partial: bool = False,
     missing_masks: str = "box",
@@ -329,6 +344,12 @@ def convert_coco(
         skip_empty: drop images that end up with no objects.
         crowd: `keep` (is_crowd=1) or `drop`.
         encode: `jpeg` or `png`, for images that must be converted.
+        max_side: resize images whose longer side is over this many pixels (aspect
+            kept, after EXIF orientation; stored in their own format); boxes and
+            keypoints stay normalized, masks are drawn at the stored size, `area`
+            stays in original pixels, and every record gets
+            `image/original_height`/`_width`.
+        jpeg_quality: quality of the JPEGs cocoprep encodes (resized, converted, rotated).
         strict: raise `StrictModeError` (after writing the report) if anything was skipped.
         allow_partial: accept a split written empty or that lost more than half of its
             images or objects (otherwise `DataLossError`, after writing).
@@ -350,6 +371,7 @@ def convert_coco(
                          missing_masks)
     if encode not in ENCODINGS:
         raise UsageError("--encode", f"one of {', '.join(ENCODINGS)}", encode)
+    check_resize_options(max_side, jpeg_quality)
     if workers is not None and int(workers) < 1:
         raise UsageError("--workers", "an integer >= 1", workers)
     if num_shards is not None and int(num_shards) < 1:
@@ -378,7 +400,8 @@ def convert_coco(
 
     builder = DetectionBuilder(sources=sources, labels=source.labels.labels, masks=masks,
                                crowd=crowd, skip_empty=skip_empty, encode=encode,
-                               missing_masks=missing_masks)
+                               missing_masks=missing_masks, max_side=max_side,
+                               jpeg_quality=jpeg_quality)
     template = Manifest(
         task="detection", schema_version=SCHEMA_VERSION, splits={},
         sources={"src": str(src), "layout": source.layout.describe(),
@@ -389,7 +412,8 @@ def convert_coco(
             "shuffle": shuffle, "num_shards": num_shards, "shard_size": shard_bytes,
             "masks": masks, "missing_masks": missing_masks if masks else None,
             "contiguous_ids": source.labels.contiguous, "skip_empty": skip_empty,
-            "crowd": crowd, "encode": encode, "strict": strict, "allow_partial": allow_partial,
+            "crowd": crowd, "encode": encode, "max_side": max_side,
+            "jpeg_quality": jpeg_quality, "strict": strict, "allow_partial": allow_partial,
         },
         created_by=f"cocoprep {__version__} convert",
     )

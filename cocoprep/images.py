@@ -9,7 +9,9 @@ Rules shared by `convert` and `split`:
 * 8-bit RGB or grayscale JPEG and PNG pass through byte for byte; anything else
   (CMYK, palette, alpha, 16-bit, BMP, GIF, WebP, TIFF, ...) is converted to RGB and
   encoded as JPEG (or PNG on request); `format` always tells the truth;
-* EXIF orientation is applied (and the image re-encoded) when asked to.
+* EXIF orientation is applied (and the image re-encoded) when asked to;
+* with `max_side`, an image whose longer side is over it is resized (aspect kept,
+  after EXIF orientation) and re-encoded in its own format (see `resize_pixels`).
 
 Each rejection raises `ItemSkipped` with a stable reason code.
 """
@@ -21,11 +23,12 @@ import io
 import os
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from cocoprep.errors import ItemSkipped
+from cocoprep.errors import ItemSkipped, UsageError
 from cocoprep.records import EncodedImage
 
 # Reason codes (counted in the manifest, written to skipped.jsonl).
@@ -188,12 +191,12 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _encode(im: Image.Image, encoding: str) -> bytes:
+def _encode(im: Image.Image, encoding: str, jpeg_quality: int = JPEG_QUALITY) -> bytes:
     buf = io.BytesIO()
     if encoding == "png":
         im.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     else:
-        im.save(buf, format="JPEG", quality=JPEG_QUALITY)
+        im.save(buf, format="JPEG", quality=jpeg_quality)
     return buf.getvalue()
 
 
@@ -204,6 +207,72 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
+# ---------------------------------------------------------------- resize (--max-side)
+
+# Lanczos (Pillow's best downscaling filter). reducing_gap=3 lets Pillow first shrink
+# by a whole factor with a box filter while the rest of the way is at least 3x; Pillow
+# documents the result as indistinguishable from a plain Lanczos resize, and it is much
+# faster for big reductions. Both are deterministic.
+RESIZE_FILTER = Image.Resampling.LANCZOS
+RESIZE_REDUCING_GAP = 3.0
+# A JPEG to be resized is decoded at a reduced DCT scale (libjpeg's 1/2, 1/4, 1/8) only
+# while that leaves at least this many times the target size, so the Lanczos resize
+# still has the detail to work from (benchmarks/bench_big_photos.py measures the cost
+# and the PSNR against a full decode).
+DRAFT_MARGIN = 2
+
+
+@dataclass(frozen=True)
+class Resize:
+    """A `max_side` resize: the upright size before it and the size stored."""
+
+    original_width: int
+    original_height: int
+    width: int
+    height: int
+
+
+def fit_within(width: int, height: int, max_side: int | None) -> Resize | None:
+    """The resize that brings the longer side of `width` x `height` down to
+    `max_side`, aspect kept (the shorter side rounded half up, at least 1), or None
+    when the image is already small enough (it then passes through untouched)."""
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    long, short = max(width, height), min(width, height)
+    new_short = max(1, (2 * short * max_side + long) // (2 * long))  # integers: exact
+    if width >= height:
+        return Resize(width, height, max_side, new_short)
+    return Resize(width, height, new_short, max_side)
+
+
+def check_resize_options(max_side: int | None, jpeg_quality: int) -> None:
+    """`--max-side` (None or an integer >= 1) and `--jpeg-quality` (1..100)."""
+    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int)
+                                 or max_side < 1):
+        raise UsageError("--max-side", "an integer >= 1 (pixels)", max_side)
+    if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int)
+            or not 1 <= jpeg_quality <= 100):
+        raise UsageError("--jpeg-quality", "an integer from 1 to 100", jpeg_quality)
+
+
+def draft_for_resize(im: Image.Image, resize: Resize) -> None:
+    """Ask libjpeg for a DCT-scaled decode of an unloaded JPEG that is still at least
+    DRAFT_MARGIN times the target size (Pillow picks the smallest scale that is at
+    least the requested size; nothing changes when no scale fits)."""
+    if im.format not in ("JPEG", "MPO"):
+        return
+    w, h = DRAFT_MARGIN * resize.width, DRAFT_MARGIN * resize.height
+    if im.size != (resize.original_width, resize.original_height):
+        w, h = h, w  # stored transposed: EXIF orientation is applied after decoding
+    im.draft(im.mode, (w, h))
+
+
+def resize_pixels(im: Image.Image, resize: Resize) -> Image.Image:
+    """`im` (upright, possibly a reduced decode) at the target size."""
+    return im.resize((resize.width, resize.height), RESIZE_FILTER,
+                     reducing_gap=RESIZE_REDUCING_GAP)
+
+
 def prepare_image(
     data: bytes,
     *,
@@ -211,6 +280,8 @@ def prepare_image(
     orientation: str = "ignore",
     expected_size: tuple[int, int] | None = None,
     fast_verify: bool = True,
+    max_side: int | None = None,
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> EncodedImage:
     """Check `data` and return the bytes to store.
 
@@ -223,6 +294,10 @@ def prepare_image(
         expected_size: (width, height) the annotations were made against; a size that
             differs (and no EXIF orientation explains it) is rejected.
         fast_verify: decode pass-through JPEGs with DCT scaling (see `_decode_fully`).
+        max_side: resize (after EXIF orientation) an image whose longer side is over
+            this, and store it in its own format (converted ones: `encode`); smaller
+            images are untouched. The result records the size before the resize.
+        jpeg_quality: quality of every JPEG this encodes (converted, rotated, resized).
 
     Raises:
         ItemSkipped: with reason `corrupt_image`, `decompression_bomb` or `size_mismatch`.
@@ -253,34 +328,43 @@ def prepare_image(
                 f"{expected_size[0]}x{expected_size[1]}",
             )
         rotate = True
-    _decode_fully(im, fast_jpeg=fast_verify and plain and not rotate)
+    upright = (height, width) if rotate and orient in _TRANSPOSING else (width, height)
+    resize = fit_within(*upright, max_side)
+    scaled_check = fast_verify and plain and not rotate and resize is None
+    if resize is not None and fast_verify:
+        # One decode is both the check (any DCT scale decodes every byte) and the
+        # pixels to resize, at the smallest scale that keeps the quality.
+        draft_for_resize(im, resize)
+    _decode_fully(im, fast_jpeg=scaled_check)
     if fmt == "PNG":
         _verify_png(data)
     elif fmt == "JPEG" and not _jpeg_has_end(data):
         raise ItemSkipped(CORRUPT_IMAGE, "JPEG data has no end of image marker after its "
                           "scan (truncated or overwritten)")
-    if plain and not rotate:
+    if plain and not rotate and resize is None:  # pass through
         return EncodedImage(
             data=data, format=fmt.lower(), width=width, height=height,
             sha256=hashlib.sha256(data).hexdigest(),
         )
-    if fast_verify and fmt == "JPEG":
-        im = _open(data)  # reopen: a draft-mode decode must not be what we encode
-        _decode_fully(im, fast_jpeg=False)
+    # Past this point the decode above was full size, or scaled for the resize only.
     if rotate:
         im = ImageOps.exif_transpose(im)
     out_format = encode
-    if plain and rotate:
+    if plain and (rotate or resize is not None):
         out_format = fmt.lower()  # re-encode in the original format
     converted = None if plain else f"{im.mode.lower()} {fmt.lower() if fmt else 'image'}"
     rgb = im if (plain and im.mode in ("L", "RGB")) else _to_rgb(im)
     if converted is None and rgb.mode not in ("L", "RGB"):
         rgb = _to_rgb(rgb)
-    encoded = _encode(rgb, out_format)
+    if resize is not None:
+        rgb = resize_pixels(rgb, resize)
+    encoded = _encode(rgb, out_format, jpeg_quality)
     return EncodedImage(
         data=encoded, format=out_format, width=rgb.width, height=rgb.height,
         sha256=hashlib.sha256(encoded).hexdigest(), converted_from=converted,
         orientation_applied=rotate,
+        original_width=resize.original_width if resize else None,
+        original_height=resize.original_height if resize else None,
     )
 
 

@@ -200,18 +200,42 @@ def _band_from_rle(rle: dict, height: int, width: int) -> tuple[np.ndarray, int]
     return band, top
 
 
-def mask_png(segmentation: Any, height: int, width: int, *, level: int = ZLIB_LEVEL) -> bytes:
-    """PNG bytes (8-bit, values 0/1, full image size) of a COCO segmentation.
+def _nearest(size: int, out: int) -> np.ndarray:
+    """Source index of each of `out` samples over `size` pixels, nearest to the
+    sample's centre: floor((i + 0.5) * size / out), in integers (exact)."""
+    return ((2 * np.arange(out, dtype=np.int64) + 1) * size) // (2 * out)
 
-    The pixels are exactly what pycocotools decodes at full size; only the rows of
-    the mask's box are materialized and compressed.
+
+def _resize_band(band: np.ndarray, top: int, height: int, width: int, out_height: int,
+                 out_width: int) -> tuple[np.ndarray, int]:
+    """The band of the mask resized to `out_height` x `out_width` by nearest neighbour,
+    and its new top row: only the rows whose source row lies in the band are made."""
+    rows = _nearest(height, out_height)
+    first = int(np.searchsorted(rows, top, "left"))
+    stop = int(np.searchsorted(rows, top + band.shape[0], "left"))
+    cols = _nearest(width, out_width)
+    return band[rows[first:stop] - top][:, cols], first
+
+
+def mask_png(segmentation: Any, height: int, width: int, *, level: int = ZLIB_LEVEL,
+             out_height: int | None = None, out_width: int | None = None) -> bytes:
+    """PNG bytes (8-bit, values 0/1) of a COCO segmentation.
+
+    The segmentation is in `height` x `width` pixels (the image size the annotations
+    refer to). The PNG is that size, with exactly the pixels pycocotools decodes, or
+    `out_height` x `out_width` (an image resized at conversion): the full-size mask
+    resized by nearest neighbour (each pixel takes the full-size pixel under its
+    centre). Only the rows of the mask's box are materialized and compressed.
     """
     rle = to_rle(segmentation, height, width)
     try:
         band, top = _band_from_rle(rle, height, width)
     except ValueError as e:  # a corrupt compressed RLE string
         raise ItemSkipped(MALFORMED_SEGMENTATION, f"RLE does not decode ({e})") from None
-    return _png(width, height, band, top, level)
+    out_height, out_width = out_height or height, out_width or width
+    if (out_height, out_width) != (height, width):
+        band, top = _resize_band(band, top, height, width, out_height, out_width)
+    return _png(out_width, out_height, band, top, level)
 
 
 def box_mask_png(box: tuple[float, float, float, float], height: int, width: int, *,

@@ -20,6 +20,22 @@ class EncodedImage:
     sha256: str
     converted_from: str | None = None  # e.g. "cmyk jpeg", "bmp"; None = bytes passed through
     orientation_applied: bool = False
+    # The upright size before a --max-side resize; None when the image was not resized.
+    original_width: int | None = None
+    original_height: int | None = None
+
+    @property
+    def resized(self) -> bool:
+        return self.original_width is not None
+
+    @property
+    def source_width(self) -> int:
+        """The width annotations refer to (the size before any resize)."""
+        return self.width if self.original_width is None else self.original_width
+
+    @property
+    def source_height(self) -> int:
+        return self.height if self.original_height is None else self.original_height
 
 
 @dataclass(frozen=True)
@@ -56,8 +72,8 @@ class ObjectAnnotation:
 class DetectionExample:
     """One image and its objects, ready to encode.
 
-    `with_masks` and `num_keypoints` decide whether the optional features are
-    written, so every record of a split carries the same keys; `captions` is None
+    `with_masks`, `num_keypoints` and `with_original_size` decide whether the
+    optional features are written, so every record of a split carries the same keys; `captions` is None
     when the source has no captions.
     """
 
@@ -68,6 +84,7 @@ class DetectionExample:
     with_masks: bool = False
     num_keypoints: int = 0
     captions: tuple[str, ...] | None = None
+    with_original_size: bool = False  # --max-side: image/original_height and _width
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,7 @@ class ClassificationExample:
     filename: str
     label: int
     text: str
+    with_original_size: bool = False  # --max-side: image/original_height and _width
 
 
 @dataclass(frozen=True)

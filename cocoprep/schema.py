@@ -75,6 +75,10 @@ _IMAGE = (
     Feature("image/height", "height", INT64),
     Feature("image/width", "width", INT64),
     Feature("image/filename", "filename", BYTES),
+    # Written only by a --max-side conversion (in every record, resized or not): the
+    # upright size before the resize, the pixels `area` is measured in.
+    Feature("image/original_height", "original_height", INT64, required=False),
+    Feature("image/original_width", "original_width", INT64, required=False),
 )
 
 DETECTION = TaskSchema(
@@ -267,12 +271,18 @@ def detection_values(ex: DetectionExample) -> dict[str, Any]:
         values.update(keypoint_x=xs, keypoint_y=ys, keypoint_visibility=vs)
     if ex.captions is not None:
         values["caption"] = list(ex.captions)
+    if ex.with_original_size:
+        values.update(_original_size(ex.image))
     return values
+
+
+def _original_size(image) -> dict[str, int]:
+    return {"original_height": image.source_height, "original_width": image.source_width}
 
 
 def classification_values(ex: ClassificationExample) -> dict[str, Any]:
     """The named values of a classification record."""
-    return {
+    values = {
         "encoded": ex.image.data,
         "format": ex.image.format,
         "height": ex.image.height,
@@ -282,6 +292,9 @@ def classification_values(ex: ClassificationExample) -> dict[str, Any]:
         "label": ex.label,
         "label_text": ex.text,
     }
+    if ex.with_original_size:
+        values.update(_original_size(ex.image))
+    return values
 
 
 def encode_detection(ex: DetectionExample) -> bytes:

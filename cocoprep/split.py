@@ -16,7 +16,9 @@ from typing import Iterable, Sequence
 
 from cocoprep import __version__
 from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
-from cocoprep.images import ENCODINGS, IMAGE_EXTENSIONS, prepare_image, read_bytes
+from cocoprep.images import (
+    ENCODINGS, IMAGE_EXTENSIONS, JPEG_QUALITY, check_resize_options, prepare_image, read_bytes,
+)
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.losses import check_losses
 from cocoprep.manifest import SKIPPED_NAME, Manifest
@@ -37,6 +39,7 @@ AUTO_SHARDS_MAX = 16
 # Counter names, the same as `convert` uses.
 IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
 IMAGES_ROTATED = "images_rotated"  # EXIF orientation applied (pixels stored upright)
+IMAGES_RESIZED = "images_resized"  # longer side over --max-side: resized
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,14 @@ class ClassificationBuilder:
 
     root: str
     encode: str = "jpeg"
+    max_side: int | None = None
+    jpeg_quality: int = JPEG_QUALITY
 
     def build(self, split: str, item: FolderItem) -> BuildResult:
         try:
             data = read_bytes(os.path.join(self.root, item.path))
-            image = prepare_image(data, encode=self.encode, orientation="always")
+            image = prepare_image(data, encode=self.encode, orientation="always",
+                                  max_side=self.max_side, jpeg_quality=self.jpeg_quality)
         except ItemSkipped as e:
             return BuildResult(
                 example=None,
@@ -71,8 +77,11 @@ class ClassificationBuilder:
         counters = {IMAGES_CONVERTED: 1} if image.converted_from else {}
         if image.orientation_applied:
             counters[IMAGES_ROTATED] = 1
+        if image.resized:
+            counters[IMAGES_RESIZED] = 1
         example = ClassificationExample(
             image=image, filename=item.path, label=item.label, text=item.class_name,
+            with_original_size=self.max_side is not None,
         )
         return BuildResult(
             example=encode_classification(example),
@@ -114,6 +123,8 @@ def split_folder(
     num_shards: int | None = None,
     shard_size: str | int | None = None,
     encode: str = "jpeg",
+    max_side: int | None = None,
+    jpeg_quality: int = JPEG_QUALITY,
     strict: bool = False,
     allow_partial: bool = False,
     workers: int | None = None,
@@ -135,6 +146,10 @@ def split_folder(
         num_shards: shards per split (default: by shard_size and image count).
         shard_size: aimed shard size, e.g. "200MB".
         encode: `jpeg` or `png`, for images that must be converted.
+        max_side: resize images whose longer side is over this many pixels (aspect
+            kept, after EXIF orientation; stored in their own format); every record
+            then gets `image/original_height`/`_width`. Smaller images pass through.
+        jpeg_quality: quality of the JPEGs cocoprep encodes (resized, converted, rotated).
         strict: fail (exit 1, after writing the report) when any image was skipped.
         allow_partial: accept a split written empty or that lost more than half of its
             images (otherwise `DataLossError`, after writing).
@@ -156,6 +171,7 @@ def split_folder(
         raise UsageError("--label-offset", "an integer >= 0", label_offset)
     if encode not in ENCODINGS:
         raise UsageError("--encode", f"one of {', '.join(ENCODINGS)}", encode)
+    check_resize_options(max_side, jpeg_quality)
     if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
         raise UsageError("--workers", "an integer >= 1", workers)
     if num_shards is not None and num_shards < 1:
@@ -263,6 +279,8 @@ def split_folder(
         "classes": list(class_order) if classes is not None else None,
         "keep_conflicts": keep_conflicts,
         "encode": encode,
+        "max_side": max_side,
+        "jpeg_quality": jpeg_quality,
         "num_shards": num_shards,
         "shard_size": size,
         "warnings": list(assignment.warnings),
@@ -284,7 +302,8 @@ def split_folder(
         for r in sorted(rejected, key=lambda r: r.file.path)
     ]
     manifest, skipped = write_dataset(
-        out, plans, ClassificationBuilder(str(src), encode),
+        out, plans, ClassificationBuilder(str(src), encode, max_side=max_side,
+                                          jpeg_quality=jpeg_quality),
         manifest=template, class_order=class_order, extra_files=extra,
         workers=workers, quiet=quiet, pre_skipped=pre_skipped,
     )
