@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import pickle
 import shlex
@@ -48,16 +49,22 @@ class BeamPipelineFailed(CocoprepError):
 
 def import_beam():
     try:
+        # Beam's optional cloud modules log warnings about missing client libraries
+        # on import; they say nothing about this run.
+        logging.disable(logging.WARNING)
         import apache_beam
     except ImportError:
         raise fsio.BeamMissing("--runner beam") from None
+    finally:
+        logging.disable(logging.NOTSET)
     return apache_beam
 
 
 def _flags(beam_options: Sequence[str] | str | None, workers: int) -> list[str]:
     if beam_options is None or (isinstance(beam_options, str) and not beam_options.strip()):
         return [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={max(1, workers)}"]
+                f"--direct_num_workers={max(1, workers)}",
+                "--default_sdk_harness_log_level=ERROR"]
     try:
         flags = shlex.split(beam_options) if isinstance(beam_options, str) else list(beam_options)
     except ValueError as e:
@@ -87,7 +94,7 @@ def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
     options = PipelineOptions(flags)
     err = io.StringIO()
     try:
-        with contextlib.redirect_stderr(err):
+        with contextlib.redirect_stderr(err), _logging_off():
             known = options.get_all_options()
             everything = options.get_all_options(retain_unknown_options=True)
     except SystemExit:  # argparse rejected a value
@@ -100,6 +107,15 @@ def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
                          "options.pipeline_options`)", "unknown flag " +
                          ", ".join(f"--{name}" for name in unknown))
     return options
+
+
+@contextlib.contextmanager
+def _logging_off():
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _say(quiet: bool, text: str) -> None:

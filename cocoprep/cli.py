@@ -52,6 +52,19 @@ def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="cocoprep")
 
 
+def _runner_options(f):
+    """--runner and --beam-options, shared by convert and split."""
+    f = click.option("--beam-options", default=None, metavar='"FLAGS"',
+                     help="Apache Beam pipeline flags as one string, e.g. \"--runner="
+                          "DataflowRunner --project=P --region=R --temp_location=gs://b/tmp\" "
+                          "[default: DirectRunner, multi_processing, --workers processes].")(f)
+    return click.option("--runner", default="local", show_default=True,
+                        type=click.Choice(["local", "beam"]),
+                        help="local: a process pool; beam: an Apache Beam pipeline (same bytes; "
+                             "SRC, --images and -o may then be gs://, s3://, ... paths; "
+                             'needs pip install "cocoprep[beam]").')(f)
+
+
 # Commands are registered below, one section each.
 # --- convert ---
 @cli.command("convert")
@@ -83,8 +96,10 @@ def main(argv: list[str] | None = None) -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 if anything was skipped (after writing).")
 @click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+@_runner_options
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shard_size, masks,
-                contiguous_ids, skip_empty, crowd, encode, strict, workers, quiet):
+                contiguous_ids, skip_empty, crowd, encode, strict, workers, quiet, runner,
+                beam_options):
     """Convert COCO JSON + images into sharded detection TFRecords.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
@@ -108,7 +123,8 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, num_shards, shar
             src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
             num_shards=num_shards, shard_size=shard_size, masks=masks,
             contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd, encode=encode,
-            strict=strict, workers=workers, quiet=quiet,
+            strict=strict, workers=workers, quiet=quiet, runner=runner,
+            beam_options=beam_options,
         )
     except StrictModeError as e:
         if not quiet and getattr(e, "manifest", None) is not None:
@@ -158,8 +174,9 @@ def _convert_summary(manifest, out) -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 if any image was skipped.")
 @click.option("--workers", default=None, type=int, help="Processes  [default: CPU count].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+@_runner_options
 def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_shards,
-              shard_size, encode, strict, workers, quiet):
+              shard_size, encode, strict, workers, quiet, runner, beam_options):
     """Split a class-per-folder image tree into train/val[/test] TFRecords.
 
     SRC is SRC/<class>/... (split by --ratio, stratified per class, seeded) or
@@ -181,7 +198,8 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, num_
     manifest = split_folder(
         src, out, ratio=ratio, seed=seed, classes=classes, label_offset=label_offset,
         keep_conflicts=keep_conflicts, num_shards=num_shards, shard_size=shard_size,
-        encode=encode, strict=strict, workers=workers, quiet=quiet,
+        encode=encode, strict=strict, workers=workers, quiet=quiet, runner=runner,
+        beam_options=beam_options,
     )
     for warning in manifest.options.get("warnings", []):
         click.echo(f"Warning: {warning}", err=True)

@@ -28,6 +28,7 @@ from typing import Any, Iterator
 
 from cocoprep import schema
 from cocoprep.errors import InputError, LabelMapError, ManifestError
+from cocoprep.fsio import file_sha256
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest
 from cocoprep.parallel import map_tasks, progress_bar, report_progress
@@ -434,14 +435,6 @@ def _task_of_files(files: list[str]) -> str:
                      "no readable record with those keys")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 
@@ -518,7 +511,7 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
                 if size != shard.size_bytes:
                     problems.append(Problem(shard.file, f"size {size} bytes != manifest's "
                                             f"{shard.size_bytes}"))
-                if _file_sha256(p) != shard.sha256:
+                if file_sha256(str(p)) != shard.sha256:
                     problems.append(Problem(shard.file, "sha256 differs from manifest.json"))
                 contexts.append(_Context(str(p), shard.file, split, manifest.task, labels,
                                          label_source))
