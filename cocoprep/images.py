@@ -103,6 +103,9 @@ def _open(data: bytes) -> Image.Image:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as e:
             raise ItemSkipped(DECOMPRESSION_BOMB, str(e)) from None
+        except Image.UnidentifiedImageError:  # its message holds the buffer's address
+            raise ItemSkipped(CORRUPT_IMAGE, "not a readable image (no known image format "
+                              "recognised)") from None
         except Exception as e:  # Pillow raises many types for unknown/garbled headers
             raise ItemSkipped(CORRUPT_IMAGE, f"not a readable image ({e})") from None
     limit = Image.MAX_IMAGE_PIXELS
