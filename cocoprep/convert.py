@@ -414,7 +414,7 @@ def convert_coco(
     fractions = parse_ratio(ratio)
     wanted = _parse_splits(splits)
 
-    check_runner(runner, out)
+    check_runner(runner, out, beam_options=beam_options, workers=workers)
     remote = [str(p) for p in (src, images) if fsio.is_remote(str(p))]
     if remote and runner != "beam":
         raise UsageError("--runner", f"beam for a remote path ({remote[0]})", runner)

@@ -133,7 +133,7 @@ def split_folder(
         UsageError, InputError: bad options or an unusable tree; nothing is written.
         StrictModeError: `strict` and something was skipped (output is written).
     """
-    check_runner(runner, out)
+    check_runner(runner, out, beam_options=beam_options, workers=workers)
     if fsio.is_remote(str(src)):
         raise UsageError("SRC", "a local folder (split reads and hashes every file in the "
                          "driver; a remote OUT is fine)", str(src))

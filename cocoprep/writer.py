@@ -382,11 +382,18 @@ def write_dataset(
     return final, skipped
 
 
-def check_runner(runner: str, out: object = None) -> str:
+def check_runner(runner: str, out: object = None, *, beam_options=None,
+                 workers: int | None = None) -> str:
+    """Refuse an unknown runner, a remote OUT without Beam, a missing Beam install and
+    malformed Beam flags: called by `convert`/`split` before any input is read."""
     if runner not in RUNNERS:
         raise UsageError("--runner", " or ".join(RUNNERS), runner)
     if runner == "local" and fsio.is_remote(str(out)):
         raise UsageError("--runner", f"beam for a remote output ({out})", runner)
+    if runner == "beam":
+        from cocoprep import beam_runner
+
+        beam_runner.pipeline_options(beam_options, workers or default_workers())
     return runner
 
 
