@@ -275,6 +275,13 @@ def remote_view(src: object, images: object = None):
             local_images = os.path.join(tmp, "images")
             _mirror(images_s, local_images, depth=1, keep=lambda rel: False)
             mapping[local_images] = images_s.rstrip("/")
-        yield RemoteView(local_src, local_images, mapping)
+        view = RemoteView(local_src, local_images, mapping)
+        try:
+            yield view
+        except CocoprepError as e:  # name the remote file, not its temp copy
+            for local, remote_path in mapping.items():
+                e.message = e.message.replace(local, remote_path)
+            e.args = (e.message,)
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -242,6 +242,21 @@ def test_remote_input_and_output_end_to_end(tmp_path, remote):
     assert b'"unsafe_path"' in far["skipped.jsonl"]
 
 
+def test_remote_input_errors_name_the_remote_path(tmp_path, remote):
+    make_coco(remote / "coco", n=6)
+    (remote / "coco" / "annotations" / "instances_train.json").write_text("{broken")
+    result = CliRunner().invoke(cli, ["convert", "cocopreptest://coco", "-o", str(tmp_path / "o"),
+                                      "--runner", "beam", "--beam-options", " ".join(IN_MEMORY)])
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        "Error: cocopreptest://coco/annotations/instances_train.json"), result.output
+    assert "cocoprep-src-" not in result.output
+    result = CliRunner().invoke(cli, ["convert", "cocopreptest://nothing", "-o",
+                                      str(tmp_path / "o"), "--runner", "beam"])
+    assert result.exit_code == 2 and result.output.startswith("Error: cocopreptest://nothing:")
+    assert not (tmp_path / "o").exists()
+
+
 def test_remote_image_names_cannot_leave_the_root():
     from cocoprep.errors import ItemSkipped
 
