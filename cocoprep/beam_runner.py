@@ -17,6 +17,7 @@ Apache Beam is imported only here and only when this runner is asked for
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -138,7 +139,7 @@ def write_task_files(tasks: Sequence[Any], builder: Any) -> list[str]:
         shard_builder, items = builder, task.items
         if hasattr(builder, "for_shard"):
             shard_builder, items = builder.for_shard(task.split, task.items)
-        task = type(task)(task.split, task.index, task.num_shards, items, task.staging)
+        task = dataclasses.replace(task, items=items)
         fsio.makedirs(fsio.join(task.staging, TASKS_DIR))
         fsio.makedirs(fsio.join(task.staging, RESULTS_DIR))
         path = _task_path(task.staging, task)
