@@ -10,13 +10,20 @@ JPEGs with 1-12 polygon annotations each (about 1% crowd RLE) and prints:
 Convert throughput excludes the fixed start-up cost (worker start, loading
 TensorFlow's record writer), measured on a one-image-per-worker run just before.
 
+`--runner beam` compares whole `cocoprep convert` processes on the same set: the
+local runner against `--runner beam` (Beam's DirectRunner, multi_processing, the same
+number of worker processes), interleaved, best of --rounds, and checks that both
+wrote the same bytes.
+
 `--coco-scale` instead generates a COCO-train-sized annotation file (118k images,
-860k polygon annotations, about 450 MB) over hard links to a few small JPEGs, runs
-`cocoprep convert` on it (boxes only) in a subprocess and prints the wall time and
-the peak RSS of the parent, of the largest child, and of the whole process tree.
+860k polygon annotations, about 450 MB) over as many distinct small JPEGs (320x240:
+real datasets have no repeated files), runs `cocoprep convert` on it (boxes only) in
+a subprocess and prints the wall time and the peak RSS of the parent, of the largest
+child, and of the whole process tree.
 
 Usage:
     python benchmarks/bench_convert.py [--images 2000] [--workers N]
+    python benchmarks/bench_convert.py --runner beam [--images 2000] [--workers 2]
     python benchmarks/bench_convert.py --coco-scale [--scale-images 118000 --scale-annotations 860000]
 """
 
@@ -41,6 +48,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 WIDTH, HEIGHT = 640, 480
+SCALE_WIDTH, SCALE_HEIGHT = 320, 240  # --coco-scale: distinct files, kept small on disk
 
 CATEGORIES = [{"id": i, "name": n, "supercategory": "thing"} for i, n in [
     (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (6, "bus"), (8, "truck"),
@@ -202,9 +210,73 @@ def bench(args) -> None:
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
+# ---------------------------------------------------------------- runners
+
+def _tree(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _process_wall(cmd: list[str]) -> float:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    t = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        print(done.stderr[-2000:])
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return wall
+
+
+def bench_runners(args) -> None:
+    """Whole `cocoprep convert` processes, local runner vs Beam DirectRunner."""
+    workers = args.workers or os.cpu_count() or 1
+    root = generate_set(DATA / f"coco_bench_{args.images}", args.images, workers)
+    n = len(list((root / "train").glob("*.jpg")))
+    base = [sys.executable, "-m", "cocoprep", "convert", str(root), "--quiet",
+            "--workers", str(workers)] + (["--masks"] if args.masks else [])
+    runs = {
+        "local": base + ["-o", str(DATA / "out_local")],
+        "beam": base + ["-o", str(DATA / "out_beam"), "--runner", "beam", "--beam-options",
+                        "--runner=DirectRunner --direct_running_mode=multi_processing "
+                        f"--direct_num_workers={workers} --default_sdk_harness_log_level=ERROR"],
+    }
+    best = {k: float("inf") for k in runs}
+    loads = []
+    for _ in range(max(1, args.rounds)):  # interleaved: both see the same background load
+        for name, cmd in runs.items():
+            loads.append(os.getloadavg()[0])
+            best[name] = min(best[name], _process_wall(cmd))
+    same = _tree(DATA / "out_local") == _tree(DATA / "out_beam")
+    print(f"set: {n} images 640x480{' --masks' if args.masks else ''}, {workers} worker "
+          f"processes, load average {min(loads):.1f}-{max(loads):.1f} during the runs")
+    for name in runs:
+        print(f"  {name:<5} runner: best wall {best[name]:6.2f} s = {n / best[name]:6.0f} "
+              f"images/s (whole process, best of {max(1, args.rounds)})")
+    print(f"  beam / local throughput: {best['local'] / best['beam']:.2f}x; "
+          f"outputs byte-identical: {same}")
+    for name in runs:
+        shutil.rmtree(DATA / f"out_{name}", ignore_errors=True)
+
+
 # ---------------------------------------------------------------- COCO scale
 
-def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 16) -> Path:
+def small_jpeg(seed: int) -> bytes:
+    """A distinct SCALE_WIDTH x SCALE_HEIGHT JPEG (blocky noise over a gradient)."""
+    rng = np.random.default_rng(seed)
+    low = rng.integers(0, 256, (SCALE_HEIGHT // 8, SCALE_WIDTH // 8, 3)).astype(np.float32)
+    img = np.kron(low, np.ones((8, 8, 1), np.float32))
+    img += rng.normal(0, 6, img.shape).astype(np.float32)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=75)
+    return buf.getvalue()
+
+
+def _write_small(args) -> None:
+    path, seed = args
+    Path(path).write_bytes(small_jpeg(seed))
+
+
+def generate_scale(root: Path, num_images: int, num_anns: int, workers: int) -> Path:
     ann_file = root / "annotations" / "instances_train2017.json"
     stamp = root / f".complete-{num_images}-{num_anns}"
     if stamp.exists():
@@ -214,13 +286,10 @@ def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 1
     img_dir.mkdir(parents=True)
     (root / "annotations").mkdir()
     t = time.perf_counter()
-    pool_dir = root / "distinct"
-    pool_dir.mkdir()
-    for k in range(distinct):
-        (pool_dir / f"{k}.jpg").write_bytes(photo_like(10_000 + k, quality=75))
     names = [f"{i:012d}.jpg" for i in range(1, num_images + 1)]
-    for i, n in enumerate(names):
-        os.link(pool_dir / f"{i % distinct}.jpg", img_dir / n)
+    with mp.get_context("spawn").Pool(workers) as pool:
+        pool.map(_write_small, [(str(img_dir / n), 10_000 + i) for i, n in enumerate(names)],
+                 chunksize=256)
     rng = np.random.default_rng(0)
     per_image = np.full(num_images, num_anns // num_images)
     per_image[: num_anns - per_image.sum()] += 1
@@ -228,14 +297,14 @@ def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 1
     with open(ann_file, "w") as f:
         f.write('{"info": {"description": "cocoprep COCO-scale benchmark"}, "licenses": [], ')
         f.write('"images": [')
-        f.write(",".join(json.dumps({"license": 1, "file_name": n, "height": HEIGHT,
-                                     "width": WIDTH, "date_captured": "2013-11-14 17:02:52",
+        f.write(",".join(json.dumps({"license": 1, "file_name": n, "height": SCALE_HEIGHT,
+                                     "width": SCALE_WIDTH, "date_captured": "2013-11-14 17:02:52",
                                      "id": i}) for i, n in enumerate(names, 1)))
         f.write('], "annotations": [')
         ann_id, first = 1, True
         for i in range(1, num_images + 1):
             for _ in range(int(per_image[i - 1])):
-                poly, bbox, area = _polygon(rng, WIDTH, HEIGHT)
+                poly, bbox, area = _polygon(rng, SCALE_WIDTH, SCALE_HEIGHT)
                 poly = poly + poly[: 2 * int(rng.integers(4, 12))]  # COCO-like vertex counts
                 a = {"segmentation": [poly], "area": area, "iscrowd": 0, "image_id": i,
                      "bbox": bbox, "category_id": CATEGORIES[ann_id % len(CATEGORIES)]["id"],
@@ -245,7 +314,7 @@ def generate_scale(root: Path, num_images: int, num_anns: int, distinct: int = 1
                 ann_id += 1
         f.write('], "categories": ' + json.dumps(CATEGORIES) + "}")
     stamp.write_text("")
-    print(f"generated {num_images} images (hard links to {distinct} files), {num_anns} "
+    print(f"generated {num_images} distinct {SCALE_WIDTH}x{SCALE_HEIGHT} images, {num_anns} "
           f"annotations, {ann_file.stat().st_size / 1e6:.0f} MB JSON in "
           f"{time.perf_counter() - t:.0f} s")
     return root
@@ -288,7 +357,8 @@ def _tree_rss(pid: int) -> dict[int, int]:
 
 
 def bench_scale(args) -> None:
-    root = generate_scale(DATA / "coco_scale", args.scale_images, args.scale_annotations)
+    root = generate_scale(DATA / f"coco_scale_distinct_{args.scale_images}", args.scale_images,
+                          args.scale_annotations, args.workers or os.cpu_count() or 1)
     out = DATA / "out_scale"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "cocoprep", "convert", str(root), "-o", str(out), "--quiet"]
@@ -357,10 +427,15 @@ def main() -> None:
     p.add_argument("--scale-images", type=int, default=118_000)
     p.add_argument("--scale-annotations", type=int, default=860_000)
     p.add_argument("--keep", action="store_true", help="keep the output of --coco-scale")
+    p.add_argument("--runner", choices=["local", "beam"], default="local",
+                   help="beam: whole-process local vs Beam DirectRunner comparison")
+    p.add_argument("--masks", action="store_true", help="with --runner beam: convert --masks")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.coco_scale:
         bench_scale(args)
+    elif args.runner == "beam":
+        bench_runners(args)
     else:
         bench(args)
 

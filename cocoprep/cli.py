@@ -100,6 +100,15 @@ WRITE_OPTIONS = (
                       "images or objects (otherwise exit 1, after writing)."),
     click.option("--workers", default=None, type=int, help="Processes  [default: CPU count]."),
     quiet_option(),
+    click.option("--runner", default="local", show_default=True,
+                 type=click.Choice(["local", "beam"]),
+                 help="local: a process pool; beam: an Apache Beam pipeline (same bytes; "
+                      "SRC, --images and -o may then be gs://, s3://, ... paths; "
+                      'needs pip install "cocoprep[beam]").'),
+    click.option("--beam-options", default=None, metavar='"FLAGS"',
+                 help="Apache Beam pipeline flags as one string, e.g. \"--runner="
+                      "DataflowRunner --project=P --region=R --temp_location=gs://b/tmp\" "
+                      "[default: DirectRunner, multi_processing, --workers processes]."),
 )
 write_options = options(*WRITE_OPTIONS)
 

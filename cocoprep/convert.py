@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from cocoprep import __version__
+from cocoprep import __version__, fsio
 from cocoprep.errors import ItemSkipped, StrictModeError, UsageError
+from cocoprep.fsio import RemoteImageLoader, remote_view
 from cocoprep.images import ENCODINGS, JPEG_QUALITY, ImageLoader, check_resize_options
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME
 from cocoprep.losses import check_losses, missing_files_hint
@@ -32,7 +33,7 @@ from cocoprep.schema import SCHEMA_VERSION, encode_detection
 from cocoprep.sources import cocosplits
 from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from cocoprep.sources.cocosplits import CocoSource, CocoSplit, load_coco
-from cocoprep.writer import DEFAULT_SHARD_SIZE, SplitPlan, parse_size, plan_num_shards, write_dataset
+from cocoprep.writer import SplitPlan, check_runner, parse_size, plan_num_shards, write_dataset
 
 # Reasons for skipped annotations (image reasons come from images.py).
 MISSING_BBOX = "missing_bbox"
@@ -54,12 +55,6 @@ IMAGES_RESIZED = "images_resized"      # longer side over --max-side: resized
 KEYPOINTS_MALFORMED = "keypoints_malformed"  # object written without its keypoints
 MASKS_FROM_BOXES = "masks_from_boxes"  # --masks: object without a usable segmentation,
                                        # written with a mask filled from its box
-
-# Without --num-shards/--shard-size, a split also gets about one shard per this many
-# images (at most AUTO_SHARDS_MAX), so small sets still keep several workers busy
-# (a worker owns a whole shard). Same rule as `split`; it never depends on the machine.
-AUTO_SHARD_IMAGES = 128
-AUTO_SHARDS_MAX = 16
 
 CLIP_TOLERANCE = 1.0  # pixels: float error in exported boxes, clipped silently
 CROWD_MODES = ("keep", "drop")
@@ -88,19 +83,32 @@ class DetectionBuilder:
     missing_masks: str = "box"
     max_side: int | None = None
     jpeg_quality: int = JPEG_QUALITY
+    # image root per output split when it is not the source's `image_dir` (a remote
+    # root: `Path` would fold the `scheme://` double slash)
+    roots: dict[str, str] = field(default_factory=dict)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_loaders", None)
         return state
 
-    def _loader(self, split: CocoSplit) -> ImageLoader:
+    def for_shard(self, split_name: str, rows: Any) -> tuple["DetectionBuilder", list[int]]:
+        """A builder holding only `rows` of `split_name` (renumbered 0..n-1): what one
+        Beam worker needs for one shard, instead of the whole annotation index."""
+        rows = np.asarray(rows, dtype=np.int64)
+        sub = _subset(self.sources[split_name], rows)
+        root = self.roots.get(split_name, str(self.sources[split_name].image_dir))
+        return (replace(self, sources={split_name: sub}, roots={split_name: root}),
+                list(range(len(rows))))
+
+    def _loader(self, split_name: str):
         loaders = self.__dict__.setdefault("_loaders", {})
-        key = str(split.image_dir)
-        if key not in loaders:
-            loaders[key] = ImageLoader(split.image_dir, orientation="mismatch", encode=self.encode,
-                                       max_side=self.max_side, jpeg_quality=self.jpeg_quality)
-        return loaders[key]
+        root = self.roots.get(split_name) or str(self.sources[split_name].image_dir)
+        if root not in loaders:
+            loader = RemoteImageLoader if fsio.is_remote(root) else ImageLoader
+            loaders[root] = loader(root, orientation="mismatch", encode=self.encode,
+                                   max_side=self.max_side, jpeg_quality=self.jpeg_quality)
+        return loaders[root]
 
     def build(self, split_name: str, row: Any) -> BuildResult:
         src = self.sources[split_name]
@@ -114,7 +122,7 @@ class DetectionBuilder:
 
         expected = (int(src.widths[row]), int(src.heights[row]))
         try:
-            image = self._loader(src).load(file_name, expected_size=expected)
+            image = self._loader(split_name).load(file_name, expected_size=expected)
         except ItemSkipped as e:
             items = [skip(e.reason, e.detail)]
             items += [skip(IMAGE_SKIPPED, f"its image was skipped ({e.reason})",
@@ -254,6 +262,28 @@ class DetectionBuilder:
         return tuple(out)
 
 
+def _subset(split: CocoSplit, rows: np.ndarray) -> CocoSplit:
+    """`split` holding only image `rows` (in that order) and their annotations."""
+    starts, stops = split.ann_start[rows], split.ann_start[rows + 1]
+    counts = stops - starts
+    ann = (np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(starts, stops)])
+           if len(rows) else np.zeros(0, np.int64))
+    ann_start = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(counts, out=ann_start[1:])
+    pick = ann.tolist()
+    rows_list = rows.tolist()
+    return replace(
+        split, image_ids=split.image_ids[rows], file_names=[split.file_names[r] for r in rows_list],
+        widths=split.widths[rows], heights=split.heights[rows], ann_start=ann_start,
+        ann_ids=split.ann_ids[ann], ann_category_ids=split.ann_category_ids[ann],
+        bbox=split.bbox[ann], bbox_status=split.bbox_status[ann], iscrowd=split.iscrowd[ann],
+        area=split.area[ann],
+        segmentations=None if split.segmentations is None else [split.segmentations[k] for k in pick],
+        keypoints=None if split.keypoints is None else [split.keypoints[k] for k in pick],
+        captions=None if split.captions is None else [split.captions[r] for r in rows_list],
+    )
+
+
 # ====================================================================== options
 
 def _parse_splits(splits: str | Sequence[str] | None) -> list[str] | None:
@@ -271,27 +301,20 @@ def _parse_splits(splits: str | Sequence[str] | None) -> list[str] | None:
 
 
 
-def _file_sizes(split: CocoSplit, rows: np.ndarray) -> int:
+def _file_sizes(split: CocoSplit, rows: np.ndarray, root: str) -> int:
+    """Bytes of the images at `rows` (missing ones count 0): the shard-size input."""
+    names = [split.file_names[r] for r in rows.tolist()]
+    if fsio.is_remote(root):
+        sizes = {p[len(root.rstrip("/")) + 1:]: size
+                 for p, size, _ in fsio.list_files(fsio.join(root, "**"))}
+        return sum(sizes.get(n, 0) for n in names if isinstance(n, str))
     total = 0
-    root = str(split.image_dir)
-    for r in rows.tolist():
+    for name in names:
         try:
-            total += os.stat(os.path.join(root, split.file_names[r])).st_size
-        except (OSError, ValueError):
+            total += os.stat(os.path.join(root, name)).st_size
+        except (OSError, ValueError, TypeError):
             pass
     return total
-
-
-def _num_shards(num_items: int, source: CocoSplit, rows: np.ndarray, num_shards: int | None,
-                shard_size: int | None) -> int:
-    if num_shards is not None:
-        return plan_num_shards(num_items, 0, num_shards=num_shards)
-    total = _file_sizes(source, rows)
-    by_size = plan_num_shards(num_items, total, shard_size=shard_size or DEFAULT_SHARD_SIZE)
-    if shard_size is not None:
-        return by_size
-    by_count = min(AUTO_SHARDS_MAX, math.ceil(num_items / AUTO_SHARD_IMAGES))
-    return max(1, min(num_items, max(by_size, by_count)))
 
 
 # ====================================================================== API
@@ -319,6 +342,8 @@ def convert_coco(
     missing_masks: str = "box",
     workers: int | None = None,
     quiet: bool = False,
+    runner: str = "local",
+    beam_options: str | Sequence[str] | None = None,
 ) -> Manifest:
     """Convert a COCO dataset into sharded detection TFRecords in `out`.
 
@@ -355,6 +380,10 @@ def convert_coco(
             images or objects (otherwise `DataLossError`, after writing).
         workers: processes (default: CPU count).
         quiet: no progress bars.
+        runner: `local` (a process pool) or `beam` (Apache Beam; same bytes).
+            With `beam`, `src`, `images` and `out` may be `gs://`, `s3://`, ... paths.
+        beam_options: Beam pipeline flags, e.g. `"--runner=DataflowRunner --project=P"`
+            (default: the DirectRunner, multi_processing, `workers` processes).
 
     Returns:
         The written manifest.
@@ -383,8 +412,18 @@ def convert_coco(
     fractions = tuple(float(r) for r in ratios) if ratios is not None else None
     wanted = _parse_splits(splits)
 
-    source = load_coco(src, images=images, splits=wanted, ratio=fractions, seed=seed,
-                       masks=masks, contiguous_ids=contiguous_ids, quiet=quiet)
+    check_runner(runner, out, beam_options=beam_options, workers=workers)
+    remote = [str(p) for p in (src, images) if p is not None and fsio.is_remote(str(p))]
+    if remote and runner != "beam":
+        raise UsageError("--runner", f"beam for a remote path ({remote[0]})", runner)
+    with remote_view(src, images) as view:
+        # A remote SRC is read through local copies of its JSON files; `roots` and
+        # the recorded paths name the remote originals (what workers read).
+        source = load_coco(view.src, images=view.images, splits=wanted, ratio=fractions,
+                           seed=seed, masks=masks, contiguous_ids=contiguous_ids, quiet=quiet)
+        roots = {s.name: view.to_remote(s.source.image_dir) for s in source.splits}
+        source_paths = {name: {k: view.to_remote(v) for k, v in paths.items()}
+                        for name, paths in source.source_paths().items()}
     label_map = source.labels.label_map
 
     plans = []
@@ -393,7 +432,9 @@ def convert_coco(
         rows = out_split.rows
         if shuffle and len(rows) > 1:
             rows = rows[np.random.default_rng(seed).permutation(len(rows))]
-        count = _num_shards(len(rows), out_split.source, rows, num_shards, shard_bytes)
+        total = (0 if num_shards is not None
+                 else _file_sizes(out_split.source, rows, roots[out_split.name]))
+        count = plan_num_shards(len(rows), total, num_shards=num_shards, shard_size=shard_bytes)
         plans.append(SplitPlan(name=out_split.name, items=rows.astype(np.int32),
                                num_shards=count))
         sources[out_split.name] = out_split.source
@@ -401,11 +442,11 @@ def convert_coco(
     builder = DetectionBuilder(sources=sources, labels=source.labels.labels, masks=masks,
                                crowd=crowd, skip_empty=skip_empty, encode=encode,
                                missing_masks=missing_masks, max_side=max_side,
-                               jpeg_quality=jpeg_quality)
+                               jpeg_quality=jpeg_quality, roots=roots)
     template = Manifest(
         task="detection", schema_version=SCHEMA_VERSION, splits={},
         sources={"src": str(src), "layout": source.layout.describe(),
-                 "notes": list(source.notes), "splits": source.source_paths()},
+                 "notes": list(source.notes), "splits": source_paths},
         options={
             "images": str(images) if images is not None else None,
             "splits": wanted, "ratio": list(fractions) if fractions else None, "seed": seed,
@@ -421,6 +462,7 @@ def convert_coco(
     manifest, skipped = write_dataset(
         out, plans, builder, manifest=template, class_order=label_map.names,
         extra_files=extra, workers=workers, quiet=quiet, pre_skipped=list(source.skipped),
+        runner=runner, beam_options=beam_options,
     )
     check_losses(manifest, skipped, out=out, allow_partial=allow_partial,
                  hint=_missing_files_hint(source))

@@ -22,7 +22,6 @@ import hashlib
 import io
 import os
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +106,9 @@ def _open(data: bytes) -> Image.Image:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as e:
             raise ItemSkipped(DECOMPRESSION_BOMB, str(e)) from None
+        except Image.UnidentifiedImageError:  # its message holds the buffer's address
+            raise ItemSkipped(CORRUPT_IMAGE, "not a readable image (no known image format "
+                              "recognised)") from None
         except Exception as e:  # Pillow raises many types for unknown/garbled headers
             raise ItemSkipped(CORRUPT_IMAGE, f"not a readable image ({e})") from None
     limit = Image.MAX_IMAGE_PIXELS
@@ -369,38 +371,15 @@ def prepare_image(
 
 
 class ImageLoader:
-    """Reads and prepares images under one root, remembering the last few results
-    by file identity (device, inode, size, mtime): hard-linked or repeated files are
-    checked once per worker."""
+    """Reads and prepares images under one root (path safety first)."""
 
-    def __init__(self, root: str | Path, *, cache_size: int = 32, **prepare_options):
+    def __init__(self, root: str | Path, **prepare_options):
         self.root = Path(root)
         self.options = prepare_options
-        self._cache: OrderedDict[tuple, EncodedImage | ItemSkipped] = OrderedDict()
-        self._cache_size = cache_size
+        self._root_real: str | None = None
 
     def load(self, file_name: str, *, expected_size: tuple[int, int] | None = None) -> EncodedImage:
-        if getattr(self, "_root_real", None) is None:
+        if self._root_real is None:
             self._root_real = os.path.realpath(self.root)
         path = resolve_image_path(self.root, file_name, root_real=self._root_real)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise ItemSkipped(MISSING_FILE, f"{path} does not exist") from None
-        except OSError as e:
-            raise ItemSkipped(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, expected_size)
-        hit = self._cache.get(key)
-        if hit is None:
-            try:
-                hit = prepare_image(read_bytes(path), expected_size=expected_size, **self.options)
-            except ItemSkipped as e:
-                hit = e
-            self._cache[key] = hit
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
-        if isinstance(hit, ItemSkipped):
-            raise ItemSkipped(hit.reason, hit.detail)
-        return hit
+        return prepare_image(read_bytes(path), expected_size=expected_size, **self.options)

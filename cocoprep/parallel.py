@@ -41,8 +41,14 @@ def report_progress(n: int) -> None:
 
 
 def in_worker_process() -> bool:
-    """True inside a pool worker started by `map_tasks`."""
+    """True inside a pool worker started by `map_tasks` (or a Beam worker process)."""
     return _IN_POOL
+
+
+def mark_worker_process() -> None:
+    """Called by a runner in a process of its own that runs only cocoprep tasks."""
+    global _IN_POOL
+    _IN_POOL = True
 
 
 def progress_bar(total: int | None, desc: str, unit: str, quiet: bool, **kwargs):

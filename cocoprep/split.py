@@ -8,13 +8,12 @@ final seeded order, to the shared writer; workers read, check and encode images.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from cocoprep import __version__
+from cocoprep import __version__, fsio
 from cocoprep.errors import InputError, ItemSkipped, StrictModeError, UsageError
 from cocoprep.images import (
     ENCODINGS, IMAGE_EXTENSIONS, JPEG_QUALITY, check_resize_options, prepare_image, read_bytes,
@@ -27,14 +26,9 @@ from cocoprep.ratio import parse_ratio
 from cocoprep.records import BuildResult, ClassificationExample, SkippedItem
 from cocoprep.schema import SCHEMA_VERSION, encode_classification
 from cocoprep.sources import folder
-from cocoprep.writer import DEFAULT_SHARD_SIZE, SplitPlan, parse_size, plan_num_shards, write_dataset
+from cocoprep.writer import SplitPlan, check_runner, parse_size, plan_num_shards, write_dataset
 
 TASK = "classification"
-
-# Without --num-shards/--shard-size, a split also gets about one shard per this many
-# images (at most AUTO_SHARDS_MAX), so small trees still keep several workers busy.
-AUTO_SHARD_IMAGES = 128
-AUTO_SHARDS_MAX = 16
 
 # Counter names, the same as `convert` uses.
 IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
@@ -91,16 +85,6 @@ class ClassificationBuilder:
         )
 
 
-def _num_shards(num_items: int, total_bytes: int, num_shards: int | None,
-                shard_size: int | None) -> int:
-    if num_shards is not None or shard_size is not None:
-        return plan_num_shards(num_items, total_bytes, num_shards=num_shards,
-                               shard_size=shard_size or DEFAULT_SHARD_SIZE)
-    by_size = plan_num_shards(num_items, total_bytes)
-    by_count = min(AUTO_SHARDS_MAX, math.ceil(num_items / AUTO_SHARD_IMAGES))
-    return max(1, min(num_items, max(by_size, by_count)))
-
-
 def _is_inside(path: Path, root: Path) -> bool:
     p, r = os.path.realpath(path), os.path.realpath(root)
     return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
@@ -129,6 +113,8 @@ def split_folder(
     allow_partial: bool = False,
     workers: int | None = None,
     quiet: bool = False,
+    runner: str = "local",
+    beam_options: str | Sequence[str] | None = None,
 ) -> Manifest:
     """Write a class-per-folder image tree as classification TFRecords.
 
@@ -155,6 +141,10 @@ def split_folder(
             images (otherwise `DataLossError`, after writing).
         workers: processes (default: CPU count). Output does not depend on it.
         quiet: no progress bars.
+        runner: `local` (a process pool) or `beam` (Apache Beam; same bytes). With
+            `beam`, `out` may be a `gs://`, `s3://`, ... path.
+        beam_options: Beam pipeline flags (default: the DirectRunner,
+            multi_processing, `workers` processes).
 
     Returns:
         The manifest written to `out`.
@@ -163,7 +153,12 @@ def split_folder(
         UsageError, InputError: bad options or an unusable tree; nothing is written.
         StrictModeError: `strict` and something was skipped (output is written).
     """
-    src, out = Path(src), Path(out)
+    check_runner(runner, out, beam_options=beam_options, workers=workers)
+    if fsio.is_remote(str(src)):
+        raise UsageError("SRC", "a local folder (split reads and hashes every file in the "
+                         "driver; a remote OUT is fine)", str(src))
+    src = Path(src)
+    out = str(out) if fsio.is_remote(str(out)) else Path(out)
     ratios = parse_ratio(ratio, default=folder.DEFAULT_RATIO)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise UsageError("--seed", "an integer", seed)
@@ -178,7 +173,7 @@ def split_folder(
         raise UsageError("--num-shards", "an integer >= 1", num_shards)
     size = parse_size(shard_size) if shard_size is not None else None
 
-    if src.is_dir() and _is_inside(out, src):
+    if src.is_dir() and not fsio.is_remote(str(out)) and _is_inside(out, src):
         raise UsageError("-o/--out", f"a directory outside SRC ({src})", str(out))
     listing = folder.list_tree(src)
     if listing.mixed and classes is None:
@@ -270,7 +265,8 @@ def split_folder(
         plans.append(SplitPlan(
             name=split,
             items=[FolderItem(f.path, labels.id_of(f.class_name), f.class_name) for f in items],
-            num_shards=_num_shards(len(items), total_bytes, num_shards, size),
+            num_shards=plan_num_shards(len(items), total_bytes, num_shards=num_shards,
+                                       shard_size=size),
             listing_name=f"{split}.txt",
         ))
     options = {
@@ -306,8 +302,9 @@ def split_folder(
                                           jpeg_quality=jpeg_quality),
         manifest=template, class_order=class_order, extra_files=extra,
         workers=workers, quiet=quiet, pre_skipped=pre_skipped,
+        runner=runner, beam_options=beam_options,
     )
     check_losses(manifest, skipped, out=out, allow_partial=allow_partial)
     if strict and skipped:
-        raise StrictModeError(len(skipped), out / SKIPPED_NAME)
+        raise StrictModeError(len(skipped), fsio.join(str(out), SKIPPED_NAME))
     return manifest

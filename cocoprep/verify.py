@@ -22,6 +22,7 @@ from typing import Any
 from cocoprep import schema
 from cocoprep.errors import LabelMapError, ManifestError
 from cocoprep.framing import BATCH, read_shard
+from cocoprep.fsio import file_sha256
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest, SplitInfo
 from cocoprep.parallel import map_tasks, progress_bar, report_progress
@@ -324,12 +325,6 @@ def check_shard(ctx: _Context) -> ShardCheck:
 
 # ------------------------------------------------------------------ whole output
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _load_labels(root: Path, manifest: Manifest) -> tuple[dict[int, str] | None, str,
@@ -378,7 +373,7 @@ def _manifest_contexts(shards: Shards, problems: list[Problem]) -> list[_Context
             if size != shard.size_bytes:
                 problems.append(Problem(shard.file, f"size {size} bytes != manifest's "
                                         f"{shard.size_bytes}"))
-            if _file_sha256(path) != shard.sha256:
+            if file_sha256(path) != shard.sha256:
                 problems.append(Problem(shard.file, "sha256 differs from manifest.json"))
             contexts.append(_Context(path, shard.file, split, manifest.task, labels,
                                      label_source))

@@ -1,30 +1,34 @@
-"""Parallel sharded writing, shared by `convert` and `split`.
+"""The shard plan, the per-shard write, and manifest assembly, shared by `convert`
+and `split` and by both runners.
 
 Each split's items (already in their final, seeded order) are cut into contiguous
-shards; a worker process owns a whole shard: it reads and checks the images, builds
-and serializes the records and writes the shard itself, so image bytes never travel
-between processes and the parent never holds serialized examples. Shard contents
-depend only on the item order, never on the number of workers, so output is
-byte-identical whatever `workers` is.
+shards by `plan_shards`, once, in the driver (`plan_num_shards` is the one rule for
+how many). A worker owns a whole shard (`ShardTask`): it reads and checks the images,
+builds and serializes the records and writes the shard itself, so image bytes never
+travel between processes. Shard contents depend only on the item order, never on the
+runner or the number of workers, so output is byte-identical whatever they are.
 
-Everything is written into a hidden staging directory inside OUT, each shard under a
-temporary name renamed when complete; only when every file is finished are the old
-outputs in OUT replaced (manifest.json last). A killed run never leaves a file that
-looks finished.
+Commit protocol: everything is written into a hidden staging folder inside OUT named
+by a run id; each shard under a temporary name unique to the attempt, renamed when
+complete; only when every file is finished are the old outputs in OUT replaced
+(manifest.json last, by the driver). A failed or killed run never leaves a file that
+looks finished, and leaves the previous outputs in place.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import shutil
 import sys
+import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
+from cocoprep import fsio
 from cocoprep.errors import InputError, UsageError
 from cocoprep.manifest import (
     MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo, shard_name,
@@ -34,7 +38,16 @@ from cocoprep.records import BuildResult, SkippedItem
 from cocoprep.tfimport import import_tensorflow, stderr_silenced
 
 DEFAULT_SHARD_SIZE = 200 * 1024 * 1024
+# Without --num-shards/--shard-size, a split also gets about one shard per this many
+# items (at most AUTO_SHARDS_MAX), so small sets still keep several workers busy (a
+# worker owns a whole shard). Never depends on the machine.
+AUTO_SHARD_IMAGES = 128
+AUTO_SHARDS_MAX = 16
+RUNNERS = ("local", "beam")
 STAGING_PREFIX = ".cocoprep-staging-"
+# A staging folder nobody has written to for this long belongs to a dead run
+# (killed, or its machine gone); a live run writes at least a shard in that time.
+STALE_AFTER_S = 6 * 3600
 _OUTPUT_PATTERNS = ("*.tfrecord-?????-of-?????", MANIFEST_NAME, SKIPPED_NAME,
                     "label_map.pbtxt", "labels.txt")
 
@@ -90,20 +103,50 @@ def parse_size(text: str | int) -> int:
 
 
 def plan_num_shards(num_items: int, total_bytes: int, *, num_shards: int | None = None,
-                    shard_size: int = DEFAULT_SHARD_SIZE) -> int:
-    """`num_shards` if given, else enough shards of about `shard_size`; never more
-    shards than items, at least one."""
+                    shard_size: int | None = None) -> int:
+    """The one rule for how many shards a split gets.
+
+    `num_shards` if given; else shards of about `shard_size` bytes; with neither,
+    shards of about DEFAULT_SHARD_SIZE but also about one per AUTO_SHARD_IMAGES items
+    (at most AUTO_SHARDS_MAX). Never more shards than items, at least one.
+    """
     if num_shards is not None:
-        if num_shards < 1:
+        if isinstance(num_shards, bool) or num_shards < 1:
             raise UsageError("--num-shards", "an integer >= 1", num_shards)
-        wanted = num_shards
-    else:
-        wanted = math.ceil(total_bytes / shard_size) if shard_size > 0 else 1
-    return max(1, min(wanted, num_items))
+        return max(1, min(int(num_shards), num_items))
+    size = shard_size if shard_size is not None else DEFAULT_SHARD_SIZE
+    by_size = math.ceil(total_bytes / size) if size > 0 else 1
+    if shard_size is None:
+        by_size = max(by_size, min(AUTO_SHARDS_MAX, math.ceil(num_items / AUTO_SHARD_IMAGES)))
+    return max(1, min(by_size, num_items))
 
 
-def _shard_bounds(num_items: int, num_shards: int, index: int) -> tuple[int, int]:
-    return (num_items * index) // num_shards, (num_items * (index + 1)) // num_shards
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to write: its split, place, items (in final order) and the staging
+    folder (local or remote) it goes to. The only thing a worker is handed."""
+
+    split: str
+    index: int
+    num_shards: int
+    items: Sequence[Any]
+    staging: str
+
+    @property
+    def file(self) -> str:
+        return shard_name(self.split, self.index, self.num_shards)
+
+
+def plan_shards(plans: Sequence[SplitPlan], staging: str) -> list[ShardTask]:
+    """Cut every split into contiguous shards. Decided once, in the driver: shard
+    contents depend only on the item order, never on the runner or worker count."""
+    tasks = []
+    for plan in plans:
+        n = len(plan.items)
+        for i in range(plan.num_shards):
+            lo, hi = (n * i) // plan.num_shards, (n * (i + 1)) // plan.num_shards
+            tasks.append(ShardTask(plan.name, i, plan.num_shards, plan.items[lo:hi], staging))
+    return tasks
 
 
 # ------------------------------------------------------------------ worker side
@@ -153,16 +196,40 @@ def _record_writer_class():
     return import_tensorflow().io.TFRecordWriter
 
 
-def _write_shard(task: tuple[str, int, int, Sequence[Any], str]) -> ShardResult:
-    split, index, count, items, staging = task
-    name = shard_name(split, index, count)
-    final = os.path.join(staging, name)
-    tmp = final + ".tmp"
-    result = ShardResult(split=split, index=index, file=name)
+def write_shard(task: ShardTask, builder: Builder | None = None) -> ShardResult:
+    """Build and write one whole shard: a temp name unique to this attempt (a runner
+    may retry a task while an earlier attempt still runs), then a rename."""
+    builder = builder if builder is not None else _BUILDER
+    result = ShardResult(split=task.split, index=task.index, file=task.file)
+    final = fsio.join(task.staging, task.file)
+    attempt = uuid.uuid4().hex
+    remote = fsio.is_remote(task.staging)
+    if remote:  # TensorFlow's writer needs a local file; it is copied up once complete
+        fd, tmp = tempfile.mkstemp(prefix="cocoprep-shard-", suffix=".tmp")
+        os.close(fd)
+    else:
+        tmp = f"{final}.tmp-{attempt}"
+    try:
+        _write_records(tmp, task, builder, result)
+        result.sha256 = fsio.file_sha256(tmp)
+        result.size_bytes = os.path.getsize(tmp)
+        if remote:
+            upload = f"{final}.tmp-{attempt}"
+            fsio.copy_from_local(tmp, upload)
+            fsio.rename(upload, final)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if remote or os.path.exists(tmp):
+            fsio.delete([tmp])
+    return result
+
+
+def _write_records(path: str, task: ShardTask, builder: Builder, result: ShardResult) -> None:
     pending = 0
-    with _record_writer_class()(tmp) as writer:
-        for item in items:
-            built = _BUILDER.build(split, item)
+    with _record_writer_class()(path) as writer:
+        for item in task.items:
+            built = builder.build(task.split, item)
             result.skipped.extend(built.skipped)
             for k, v in built.counters.items():
                 result.counters[k] = result.counters.get(k, 0) + v
@@ -179,14 +246,6 @@ def _write_shard(task: tuple[str, int, int, Sequence[Any], str]) -> ShardResult:
                 report_progress(pending)
                 pending = 0
     report_progress(pending)
-    digest = hashlib.sha256()
-    with open(tmp, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    result.sha256 = digest.hexdigest()
-    result.size_bytes = os.path.getsize(tmp)
-    os.replace(tmp, final)
-    return result
 
 
 # ------------------------------------------------------------------ parent side
@@ -195,30 +254,64 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _clean_stale_staging(out: Path) -> None:
-    for p in out.glob(STAGING_PREFIX + "*"):
-        pid = p.name[len(STAGING_PREFIX):]
-        alive = False
-        if pid.isdigit():
-            try:
-                os.kill(int(pid), 0)
-                alive = int(pid) != os.getpid()
-            except OSError:
-                alive = False
-        if not alive:
-            shutil.rmtree(p, ignore_errors=True)
+def new_run_id() -> str:
+    """`<unix seconds>-<random>`: unique across machines, and says when it started."""
+    return f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
 
 
-def _old_outputs(out: Path) -> list[Path]:
-    old: set[Path] = set()
-    for pattern in _OUTPUT_PATTERNS:
-        old.update(p for p in out.glob(pattern) if p.is_file())
+def _run_started(name: str) -> float | None:
+    head = name[len(STAGING_PREFIX):].split("-", 1)[0]
+    return float(head) if head.isdigit() else None
+
+
+def _clean_stale_staging(out: str, run_id: str, now: float | None = None) -> None:
+    """Remove staging folders of other runs that nothing has written to for
+    STALE_AFTER_S (age of their newest file, else of their run id). A PID means
+    nothing across machines, so none is used."""
+    now = time.time() if now is None else now
+    found: dict[str, list[float]] = {}
+    for path, _, mtime in fsio.list_files(fsio.join(out, STAGING_PREFIX + "*", "**")):
+        rel = path[len(out):].lstrip("/" + os.sep)
+        found.setdefault(rel.replace(os.sep, "/").split("/", 1)[0], []).append(mtime or 0.0)
+    if not fsio.is_remote(out):
+        for p in Path(out).glob(STAGING_PREFIX + "*"):
+            found.setdefault(p.name, []).append(p.stat().st_mtime)
+    for name, times in sorted(found.items()):
+        if name == STAGING_PREFIX + run_id:
+            continue
+        started = _run_started(name)
+        last = max(times + ([started] if started is not None else []))
+        if now - last > STALE_AFTER_S:
+            fsio.remove_tree(fsio.join(out, name))
+
+
+def _prepare_out(out: str, run_id: str) -> tuple[str, bool]:
+    """Make OUT and this run's staging folder; returns (staging, OUT was created)."""
+    if fsio.is_remote(out):
+        staging = fsio.join(out, STAGING_PREFIX + run_id)
+        _clean_stale_staging(out, run_id)
+        return staging, False
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(out, "an output directory", "a file")
+    created = not os.path.exists(out)
     try:
-        previous = Manifest.read(out)
+        os.makedirs(out, exist_ok=True)
+        _clean_stale_staging(out, run_id)
+        staging = os.path.join(out, STAGING_PREFIX + run_id)
+        os.mkdir(staging)
+    except OSError as e:
+        raise InputError(out, "a writable output directory", e.strerror or str(e)) from None
+    return staging, created
+
+
+def _old_outputs(out: str) -> list[str]:
+    old: set[str] = set()
+    for pattern in _OUTPUT_PATTERNS:
+        old.update(p for p, _, _ in fsio.list_files(fsio.join(out, pattern)))
+    try:
+        previous = Manifest.from_json(fsio.read_all(fsio.join(out, MANIFEST_NAME)).decode("utf-8"))
         for split in previous.splits:
-            listing = out / f"{split}.txt"
-            if listing.is_file():
-                old.add(listing)
+            old.update(p for p, _, _ in fsio.list_files(fsio.join(out, f"{split}.txt")))
     except Exception:
         pass
     return sorted(old)
@@ -235,80 +328,109 @@ def write_dataset(
     workers: int | None = None,
     quiet: bool = False,
     pre_skipped: Sequence[SkippedItem] = (),
+    runner: str = "local",
+    beam_options: Sequence[str] | str | None = None,
 ) -> tuple[Manifest, list[SkippedItem]]:
     """Write every split of `plans` into `out` and return the final manifest.
 
     Args:
+        out: a local folder, or any `scheme://` path Beam's FileSystems knows.
         manifest: everything but `splits`, `skipped` and `counters`, which are filled in.
         class_order: class names in label order, for the manifest's histograms.
         extra_files: name -> text written beside the shards (label maps, ...).
         workers: processes (default: CPU count); 1 runs in this process.
         pre_skipped: items the caller kept out before writing (e.g. while listing the
             source); written first to skipped.jsonl and counted in `manifest.skipped`.
+        runner: `local` (a process pool) or `beam` (an Apache Beam pipeline);
+            the bytes written are the same.
+        beam_options: Beam pipeline flags (default: the DirectRunner in
+            multi_processing mode with `workers` processes).
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "an output directory", "a file")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _clean_stale_staging(out)
-        staging = out / f"{STAGING_PREFIX}{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-    except OSError as e:
-        raise InputError(out, "a writable output directory", e.strerror or str(e)) from None
+    runner = check_runner(runner, out)
+    out = str(out)
     workers = default_workers() if workers is None else max(1, int(workers))
+    if runner == "beam":
+        from cocoprep import beam_runner
+
+        options = beam_runner.pipeline_options(beam_options, workers)  # checked before OUT
+    run_id = new_run_id()
+    staging, created = _prepare_out(out, run_id)
     try:
-        tasks = []
-        for plan in plans:
-            for i in range(plan.num_shards):
-                lo, hi = _shard_bounds(len(plan.items), plan.num_shards, i)
-                tasks.append((plan.name, i, plan.num_shards, plan.items[lo:hi], str(staging)))
-        total = sum(len(p.items) for p in plans)
-        with progress_bar(total, "writing", "img", quiet) as bar:
-            try:
-                results = map_tasks(_write_shard, tasks, workers=workers, bar=bar,
-                                    init=_init_worker, init_args=(builder,))
-            finally:
-                _init_worker(None)
+        tasks = plan_shards(plans, staging)
+        if runner == "beam":
+            results = beam_runner.run_shards(tasks, builder, options=options, quiet=quiet)
+        else:
+            total = sum(len(p.items) for p in plans)
+            with progress_bar(total, "writing", "img", quiet) as bar:
+                try:
+                    results = map_tasks(write_shard, tasks, workers=workers, bar=bar,
+                                        init=_init_worker, init_args=(builder,))
+                finally:
+                    _init_worker(None)
         final, skipped = _assemble(plans, results, manifest, class_order)
-        if pre_skipped:
-            merged = dict(final.skipped)
-            for item in pre_skipped:
-                merged[item.reason] = merged.get(item.reason, 0) + 1
-            splits = dict(final.splits)
-            for name, info in final.splits.items():
-                per_split = dict(info.skipped)
-                for item in pre_skipped:
-                    if item.split == name:
-                        per_split[item.reason] = per_split.get(item.reason, 0) + 1
-                splits[name] = replace(info, skipped=dict(sorted(per_split.items())))
-            final = replace(final, skipped=dict(sorted(merged.items())), splits=splits)
-            skipped = list(pre_skipped) + skipped
-        for name, text in (extra_files or {}).items():
-            (staging / name).write_text(text, encoding="utf-8")
-        for plan in plans:
-            if plan.listing_name:
-                lines = [line for r in results if r.split == plan.name for line in r.listing]
-                (staging / plan.listing_name).write_text(
-                    "".join(line + "\n" for line in lines), encoding="utf-8")
-        # backslashreplace: a file name with undecodable bytes (a lone surrogate) becomes
-        # a JSON \udcXX escape, which reads back as the same name.
-        with open(staging / SKIPPED_NAME, "w", encoding="utf-8", errors="backslashreplace") as f:
-            for item in skipped:
-                f.write(json.dumps(item.to_json_dict(), ensure_ascii=False, sort_keys=False) + "\n")
-        final.write(staging)
+        final, skipped = _with_pre_skipped(final, skipped, pre_skipped)
+        _write_reports(staging, plans, results, final, skipped, extra_files or {})
         _swap_in(out, staging)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        fsio.remove_tree(staging)
         if created:
             try:
-                out.rmdir()
+                os.rmdir(out)
             except OSError:
                 pass
         raise
     return final, skipped
+
+
+def check_runner(runner: str, out: object = None, *, beam_options=None,
+                 workers: int | None = None) -> str:
+    """Refuse an unknown runner, a remote OUT without Beam, a missing Beam install and
+    malformed Beam flags: called by `convert`/`split` before any input is read."""
+    if runner not in RUNNERS:
+        raise UsageError("--runner", " or ".join(RUNNERS), runner)
+    if runner == "local" and fsio.is_remote(str(out)):
+        raise UsageError("--runner", f"beam for a remote output ({out})", runner)
+    if runner == "beam":
+        from cocoprep import beam_runner
+
+        beam_runner.pipeline_options(beam_options, workers or default_workers())
+    return runner
+
+
+def _with_pre_skipped(final: Manifest, skipped: list[SkippedItem],
+                      pre_skipped: Sequence[SkippedItem]) -> tuple[Manifest, list[SkippedItem]]:
+    if not pre_skipped:
+        return final, skipped
+    merged = dict(final.skipped)
+    for item in pre_skipped:
+        merged[item.reason] = merged.get(item.reason, 0) + 1
+    splits = dict(final.splits)
+    for name, info in final.splits.items():
+        per_split = dict(info.skipped)
+        for item in pre_skipped:
+            if item.split == name:
+                per_split[item.reason] = per_split.get(item.reason, 0) + 1
+        splits[name] = replace(info, skipped=dict(sorted(per_split.items())))
+    final = replace(final, skipped=dict(sorted(merged.items())), splits=splits)
+    return final, list(pre_skipped) + skipped
+
+
+def _write_reports(staging: str, plans: Sequence[SplitPlan], results: list[ShardResult],
+                   final: Manifest, skipped: list[SkippedItem], extra: dict[str, str]) -> None:
+    """Label maps, split listings, skipped.jsonl and manifest.json into staging."""
+    files = {name: text.encode("utf-8") for name, text in extra.items()}
+    for plan in plans:
+        if plan.listing_name:
+            lines = [line for r in results if r.split == plan.name for line in r.listing]
+            files[plan.listing_name] = "".join(line + "\n" for line in lines).encode("utf-8")
+    # backslashreplace: a file name with undecodable bytes (a lone surrogate) becomes
+    # a JSON \udcXX escape, which reads back as the same name.
+    files[SKIPPED_NAME] = "".join(
+        json.dumps(item.to_json_dict(), ensure_ascii=False, sort_keys=False) + "\n"
+        for item in skipped).encode("utf-8", errors="backslashreplace")
+    files[MANIFEST_NAME] = final.to_json().encode("utf-8")
+    for name, data in files.items():
+        fsio.write_all(fsio.join(staging, name), data)
 
 
 def _assemble(plans, results: list[ShardResult], manifest: Manifest,
@@ -356,13 +478,14 @@ def _assemble(plans, results: list[ShardResult], manifest: Manifest,
     return final, all_skipped
 
 
-def _swap_in(out: Path, staging: Path) -> None:
+def _swap_in(out: str, staging: str) -> None:
     """Replace the old outputs with the finished new ones; manifest.json goes last
     so that a manifest on disk always describes complete shards."""
-    for old in _old_outputs(out):
-        old.unlink()
-    names = sorted(p.name for p in staging.iterdir() if p.name != MANIFEST_NAME)
+    staged = sorted(p for p, _, _ in fsio.list_files(fsio.join(staging, "*")))
+    names = [p[len(staging):].lstrip("/" + os.sep) for p in staged]
+    fsio.delete(_old_outputs(out))
     for name in names:
-        os.replace(staging / name, out / name)
-    os.replace(staging / MANIFEST_NAME, out / MANIFEST_NAME)
-    staging.rmdir()
+        if name != MANIFEST_NAME:
+            fsio.rename(fsio.join(staging, name), fsio.join(out, name))
+    fsio.rename(fsio.join(staging, MANIFEST_NAME), fsio.join(out, MANIFEST_NAME))
+    fsio.remove_tree(staging)

@@ -17,7 +17,6 @@ Only `list_tree` and `hash_files` touch the disk; the rest is pure.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import random
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from cocoprep.errors import InputError, ItemSkipped, UsageError
+from cocoprep.fsio import file_sha256
 from cocoprep.images import IMAGE_EXTENSIONS, UNREADABLE_FILE, read_bytes
 
 # Folder names that mark the `SRC/<split>/<class>/` layout, in output order.
@@ -314,8 +314,7 @@ def _walk(entries, prefix, class_name, split, files, bad, ignored, seen) -> None
 
 def _hash_one(path: str) -> str:
     try:
-        with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+        return file_sha256(path)
     except OSError:
         read_bytes(path)  # raises ItemSkipped with the right reason and words
         raise ItemSkipped(UNREADABLE_FILE, f"{path}: cannot be read")

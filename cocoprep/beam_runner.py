@@ -1,0 +1,232 @@
+"""Run the writer's shard tasks as an Apache Beam pipeline (`--runner beam`).
+
+The driver has already planned every shard (`writer.plan_shards`). Here it writes one
+task file per shard into the run's staging folder under OUT, holding that shard's
+items and a builder cut down to them (`Builder.for_shard`, when it has one): no
+worker is sent the whole annotation index. The pipeline is only
+`Create(task files) -> Reshuffle -> write each shard`: a worker reads its own task
+file, writes the whole shard (temp name unique to the attempt, then a rename, as the
+local runner does) and a result file beside it. The driver then reads the result
+files by shard name, so nothing depends on the order Beam delivers anything in, and
+assembles the manifest exactly as for the local runner.
+
+Apache Beam is imported only here and only when this runner is asked for
+(`pip install "cocoprep[beam]"`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import os
+import pickle
+import shlex
+import sys
+import uuid
+from typing import Any, Sequence
+
+from cocoprep import fsio
+from cocoprep.errors import CocoprepError, UsageError
+
+TASKS_DIR = "tasks"
+RESULTS_DIR = "results"
+DEFAULT_RUNNER = "DirectRunner"
+
+_IN_DRIVER = False  # True while this process runs a pipeline in-process (in_memory)
+
+
+class BeamPipelineFailed(CocoprepError):
+    """The pipeline failed (a worker crashed, the runner gave up); OUT is untouched."""
+
+    exit_code = 1
+
+    def __init__(self, stage: str, detail: str):
+        self.stage, self.detail = stage, detail
+        super().__init__(f"Beam pipeline failed at stage {stage!r}: {detail}; nothing was "
+                         "replaced in the output")
+
+
+def import_beam():
+    try:
+        # Beam's optional cloud modules log warnings about missing client libraries
+        # on import; they say nothing about this run.
+        logging.disable(logging.WARNING)
+        import apache_beam
+    except ImportError:
+        raise fsio.BeamMissing("--runner beam") from None
+    finally:
+        logging.disable(logging.NOTSET)
+    return apache_beam
+
+
+def _flags(beam_options: Sequence[str] | str | None, workers: int) -> list[str]:
+    if beam_options is None or (isinstance(beam_options, str) and not beam_options.strip()):
+        return [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={max(1, workers)}",
+                "--default_sdk_harness_log_level=ERROR"]
+    try:
+        flags = shlex.split(beam_options) if isinstance(beam_options, str) else list(beam_options)
+    except ValueError as e:
+        raise UsageError("--beam-options", "Beam pipeline flags such as --runner=DirectRunner",
+                         f"{beam_options} ({e})") from None
+    previous = None
+    for token in flags:
+        takes_value = previous is not None and previous.startswith("--") and "=" not in previous
+        if not token.startswith("--") and not takes_value:
+            raise UsageError("--beam-options", "pipeline flags of the form --name=value",
+                             f"{token} (not a flag)")
+        previous = token if token.startswith("--") else None
+    if not any(f == "--runner" or f.startswith("--runner=") for f in flags):
+        # Beam's default may fetch the Prism runner binary from the network first.
+        flags.insert(0, f"--runner={DEFAULT_RUNNER}")
+    return flags
+
+
+def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
+    """Beam `PipelineOptions` from the user's flags; an unknown flag or a bad value is
+    a `UsageError` naming it. Without flags: the DirectRunner, multi_processing,
+    `workers` processes."""
+    import_beam()
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags = _flags(beam_options, workers)
+    options = PipelineOptions(flags)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), _logging_off():
+            known = options.get_all_options()
+            everything = options.get_all_options(retain_unknown_options=True)
+    except SystemExit:  # argparse rejected a value
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        detail = lines[-1].split("error: ", 1)[-1] if lines else " ".join(flags)
+        raise UsageError("--beam-options", "valid Beam pipeline flags", detail) from None
+    unknown = sorted(set(everything) - set(known))
+    if unknown:
+        raise UsageError("--beam-options", "flags Beam knows (see `python -m apache_beam."
+                         "options.pipeline_options`)", "unknown flag " +
+                         ", ".join(f"--{name}" for name in unknown))
+    return options
+
+
+@contextlib.contextmanager
+def _logging_off():
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        print(f"beam: {text}", file=sys.stderr, flush=True)
+
+
+def _task_path(staging: str, task) -> str:
+    return fsio.join(staging, TASKS_DIR, task.file + ".task")
+
+
+def _result_path(staging: str, file: str) -> str:
+    return fsio.join(staging, RESULTS_DIR, file + ".result")
+
+
+def write_task_files(tasks: Sequence[Any], builder: Any) -> list[str]:
+    """One pickled (task, builder) per shard, holding only that shard's rows."""
+    paths = []
+    for task in tasks:
+        shard_builder, items = builder, task.items
+        if hasattr(builder, "for_shard"):
+            shard_builder, items = builder.for_shard(task.split, task.items)
+        task = dataclasses.replace(task, items=items)
+        fsio.makedirs(fsio.join(task.staging, TASKS_DIR))
+        fsio.makedirs(fsio.join(task.staging, RESULTS_DIR))
+        path = _task_path(task.staging, task)
+        fsio.write_all(path, pickle.dumps((task, shard_builder), protocol=4))
+        paths.append(path)
+    return paths
+
+
+def run_task_file(path: str) -> str:
+    """The worker's whole job: read its own task file, write its shard and a result
+    file (temp name unique to the attempt, then a rename)."""
+    from cocoprep.parallel import mark_worker_process
+    from cocoprep.writer import write_shard
+
+    if not _IN_DRIVER:
+        mark_worker_process()
+    task, builder = pickle.loads(fsio.read_all(path))
+    result = write_shard(task, builder)
+    final = _result_path(task.staging, task.file)
+    tmp = f"{final}.tmp-{uuid.uuid4().hex}"
+    fsio.write_all(tmp, pickle.dumps(result, protocol=4))
+    fsio.rename(tmp, final)
+    return task.file
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # Beam wraps the worker's exception; its last line names the original error.
+    return lines[-1] if lines else type(e).__name__
+
+
+def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = False) -> list:
+    """Write every task's shard with Beam; the `ShardResult`s in task order."""
+    global _IN_DRIVER
+    beam = import_beam()
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    FileSystems.set_options(options)
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    total = sum(len(t.items) for t in tasks)
+    _say(quiet, f"planned {len(tasks)} shard(s), {total} item(s); runner {runner}")
+    try:
+        paths = write_task_files(tasks, builder)
+    except CocoprepError:
+        raise
+    except Exception as e:
+        raise BeamPipelineFailed("stage task files", _first_line(e)) from None
+    _say(quiet, f"staged {len(paths)} task file(s); writing shards")
+    _IN_DRIVER = True
+    try:
+        pipeline = beam.Pipeline(options=options)
+        _ = (pipeline
+             | "ShardTasks" >> beam.Create(paths)
+             | "Spread" >> beam.Reshuffle()
+             | "WriteShards" >> beam.Map(run_task_file))
+        result = pipeline.run()
+        state = result.wait_until_finish()
+    except CocoprepError:
+        raise
+    except Exception as e:
+        raise BeamPipelineFailed("WriteShards", _first_line(e)) from None
+    finally:
+        _IN_DRIVER = False
+    if state is not None and str(state).split(".")[-1] not in ("DONE", "UNKNOWN"):
+        raise BeamPipelineFailed("WriteShards", f"the runner ended in state {state}")
+    results = _collect(tasks)
+    written = sum(r.num_examples for r in results)
+    skipped = sum(len(r.skipped) for r in results)
+    _say(quiet, f"wrote {len(results)} shard(s): {written} record(s), {skipped} skipped item(s)")
+    return results
+
+
+def _collect(tasks: Sequence[Any]) -> list:
+    results = []
+    for task in tasks:
+        path = _result_path(task.staging, task.file)
+        try:
+            results.append(pickle.loads(fsio.read_all(path)))
+        except Exception:
+            raise BeamPipelineFailed("collect results", f"no result for shard {task.file} "
+                                     "(the pipeline finished without writing it)") from None
+    for task in tasks:  # task and result files are not part of the output
+        fsio.delete([_task_path(task.staging, task), _result_path(task.staging, task.file)])
+    if tasks and not fsio.is_remote(tasks[0].staging):
+        for sub in (TASKS_DIR, RESULTS_DIR):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(tasks[0].staging, sub))
+    return results
