@@ -43,6 +43,14 @@ class PngError(ValueError):
     """The file would not decode in libpng; the message says why."""
 
 
+class PngTooLarge(PngError):
+    """More pixels than the caller allows (checked before anything is inflated)."""
+
+    def __init__(self, width: int, height: int):
+        super().__init__(f"{width}x{height} pixels is over the limit")
+        self.width, self.height = width, height
+
+
 @dataclass(frozen=True)
 class PngInfo:
     width: int
@@ -212,8 +220,9 @@ class _Walk:
             self.palette_entries = min(len(body) // 3, 1 << depth)
 
 
-def check_png(data: bytes) -> PngInfo:
-    """Walk the chunks and inflate the image data; raise `PngError` if libpng would fail."""
+def check_png(data: bytes, *, max_pixels: int | None = None) -> PngInfo:
+    """Walk the chunks and inflate the image data; raise `PngError` if libpng would fail
+    (`PngTooLarge` when the image has more than `max_pixels` pixels)."""
     if not data.startswith(SIGNATURE):
         raise PngError("no PNG signature")
     view, size, pos = memoryview(data), len(data), 8
@@ -238,6 +247,9 @@ def check_png(data: bytes) -> PngInfo:
             break
         walk.chunk(kind, view[pos:end + 4], view[pos + 8:end], crc_ok)
         pos = end + 4
+    width, height = walk.header[:2]
+    if max_pixels and width * height > max_pixels:
+        raise PngTooLarge(width, height)
     return _finish(walk)
 
 
