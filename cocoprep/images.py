@@ -122,7 +122,7 @@ def error_text(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     text = _ADDRESS.sub("", text)
     text = _LONG_HEX.sub("0x...", text)
-    text = text.replace(tempfile.gettempdir(), "<tmp>")
+    text = re.sub(re.escape(tempfile.gettempdir()) + r"[/\\]\S*", "<temp file>", text)
     text = " ".join(text.split())
     return text if len(text) <= 200 else text[:197] + "..."
 
@@ -209,12 +209,15 @@ def _orientation_of(exif: Image.Exif | bytes | None) -> int:
     if exif is None:
         return 1
     try:
-        if isinstance(exif, bytes):
-            block = Image.Exif()
-            block.load(exif)
-            exif = block
-        value = exif.get(_EXIF_ORIENTATION, 1)
-        return int(value or 1)
+        with warnings.catch_warnings():
+            # Pillow warns about a truncated IFD and keeps the tags it could read:
+            # cameras write such blocks, and the orientation is usually among them.
+            warnings.simplefilter("ignore")
+            if isinstance(exif, bytes):
+                block = Image.Exif()
+                block.load(exif)
+                exif = block
+            return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
     except Exception as e:
         raise _corrupt("EXIF block does not parse", e) from None
 
@@ -292,7 +295,9 @@ def _check_with_pillow(data: bytes, *, orientation: str, expected_size: tuple[in
 
 def _read_exif(im: Image.Image) -> Image.Exif:
     try:
-        return im.getexif()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return im.getexif()
     except Exception as e:
         raise _corrupt("EXIF block does not parse", e) from None
 
