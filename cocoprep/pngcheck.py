@@ -106,7 +106,16 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> tuple[bytes, bool]
     Returns (rows, clean): clean when the stream ended right after the rows with a
     good checksum and nothing after it.
     """
+    whole = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     inflater = zlib.decompressobj(0)  # the window size its header says, as libpng
+    try:  # the usual case, in one call: a clean stream is clean however it is fed
+        rows = inflater.decompress(whole, expected)
+        if (len(rows) == expected and inflater.eof and not inflater.unused_data
+                and not inflater.unconsumed_tail):
+            return rows, True
+    except zlib.error:
+        pass
+    inflater = zlib.decompressobj(0)
     pieces = [c[i:i + _READ_SIZE] for c in chunks for i in range(0, len(c), _READ_SIZE)]
     out: list[bytes] = []
     have, index = 0, 0

@@ -46,6 +46,8 @@ class Sample:
     name: str  # kind/damage/index: enough to rebuild it
     data: bytes
     size: tuple[int, int]  # (width, height) the annotation says
+    format: str  # what the file was before the damage: "jpeg" or "png"
+    damage: str
 
 
 # ------------------------------------------------------------------ building good files
@@ -235,7 +237,8 @@ def corpus(count: int, *, seed: int = 0, max_side: int = 48) -> list[Sample]:
             width, height = max(width, 8), max(height, 8)
             good = _jpeg(rng, name, width, height)
         data = damage(rng, good, damage_kind, bool(i % 2))
-        out.append(Sample(f"{name}/{damage_kind}/{i}", data, (width, height)))
+        out.append(Sample(f"{name}/{damage_kind}/{i}", data, (width, height),
+                          "png" if i % 2 else "jpeg", damage_kind))
     return out
 
 

@@ -40,7 +40,7 @@ def test_cocoprep_writes_exactly_what_tensorflow_decodes(samples):
         theirs = tf_decodes(sample.data, sample.size)
         result = _verdict(sample)
         ours = not isinstance(result, ItemSkipped)
-        outcomes[(sample.name.split("/")[1], ours)] += 1
+        outcomes[(sample.damage, ours)] += 1
         if ours != theirs:
             disagree.append(f"{sample.name}: tf {theirs}, cocoprep "
                             f"{'writes it' if ours else result.detail}")
