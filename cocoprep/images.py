@@ -1,10 +1,13 @@
 """Read, check and (only when needed) transcode one image.
 
-Rules shared by `convert` and `split`:
+Rules shared by `convert`, `split` and `verify` (one check, `check_image`):
 
 * a file name that escapes the image directory (absolute, `..`, or a symlink that
   resolves outside) is rejected before anything is opened;
-* the whole image stream must decode (truncated or corrupt data is rejected);
+* the image must decode completely the way `tf.io.decode_image` decodes it at
+  training time: JPEGs through libjpeg (Pillow's) to their end marker, PNGs by
+  libpng's rules (`cocoprep.pngcheck`), other formats completely in Pillow. What does
+  not is rejected, never re-encoded from a partial decode;
 * images over Pillow's decompression-bomb limit are rejected;
 * 8-bit RGB or grayscale JPEG and PNG pass through byte for byte; anything else
   (CMYK, palette, alpha, 16-bit, BMP, GIF, WebP, TIFF, ...) is converted to RGB and
