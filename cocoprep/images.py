@@ -264,8 +264,8 @@ def _check_png(data: bytes, *, orientation: str,
         orient = _orientation_of(info.exif)
     rotate = _size_verdict(size, orient, orientation=orientation, expected_size=expected_size)
     mode = _PNG_MODES[info.colour_type]
-    if info.bit_depth == 16 and info.colour_type == 0:
-        mode = "I;16"
+    if info.colour_type == 0 and info.bit_depth in (1, 16):
+        mode = "1" if info.bit_depth == 1 else "I;16"
     return ImageCheck(
         format="png", mode=mode, width=info.width, height=info.height,
         passthrough=info.bit_depth == 8 and info.colour_type in (0, 2),
@@ -296,7 +296,12 @@ def _check_with_pillow(data: bytes, *, orientation: str, expected_size: tuple[in
     return check, None if scaled else im
 
 
-def _read_exif(im: Image.Image) -> Image.Exif:
+def _read_exif(im: Image.Image) -> Image.Exif | bytes:
+    """The EXIF block as stored (JPEG APP1, WebP), parsed by `_orientation_of` so that
+    its errors surface (`getexif` hides them); TIFF keeps its tags in the IFD itself."""
+    raw = im.info.get("exif")
+    if isinstance(raw, bytes):
+        return raw
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
