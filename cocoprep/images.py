@@ -266,10 +266,11 @@ def _check_png(data: bytes, *, orientation: str,
     mode = _PNG_MODES[info.colour_type]
     if info.colour_type == 0 and info.bit_depth in (1, 16):
         mode = "1" if info.bit_depth == 1 else "I;16"
+    passthrough = info.bit_depth == 8 and info.colour_type in (0, 2)
     return ImageCheck(
         format="png", mode=mode, width=info.width, height=info.height,
-        passthrough=info.bit_depth == 8 and info.colour_type in (0, 2),
-        rotate=rotate, orientation=orient, source=info.decodable,
+        passthrough=passthrough, rotate=rotate, orientation=orient,
+        source=data if passthrough and not rotate else info.decodable(),
     )
 
 

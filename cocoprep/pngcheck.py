@@ -59,9 +59,15 @@ class PngInfo:
     colour_type: int
     interlaced: bool
     exif: bytes | None  # the eXIf chunk, when one with a good CRC is present
-    # The file reduced to what libpng decodes (bad ancillary chunks, stray IDATs and
-    # anything after the zlib stream left out), for Pillow to decode when converting.
-    decodable: bytes = field(repr=False, compare=False)
+    head: bytes = field(repr=False, compare=False)  # IHDR, PLTE, tRNS as libpng uses them
+    rows: bytes = field(repr=False, compare=False)  # the inflated, still filtered rows
+
+    def decodable(self) -> bytes:
+        """The image as libpng decodes it, for Pillow: what libpng drops (bad ancillary
+        chunks, stray IDATs, whatever follows the rows in the zlib stream) left out,
+        the rows stored uncompressed, so Pillow does not inflate them a second time."""
+        return (SIGNATURE + self.head + _chunk(b"IDAT", zlib.compress(self.rows, 0))
+                + _chunk(b"IEND", b""))
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -95,7 +101,7 @@ def _row_layout(width: int, height: int, depth: int, ctype: int,
     return out
 
 
-def _inflate_rows(chunks: list[memoryview], expected: int) -> tuple[bytes, bool]:
+def _inflate_rows(chunks: list[memoryview], expected: int) -> bytes:
     """Inflate the first run of IDAT chunks as libpng does.
 
     libpng inflates row by row, feeding at most 8 KiB of one chunk at a time; any
@@ -103,16 +109,13 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> tuple[bytes, bool]
     goes on inflating to check the end: a zlib error there only warns, and so does
     surplus data, but running out of IDAT data before the stream ends is fatal ("Not
     enough image data"), and it reads on for as long as surplus data keeps coming.
-    Returns (rows, clean): clean when the stream ended right after the rows with a
-    good checksum and nothing after it.
     """
     whole = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     inflater = zlib.decompressobj(0)  # the window size its header says, as libpng
-    try:  # the usual case, in one call: a clean stream is clean however it is fed
+    try:  # the usual case, in one call: a stream that ends without error is fine
         rows = inflater.decompress(whole, expected)
-        if (len(rows) == expected and inflater.eof and not inflater.unused_data
-                and not inflater.unconsumed_tail):
-            return rows, True
+        if len(rows) == expected and inflater.eof:
+            return rows
     except zlib.error:
         pass
     inflater = zlib.decompressobj(0)
@@ -131,7 +134,7 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> tuple[bytes, bool]
         raise PngError(f"IDAT data ends after {have} of {expected} bytes of image data")
     rows = b"".join(out)
     if inflater.eof:
-        return rows, not inflater.unused_data and index == len(pieces)
+        return rows
     tail, surplus = inflater.unconsumed_tail, 0
     while True:
         if not tail:
@@ -141,11 +144,10 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> tuple[bytes, bool]
         try:
             surplus += len(inflater.decompress(tail, 1024))
         except zlib.error:
-            return rows, False  # after the last row: a warning in libpng
+            return rows  # after the last row: a warning in libpng
         tail = inflater.unconsumed_tail
         if inflater.eof or not surplus:
-            clean = inflater.eof and not surplus and not tail and index == len(pieces)
-            return rows, clean and not inflater.unused_data
+            return rows
 
 
 def _check_filters(rows: bytes, layout: list[tuple[int, int]]) -> None:
@@ -178,7 +180,6 @@ class _Walk:
         self.trns = b""  # a valid tRNS chunk, whole
         self.exif: bytes | None = None
         self.idat: list[memoryview] = []  # bodies of the first run of IDAT chunks
-        self.idat_chunks: list[memoryview] = []
         self.run = 0  # 0: no IDAT yet, 1: inside the first run, 2: after it
 
     def chunk(self, kind: bytes, whole: memoryview, body: memoryview, crc_ok: bool) -> None:
@@ -200,7 +201,6 @@ class _Walk:
             if self.run < 2:
                 self.run = 1
                 self.idat.append(body)
-                self.idat_chunks.append(whole)
         elif kind == b"PLTE":
             self._plte(whole, body, crc_ok)
         elif critical:
@@ -265,13 +265,8 @@ def check_png(data: bytes, *, max_pixels: int | None = None) -> PngInfo:
 def _finish(walk: _Walk) -> PngInfo:
     width, height, depth, ctype, interlace = walk.header
     layout = _row_layout(width, height, depth, ctype, interlace)
-    rows, clean = _inflate_rows(walk.idat, sum(count * stride for count, stride in layout))
+    rows = _inflate_rows(walk.idat, sum(count * stride for count, stride in layout))
     _check_filters(rows, layout)
-    head = walk.ihdr + walk.palette + walk.trns
-    if clean:
-        body = b"".join(walk.idat_chunks)
-    else:  # hand Pillow only the rows libpng used, in a fresh stream
-        body = _chunk(b"IDAT", zlib.compress(rows, 1))
     return PngInfo(width=width, height=height, bit_depth=depth, colour_type=ctype,
                    interlaced=bool(interlace), exif=walk.exif,
-                   decodable=SIGNATURE + head + body + _chunk(b"IEND", b""))
+                   head=walk.ihdr + walk.palette + walk.trns, rows=rows)
