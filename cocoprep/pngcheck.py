@@ -9,12 +9,16 @@ with its default settings (the ones TensorFlow's decoder uses):
 * errors: a critical chunk (IHDR, PLTE of a palette image, IDAT, IEND, any unknown
   chunk whose name starts with a capital) with a bad CRC; a malformed chunk header;
   IHDR missing, not first, doubled or invalid; a palette image without PLTE before
-  IDAT; PLTE doubled, or the wrong length in a palette image; IDAT data that ends
-  before the last row (zlib errors included) or does not reach the end of its zlib
-  stream inside the first run of IDAT chunks; a row filter type over 4; no IEND.
+  IDAT; PLTE doubled, empty, or the wrong length in a palette image; a zlib error
+  or the end of the first run of IDAT chunks before the last row is out (the
+  checksum counts when zlib reaches it in that same call); the IDAT run ending while
+  libpng still reads on to the end of the stream; a row filter type over 4; no IEND.
 * dropped with a warning: an ancillary chunk with a bad CRC or invalid content; a
-  PLTE in a grey image; what follows the last row in the zlib stream (extra data, a
-  bad checksum); IDAT chunks after the stream has ended; anything after IEND.
+  PLTE in a grey image; what zlib reads after the last row (surplus data, a bad
+  checksum in a later IDAT chunk); IDAT chunks after the stream has ended; anything
+  after IEND; an ancillary chunk unknown to libpng (cICP, APNG's), even before IHDR.
+
+Each rule has a case in `tests/test_images_png.py` that checks TensorFlow agrees.
 
 The work is the chunk walk, CRCs and one zlib inflate, all in C: cheaper than a
 Pillow decode, which is not needed at all to pass a plain PNG through.
