@@ -146,23 +146,19 @@ def _image_id(task: str, values: dict) -> str:
 
 def _decode_check(data: bytes, what: str, *, fmt: str | None,
                   size: tuple[int, int]) -> str | None:
-    """None if `data` fully decodes to an image of `size` (width, height).
-
-    The one call into `images`: swap for its public check when there is one."""
-    from cocoprep import images
+    """None if `data` fully decodes to an image of `size` (width, height)."""
     from cocoprep.errors import ItemSkipped
+    from cocoprep.images import check_image
 
     try:
-        im = images._open(data)
-        found = (im.format or "").lower()
-        if fmt is not None and found.replace("jpg", "jpeg") != fmt:
-            return f"{what}: format says {fmt!r} but the bytes are {found or 'unknown'}"
-        if im.size != size:
-            return (f"{what}: decoded size {im.width}x{im.height} != stored "
-                    f"width x height {size[0]}x{size[1]}")
-        images._decode_fully(im, fast_jpeg=True)
+        check = check_image(data)
     except ItemSkipped as e:
         return f"{what}: {e.detail}"
+    if fmt is not None and check.format != fmt:
+        return f"{what}: format says {fmt!r} but the bytes are {check.format or 'unknown'}"
+    if (check.width, check.height) != size:
+        return (f"{what}: decoded size {check.width}x{check.height} != stored "
+                f"width x height {size[0]}x{size[1]}")
     return None
 
 

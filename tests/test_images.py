@@ -250,3 +250,25 @@ def test_tensorflow_agrees_about_the_zero_filled_jpeg():
     with pytest.raises(tf.errors.InvalidArgumentError):
         tf.io.decode_jpeg(_jpeg_zero_tail(0.6))
     tf.io.decode_jpeg(image_bytes(160, 120) + b"trailer data")  # data after EOI is fine
+
+
+def test_jpeg_with_stray_bytes_before_a_scan_passes_as_libjpeg_reads_it():
+    """Without its first SOS header a progressive JPEG still decodes in libjpeg (it
+    skips the orphaned scan data as stray bytes, with a warning) and in TensorFlow."""
+    import tensorflow as tf
+
+    data = image_bytes(64, 48, progressive=True)
+    sos = data.find(b"\xff\xda")
+    damaged = data[:sos] + data[sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big"):]
+    assert tf.io.decode_jpeg(damaged).shape == (48, 64, 3)
+    out = images.prepare_image(damaged, expected_size=(64, 48))
+    assert out.data == damaged
+
+
+def test_a_broken_exif_block_only_matters_when_the_orientation_does():
+    data = image_bytes(40, 30, exif=b"Exif\x00\x00this is not a TIFF header")
+    assert images.prepare_image(data, expected_size=(40, 30)).data == data
+    with pytest.raises(ItemSkipped) as info:
+        images.prepare_image(data, orientation="always")
+    assert info.value.reason == images.CORRUPT_IMAGE
+    assert info.value.detail.startswith("EXIF block does not parse (")
