@@ -141,7 +141,12 @@ def inference_model(model):
     saved as model.keras, so plain `keras.models.load_model` reloads it."""
     import keras
 
-    return keras.Model(model.inputs, model.outputs, name=model.name)
+    names = [layer.name for layer in model.layers]
+    if "heatmap" in names and "box" in names:  # keep the dict (`outputs` is a sorted list)
+        outputs = {k: model.get_layer(k).output for k in ("heatmap", "box")}
+    else:
+        outputs = model.outputs[0]
+    return keras.Model(model.inputs, outputs, name=model.name)
 
 
 @dataclass(frozen=True)
