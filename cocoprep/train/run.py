@@ -214,6 +214,24 @@ def _run_phases(model, dataset, *, head: str, steps: int, lr: float, fine_tune_l
     return phases
 
 
+def _say_setup(say, plan: DevicePlan, d: _Data) -> None:
+    say(f"device: {plan.describe()}, precision {plan.precision}, "
+        f"XLA {'on' if plan.xla else 'off'}")
+    n_train = f"{d.num_examples} images" if d.num_examples is not None else "a glob"
+    say(f"data: {d.path} ({d.task}, {d.num_classes} classes), train split {d.train!r} "
+        f"({n_train}), validation split "
+        + (repr(d.val) if d.val else "none (no validation split: no validation figures)"))
+
+
+def _say_throughput(say, images_per_s: float | None, num_phases: int) -> None:
+    if images_per_s is None:
+        return
+    say(f"throughput: {images_per_s:.1f} images/s over both phases "
+        f"(first step of each phase, which traces the graph, not counted)"
+        if num_phases > 1 else
+        f"throughput: {images_per_s:.1f} images/s (first, tracing step not counted)")
+
+
 def smoketrain(
     data: str | os.PathLike = DEFAULT_DATA,
     run_dir: str | os.PathLike = DEFAULT_RUN_DIR,
@@ -279,12 +297,7 @@ def smoketrain(
     import keras
 
     plan = plan or choose_device(detect_gpus())
-    say(f"device: {plan.describe()}, precision {plan.precision}, "
-        f"XLA {'on' if plan.xla else 'off'}")
-    n_train = f"{d.num_examples} images" if d.num_examples is not None else "a glob"
-    say(f"data: {data} ({d.task}, {d.num_classes} classes), train split {d.train!r} "
-        f"({n_train}), validation split "
-        + (repr(d.val) if d.val else "none (no validation split: no validation figures)"))
+    _say_setup(say, plan, d)
     weights_label = weights if weights_arg is None or weights_arg == "imagenet" else weights_arg
     keras.utils.set_random_seed(seed)
     with dtype_policy(plan.precision), make_strategy(plan).scope():
@@ -312,11 +325,7 @@ def smoketrain(
             say(_val_line(val))
     verdict = _judge(head, phases)
     images_per_s = _throughput(phases, batch_size)
-    if images_per_s is not None:
-        say(f"throughput: {images_per_s:.1f} images/s over both phases "
-            f"(first step of each phase, which traces the graph, not counted)"
-            if len(phases) > 1 else
-            f"throughput: {images_per_s:.1f} images/s (first, tracing step not counted)")
+    _say_throughput(say, images_per_s, len(phases))
     metrics = _metrics(verdict, plan=plan, bb=bb, d=d, head=head, weights=weights_label,
                        size=size, batch_size=batch_size, seed=seed, steps=steps,
                        fine_tune_layers=fine_tune_layers, phases=phases, val=val,
