@@ -356,7 +356,7 @@ def smoketrain_cmd(data, run_dir, backbone, weights, head, steps, batch_size, im
     PASS (exit 0) when every loss is finite and the mean loss of the last 10% of
     steps is below that of the first 10% by more than 6 noise standard errors
     (noise measured around the local trend) and 10% of the first; the detector
-    must also bring down its box loss and, in phase 1, its heatmap loss. FAIL
+    must also bring down its box loss and its heatmap loss. FAIL
     (exit 1) otherwise, and before training when the train split holds no objects
     (detection) or one class. Writes RUN_DIR/metrics.json (with mAP@0.5 on the
     validation split for the detector) and RUN_DIR/model.keras (inputs: images
