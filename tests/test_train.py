@@ -771,8 +771,9 @@ COLOURS = ((220, 30, 30), (30, 200, 30), (30, 30, 220))
 
 
 def _rect_coco(root: Path, counts: dict, *, size: int = 128, seed: int = 0,
-               objects: bool = True) -> Path:
-    """COCO JSON + PNGs of 1-3 coloured rectangles on grey, with exact boxes."""
+               objects: bool = True, wrong_boxes: bool = False) -> Path:
+    """COCO JSON + PNGs of 1-3 coloured rectangles on grey, with exact boxes (or,
+    with `wrong_boxes`, each box of the right size moved to a random place)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -788,6 +789,8 @@ def _rect_coco(root: Path, counts: dict, *, size: int = 128, seed: int = 0,
                 h, w = (int(v) for v in rng.integers(size // 6, size // 2, 2))
                 y, x = int(rng.integers(0, size - h)), int(rng.integers(0, size - w))
                 pixels[y:y + h, x:x + w] = COLOURS[c]
+                if wrong_boxes:
+                    y, x = int(rng.integers(0, size - h)), int(rng.integers(0, size - w))
                 anns.append({"id": len(anns) + 1, "image_id": k + 1, "category_id": c + 1,
                              "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0})
             name = f"{split}_{k:03d}.png"
@@ -839,15 +842,17 @@ def test_head_option_for_classification_records_is_refused(split_dir, tmp_path):
 
 # ------------------------------------------------------------------ the detector, end to end
 
+RECT_RUN = ["--weights", "none", "--image-size", "128", "--steps", "30", "--batch-size", "8",
+            "--lr", "3e-3"]
+
+
 @pytest.fixture(scope="module")
 def rect_run(tmp_path_factory):
     """Coloured rectangles with exact boxes, random weights, 128 px, two phases."""
     work = tmp_path_factory.mktemp("rects")
     src = _rect_coco(work / "src", {"train": 32, "val": 8})
     data = _quiet_tree(work, "convert", src, str(work / "tf"))
-    code, text = run_cli("smoketrain", str(data), "-o", str(work / "run"), "--weights", "none",
-                         "--image-size", "128", "--steps", "30", "--batch-size", "8",
-                         "--lr", "3e-3")
+    code, text = run_cli("smoketrain", str(data), "-o", str(work / "run"), *RECT_RUN)
     return code, text, work / "run", data
 
 
@@ -898,3 +903,19 @@ def test_decode_on_the_reloaded_detector(rect_run):
                  * np.clip(np.minimum(truth[:, 3], b[3]) - np.maximum(truth[:, 1], b[1]), 0, None))
         hits += bool(np.any(inter > 0))
     assert hits >= 5
+
+
+@pytest.mark.slow
+def test_boxes_that_miss_the_objects_fail(tmp_path):
+    """The same pictures with every box moved to a random place: the box term still
+    falls (sizes regress towards their mean), the heatmap cannot learn the centres,
+    so the run FAILs where the right boxes PASS."""
+    src = _rect_coco(tmp_path / "src", {"train": 32}, wrong_boxes=True)
+    data = _quiet_tree(tmp_path, "convert", src, str(tmp_path / "tf"))
+    code, text = run_cli("smoketrain", str(data), "-o", str(tmp_path / "run"), *RECT_RUN)
+    assert code == 1, text
+    assert "no validation split" in text
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    checks = {c["term"]: c for c in m["judgement"]["checks"]}
+    assert not checks["heatmap"]["passed"] and checks["heatmap"]["z"] < 6
+    assert m["val"] is None
