@@ -86,7 +86,7 @@ def _run(data: Path, head: str | None, size: int, steps: int) -> tuple[float, fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="128,299")
-    ap.add_argument("--steps", type=int, default=10, help="steps per phase")
+    ap.add_argument("--steps", type=int, default=10, help="steps per phase (>= 10: the run needs 20)")
     ap.add_argument("--rounds", type=int, default=1, help="best of N, interleaved")
     args = ap.parse_args()
     from cocoprep.tfimport import import_tensorflow
