@@ -382,6 +382,9 @@ def preview_command(path: str, split: str | None, num: int, augment: bool, seed:
 @click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
               help="Backbone weights: ImageNet (downloaded once into the Keras cache), "
                    "random init, or a local weights file.")
+@click.option("--head", default=None, type=click.Choice(list(_train.DETECTION_HEADS)),
+              help="Detection records: a CenterNet box detector (detection), or one "
+                   "sigmoid per class per image (multilabel)  [default: detection].")
 @click.option("--steps", default=_train.DEFAULT_STEPS, show_default=True, type=int,
               help="Training steps in each phase.")
 @click.option("--batch-size", default=_train.DEFAULT_BATCH_SIZE, show_default=True, type=int,
@@ -394,16 +397,19 @@ def preview_command(path: str, split: str | None, num: int, augment: bool, seed:
               help="Phase-1 learning rate (Adam); phase 2 uses a tenth.")
 @seed_option("Seeds weight init, record order and augmentation.")
 @click.option("--train-split", default=None, metavar="NAME",
-              help="Split to train on  [default: train, or the one train* split].")
+              help="Split to train on  [default: the only split, else the train-like one "
+                   "(train, train2017, training, ...)].")
 @click.option("--val-split", default=None, metavar="NAME",
-              help="Split to validate on  [default: val/validation/dev when present].")
+              help="Split to validate on  [default: the val-like split (val, valid, "
+                   "validation, val2017, dev; test as a last resort)].")
 @quiet_option("Only the PASS/FAIL line.")
-def smoketrain_cmd(data, run_dir, backbone, weights, steps, batch_size, image_size,
+def smoketrain_cmd(data, run_dir, backbone, weights, head, steps, batch_size, image_size,
                    fine_tune_layers, lr, seed, train_split, val_split, quiet):
     """Fine-tune a Keras backbone on the records to prove that they train.
 
     DATA is a directory written by `cocoprep convert` (detection records: a
-    multi-label sigmoid head over the label-map classes; an image's targets are
+    CenterNet-style detector on the backbone's stride-8 feature map, trained on
+    the boxes; --head multilabel: one sigmoid per class, an image's targets being
     its non-crowd objects' classes) or `cocoprep split` (classification: softmax).
     Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the top
     --fine-tune-layers backbone layers (BatchNorm stays frozen, in inference mode)
@@ -412,19 +418,25 @@ def smoketrain_cmd(data, run_dir, backbone, weights, steps, batch_size, image_si
     XLA; CPU: float32.
 
     PASS (exit 0) when every loss is finite and the mean loss of the last 10% of
-    steps is below that of the first 10% by more than 6 noise standard errors and
-    10% of the first; FAIL (exit 1) otherwise. Writes RUN_DIR/metrics.json and
-    RUN_DIR/model.keras (inputs: images after preprocess_input).
+    steps is below that of the first 10% by more than 6 noise standard errors
+    (noise measured around the local trend) and 10% of the first; the detector
+    must also bring down its box loss and its heatmap loss. FAIL
+    (exit 1) otherwise, and before training when the train split holds no objects
+    (detection) or one class. Writes RUN_DIR/metrics.json (with mAP@0.5 on the
+    validation split for the detector) and RUN_DIR/model.keras (inputs: images
+    after preprocess_input; cocoprep.train.decode turns detector outputs into
+    boxes).
 
     Example:
 
     \b
-        cocoprep split fixtures/imgs
-        cocoprep smoketrain --weights none --image-size 75
+        cocoprep convert fixtures/coco
+        cocoprep smoketrain --weights none --image-size 128
     """
     _import_tensorflow_quietly()
     result = _train.smoketrain(
-        data, run_dir, backbone=backbone, weights=weights, steps=steps, batch_size=batch_size,
+        data, run_dir, backbone=backbone, weights=weights, head=head, steps=steps,
+        batch_size=batch_size,
         image_size=image_size, fine_tune_layers=fine_tune_layers, lr=lr, seed=seed,
         train_split=train_split, val_split=val_split,
         log=None if quiet else click.echo,

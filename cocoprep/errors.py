@@ -89,6 +89,19 @@ class StrictModeError(CocoprepError):
         )
 
 
+class NothingToProve(CocoprepError):
+    """Training data that cannot show whether records train (a detection split
+    without objects, a classification split with one class): refused before
+    training, exit 1 like a FAIL, never a PASS."""
+
+    exit_code = 1
+
+    def __init__(self, path: str | Path, split: str, what: str):
+        self.path, self.split, self.what = str(path), split, what
+        super().__init__(f"{path}: split {split!r} {what}; a smoke-train on it could "
+                         "prove nothing, so none was run")
+
+
 class ItemSkipped(CocoprepError):
     """One image or annotation that cannot be written; it is skipped and reported.
 
