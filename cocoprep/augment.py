@@ -34,10 +34,10 @@ import tensorflow as tf
 from cocoprep.errors import UsageError
 
 __all__ = [
-    "Op", "Compose", "RandomFlip", "RandomCrop", "ScaleJitter", "ColorJitter", "Letterbox",
+    "Op", "Decode", "Compose", "RandomFlip", "RandomCrop", "ScaleJitter", "ColorJitter", "Letterbox",
     "Resize", "COCO_KEYPOINT_FLIP",
     "RandomResizedCrop", "RandomRotation", "RandomZoom", "resolve", "apply", "resize_to",
-    "default_ops",
+    "default_ops", "decode_image", "decode_masks", "decode_ratio",
 ]
 
 # COCO person keypoints (nose, left/right eye, ear, shoulder, elbow, wrist, hip, knee,
@@ -162,11 +162,25 @@ def resize(element: dict, height, width) -> dict:
     boxes and keypoints are unchanged."""
     out = dict(element)
     size = tf.stack([tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
-    out["image"] = tf.image.resize(element["image"], size)
+    image = element["image"]
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
+    # A letterbox of an image that already fits (640x480 into 640) keeps its pixels.
+    out["image"] = tf.cond(same, lambda: _to_float(image), lambda: tf.image.resize(image, size))
     if "masks" in out:
-        masks = out["masks"]
-        out["masks"] = tf.image.resize(masks[..., None], size, method="nearest")[..., 0]
+        out["masks"] = _resize_masks(out["masks"], size)
     return out
+
+
+def _resize_masks(masks, size) -> tf.Tensor:
+    """Nearest-neighbour resize of [N, H, W] masks as ONE image with N channels (about
+    half the time of N one-channel images; same pixels)."""
+    def one_image():
+        resized = tf.image.resize(tf.transpose(masks, [1, 2, 0]), size, method="nearest")
+        return tf.transpose(resized, [2, 0, 1])
+
+    # The resize op refuses an image of 0 channels (an image without objects).
+    return tf.cond(tf.shape(masks)[0] > 0, one_image,
+                   lambda: tf.zeros(tf.concat([[0], size], 0), masks.dtype))
 
 
 def letterbox(element: dict, size: tuple[int, int]) -> dict:
@@ -193,21 +207,125 @@ def _to_float(image) -> tf.Tensor:
     return tf.cast(image, tf.float32) if image.dtype != tf.float32 else image
 
 
-def resize_to(element: dict, size: tuple[int, int], *, letterbox: bool) -> dict:
-    """The reader's last step: images float32 of exactly `size` (letterboxed for
-    detection, plain resize for classification). A no-op when an augmentation
-    already produced that size."""
+def resize_to(element: dict, size: tuple[int, int], *, keep_aspect: bool) -> dict:
+    """The reader's last step: images float32 of exactly `size` (letterboxed when
+    `keep_aspect`, as for detection; else a plain resize). A no-op when an
+    augmentation already produced that size."""
     image = element["image"]
     if image.dtype == tf.float32 and tuple(image.shape[:2]) == tuple(size):
         return element
-    if letterbox:
-        return _letterbox_fn(element, size)
+    if keep_aspect:
+        return letterbox(element, size)
     out = dict(element)
     out["image"] = tf.ensure_shape(tf.image.resize(image, size), [size[0], size[1], 3])
     return out
 
 
-_letterbox_fn = letterbox
+# ------------------------------------------------------------------ decoding
+
+# Keys of an element before its decode step (the reader's record fields).
+ENCODED = "encoded"
+ENCODED_MASKS = "encoded_masks"
+_RATIOS = (8, 4, 2)  # libjpeg's reduced DCT scales, largest first
+_JPEG_START = b"\xff\xd8\xff"
+
+
+def decode_ratio(height: int, width: int, min_height: int, min_width: int) -> int:
+    """The DCT scale (1, 2, 4 or 8) at which to decode a `height` x `width` JPEG that
+    will be shrunk to `min_height` x `min_width`: the largest ratio r whose decode is
+    still at least that size (libjpeg rounds a scaled size up: ceil(height / r)), so a
+    reduced decode is never upsampled; 1 when the shrink is less than 2x."""
+    for r in _RATIOS:
+        if -(-height // r) >= min_height and -(-width // r) >= min_width:
+            return r
+    return 1
+
+
+def _ratio_index(height, width, min_height, min_width) -> tf.Tensor:
+    """`decode_ratio` on int32 tensors, as an index into (1, 2, 4, 8)."""
+    index = tf.constant(0, tf.int32)
+    for i, r in enumerate(reversed(_RATIOS), start=1):  # a fit at 8 implies one at 4, 2
+        fits = ((height + r - 1) // r >= min_height) & ((width + r - 1) // r >= min_width)
+        index = tf.where(fits, i, index)
+    return index
+
+
+def _fit_size(height, width, size, keep_aspect: bool):
+    """The size a `height` x `width` image is resized to for `size` (letterbox or plain)."""
+    if not keep_aspect:
+        return tf.constant(size[0]), tf.constant(size[1])
+    h, w = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    scale = tf.minimum(size[0] / h, size[1] / w)
+    return (tf.cast(tf.round(h * scale), tf.int32), tf.cast(tf.round(w * scale), tf.int32))
+
+
+def _is_jpeg(encoded) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(encoded, 0, 3), _JPEG_START)
+
+
+def _decode_any(encoded) -> tf.Tensor:
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _decode_jpeg_window(encoded, window, min_size) -> tf.Tensor:
+    """Decode the (top, left, height, width) window of a JPEG (None: all of it) at the
+    largest DCT scale that leaves it at least `min_size` (None: full scale)."""
+    shape = tf.image.extract_jpeg_shape(encoded)
+    if window is None:
+        window = (tf.constant(0), tf.constant(0), shape[0], shape[1])
+    top, left, height, width = window
+    if min_size is None:
+        return tf.image.decode_and_crop_jpeg(encoded, tf.stack(window), channels=3)
+
+    def at(r):
+        def run():
+            if r == 1:
+                return tf.image.decode_and_crop_jpeg(encoded, tf.stack(window), channels=3)
+            # libjpeg crops in scaled coordinates: the scaled rows/columns covering the window.
+            full_h, full_w = (shape[0] + r - 1) // r, (shape[1] + r - 1) // r
+            t, l = top // r, left // r
+            h = tf.minimum((top + height + r - 1) // r, full_h) - t
+            w = tf.minimum((left + width + r - 1) // r, full_w) - l
+            return tf.image.decode_and_crop_jpeg(encoded, tf.stack([t, l, h, w]), channels=3,
+                                                 ratio=r)
+        return run
+
+    index = _ratio_index(height, width, min_size[0], min_size[1])
+    return tf.switch_case(index, [at(1)] + [at(r) for r in reversed(_RATIOS)])
+
+
+def decode_image(encoded, *, fit: tuple[int, int] | None = None,
+                 keep_aspect: bool = False) -> tf.Tensor:
+    """Image bytes -> uint8 [H, W, 3]. With `fit`, the size the image is resized to next
+    (letterboxed when `keep_aspect`), a JPEG shrunk 2x or more is decoded at reduced DCT
+    scale (`decode_ratio`), never below the size it is resized to."""
+    if fit is None:
+        return _decode_any(encoded)
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded)
+        return _decode_jpeg_window(encoded, None, _fit_size(shape[0], shape[1], fit,
+                                                            keep_aspect))
+
+    image = tf.cond(_is_jpeg(encoded), jpeg, lambda: _decode_any(encoded))
+    image.set_shape([None, None, 3])
+    return image
+
+
+def decode_masks(pngs, height, width) -> tf.Tensor:
+    """A PNG per object -> uint8 [N, height, width] with values 0/1."""
+    def decode_all():
+        masks = tf.map_fn(
+            lambda png: tf.io.decode_png(png, channels=1)[:, :, 0],
+            pngs, fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
+        return tf.minimum(masks, 1)
+
+    masks = tf.cond(tf.size(pngs) > 0, decode_all,
+                    lambda: tf.zeros([0, height, width], tf.uint8))
+    masks.set_shape([None, None, None])
+    return masks
 
 
 # ------------------------------------------------------------------ ops
@@ -216,6 +334,8 @@ class Op:
     """Base class: `op(element, seed=None) -> element`."""
 
     task: str | None = None  # "classification" when the op cannot move boxes
+    decodes = False  # True: takes the undecoded element (in place of `Decode`)
+    scale_invariant = False  # True: works the same on a reduced-scale decode
 
     def __init__(self, seed: int | None = None):
         self.seed = seed
@@ -234,6 +354,34 @@ class Op:
         return f"{type(self).__name__}({args})"
 
 
+class Decode(Op):
+    """Decoding, the first step of the reader's element pipeline: ``encoded`` (image
+    bytes) -> ``image`` uint8 [H, W, 3], and ``encoded_masks`` (a PNG per object) ->
+    ``masks`` uint8 [N, H, W] 0/1. An op whose `decodes` is True (RandomResizedCrop,
+    which decodes only its window of a JPEG) takes this step's place.
+
+    `fit`: the size the image is resized to right after (letterboxed when
+    `keep_aspect`); a JPEG shrunk 2x or more is then decoded at reduced DCT scale (see
+    `decode_image`). Only for pipelines where nothing between the decode and that
+    resize depends on the pixel size, and without masks (they keep the stored size).
+    """
+
+    decodes = True
+
+    def __init__(self, fit: int | tuple[int, int] | None = None, *, keep_aspect: bool = False):
+        super().__init__(None)
+        self.fit = _pair(fit) if fit is not None else None
+        self.keep_aspect = bool(keep_aspect)
+
+    def apply(self, element, seed):
+        image = decode_image(element.pop(ENCODED), fit=self.fit, keep_aspect=self.keep_aspect)
+        element["image"] = image
+        if ENCODED_MASKS in element:
+            height, width = _hw(image)
+            element["masks"] = decode_masks(element.pop(ENCODED_MASKS), height, width)
+        return element
+
+
 class Compose(Op):
     """Apply ops in order, each with its own seed split from the element's seed.
     Plain callables (not `Op`s) are called with the element only."""
@@ -245,26 +393,12 @@ class Compose(Op):
             if not callable(op):
                 raise UsageError("augment", "ops (callables)", op)
 
-    def __call__(self, element: dict, seed=None, *, _first_done: bool = False) -> dict:
-        seed = _as_seed(seed, self.seed)
-        seeds = _split(seed, len(self.ops))
-        element = dict(element)
-        for i, (op, op_seed) in enumerate(zip(self.ops, seeds)):
-            if i == 0 and _first_done:
-                element = op.after_fused_decode(element)
-            elif isinstance(op, Op):
-                element = op(element, op_seed)
-            else:
-                element = op(element)
-        return element
-
-    def fused_decode(self, encoded, image_format, seed):
-        """When the first op can decode only the part it keeps (random resized crop
-        of a JPEG), the decoded cropped image; else None."""
-        if not self.ops or not hasattr(self.ops[0], "fused_decode"):
-            return None
+    def __call__(self, element: dict, seed=None) -> dict:
         seeds = _split(_as_seed(seed, self.seed), len(self.ops))
-        return self.ops[0].fused_decode(encoded, image_format, seeds[0])
+        element = dict(element)
+        for op, op_seed in zip(self.ops, seeds):
+            element = op(element, op_seed) if isinstance(op, Op) else op(element)
+        return element
 
     def __repr__(self) -> str:
         return f"Compose({self.ops!r})"
@@ -276,6 +410,8 @@ class RandomFlip(Op):
     `keypoint_flip_permutation`: index order that swaps left/right keypoints (e.g.
     COCO's left_eye <-> right_eye) so their names stay true after a flip.
     """
+
+    scale_invariant = True
 
     def __init__(self, p: float = 0.5, *, keypoint_flip_permutation: Sequence[int] | None = None,
                  seed: int | None = None):
@@ -383,17 +519,23 @@ class Letterbox(Op):
 
 
 class ColorJitter(Op):
-    """Random saturation (factor in 1 +- value), hue (+-delta, fraction of the hue
-    circle), brightness (+-delta of full scale) and contrast (factor in 1 +- value,
-    about the image's mean grey level), in that order. 0 turns a part off. Geometry is
-    untouched; the image keeps its dtype and stays within 0..255.
+    """Random brightness (+-delta of full scale), contrast (factor in 1 +- value, about
+    the image's mean grey level), saturation (factor in 1 +- value: a blend with each
+    pixel's luma grey, as Pillow's ``ImageEnhance.Color``) and, only when `hue` > 0, hue
+    (+-delta, a fraction of the hue circle, through HSV). 0 turns a part off. Geometry
+    is untouched; the image keeps its dtype and stays within 0..255.
 
-    Brightness and contrast are fused into one multiply-add on the 0..255 values, so
-    the op costs a few passes over the pixels however many parts are on.
+    Saturation, brightness and contrast are one 3x3 colour matrix plus an offset,
+    applied in a single pass over the pixels; hue is the costly part, hence off by
+    default. Apply it before ops that upscale or pad (the detection default runs it on
+    the decoded pixels, before the letterbox): it then costs less and never colours
+    the padding.
     """
 
+    scale_invariant = True  # the same at any image size: a reduced decode may precede it
+
     def __init__(self, brightness: float = 0.2, contrast: float = 0.2,
-                 saturation: float = 0.2, hue: float = 0.02, seed: int | None = None):
+                 saturation: float = 0.2, hue: float = 0.0, seed: int | None = None):
         super().__init__(seed)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.saturation, self.hue = float(saturation), float(hue)
@@ -402,29 +544,36 @@ class ColorJitter(Op):
         s_b, s_c, s_s, s_h = _split(seed, 4)
         image = element["image"]
         x = _to_float(image)
-        # Saturation and hue are scale-invariant, so they work on 0..255 directly.
-        if self.saturation > 0:
-            x = tf.image.adjust_saturation(
-                x, _uniform(s_s, max(0.0, 1.0 - self.saturation), 1.0 + self.saturation))
         if self.hue > 0:
             x = tf.image.adjust_hue(x, _uniform(s_h, -min(self.hue, 0.5), min(self.hue, 0.5)))
-        delta = (_uniform(s_b, -self.brightness, self.brightness) * 255.0
-                 if self.brightness > 0 else 0.0)
-        if self.contrast > 0:
-            gain = _uniform(s_c, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast)
-            # brightness then contrast: (x + d - m') * g + m' with m' = m + d. The mean
-            # (over all pixels and channels, as Pillow's contrast) is estimated on every
-            # 4th row and column: a full per-channel reduction costs more than the rest
-            # of the op together.
-            mean = tf.reduce_mean(x[::4, ::4])
-            x = x * gain + (mean * (1.0 - gain) + delta)
-        elif self.brightness > 0:
-            x = x + delta
-        x = tf.clip_by_value(x, 0.0, 255.0)
+        if self.saturation > 0 or self.brightness > 0 or self.contrast > 0:
+            matrix, offset = self._affine(x, s_b, s_c, s_s)
+            flat = tf.matmul(tf.reshape(x, [-1, 3]), matrix, transpose_b=True) + offset
+            x = tf.clip_by_value(tf.reshape(flat, tf.shape(x)), 0.0, 255.0)
         if image.dtype == tf.uint8:
             x = tf.cast(tf.round(x), tf.uint8)
         element["image"] = x
         return element
+
+    def _affine(self, x, s_b, s_c, s_s):
+        """(matrix [3, 3], offset) of saturation, then brightness, then contrast."""
+        matrix = tf.eye(3)
+        if self.saturation > 0:
+            factor = _uniform(s_s, max(0.0, 1.0 - self.saturation), 1.0 + self.saturation)
+            luma = tf.constant([[0.299, 0.587, 0.114]] * 3)
+            matrix = factor * matrix + (1.0 - factor) * luma
+        offset = (_uniform(s_b, -self.brightness, self.brightness) * 255.0
+                  if self.brightness > 0 else tf.constant(0.0))
+        if self.contrast > 0:
+            gain = _uniform(s_c, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast)
+            # Contrast about the grey level after saturation and brightness: (y + d - m) *
+            # g + m with m = mean(y) + d. The channel means are estimated on every 4th row
+            # and column: a full reduction costs as much as the colour pass itself.
+            channel_means = tf.reduce_mean(x[::4, ::4], axis=[0, 1])
+            grey = tf.reduce_mean(tf.linalg.matvec(matrix, channel_means))
+            offset = offset + (1.0 - gain) * grey
+            matrix = gain * matrix
+        return matrix, offset
 
 
 class Resize(Op):
@@ -445,6 +594,7 @@ class RandomResizedCrop(Op):
     inside the window (`decode_and_crop_jpeg`), which is where its speed comes from."""
 
     task = "classification"
+    decodes = True  # takes an undecoded element in place of the Decode step
 
     def __init__(self, size: int | tuple[int, int] | None = None, *,
                  scale: tuple[float, float] = (0.08, 1.0),
@@ -463,28 +613,27 @@ class RandomResizedCrop(Op):
         return begin[0], begin[1], size[0], size[1]
 
     def apply(self, element, seed):
-        top, left, h, w = self._window(tf.shape(element["image"]), seed)
-        element["image"] = element["image"][top:top + h, left:left + w]
-        return self.after_fused_decode(element)
-
-    def after_fused_decode(self, element):
+        if "image" in element:
+            element["image"] = self._crop(element["image"], seed)
+        else:
+            element["image"] = self._decode_window(element.pop(ENCODED), seed)
         if self.size is not None:
             element["image"] = tf.ensure_shape(
                 tf.image.resize(element["image"], self.size), [*self.size, 3])
         return element
 
-    def fused_decode(self, encoded, image_format, seed):
+    def _crop(self, image, seed):
+        top, left, h, w = self._window(tf.shape(image), seed)
+        return image[top:top + h, left:left + w]
+
+    def _decode_window(self, encoded, seed):
+        """As the decode step: a JPEG is decoded only inside the window (at reduced DCT
+        scale when the window is 2x or more larger than `size`); other formats whole."""
         def jpeg():
-            top, left, h, w = self._window(tf.image.extract_jpeg_shape(encoded), seed)
-            return tf.image.decode_and_crop_jpeg(encoded, tf.stack([top, left, h, w]),
-                                                 channels=3)
+            window = self._window(tf.image.extract_jpeg_shape(encoded), seed)
+            return _decode_jpeg_window(encoded, window, self.size)
 
-        def other():
-            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-            top, left, h, w = self._window(tf.shape(image), seed)
-            return image[top:top + h, left:left + w]
-
-        image = tf.cond(tf.equal(image_format, "jpeg"), jpeg, other)
+        image = tf.cond(_is_jpeg(encoded), jpeg, lambda: self._crop(_decode_any(encoded), seed))
         image.set_shape([None, None, 3])
         return image
 
@@ -571,29 +720,26 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None, *,
     """The `augment="default"` set for a task.
 
     detection: flip (with 17 keypoints, the COCO left/right swap), SSD crop (half the
-    time, >= 30% of an object kept), letterbox to `image_size` (when given), mild
-    colour jitter.
-    classification: Inception random resized crop (fused with the JPEG decode), flip,
-    resize to `image_size` (when given). Colour jitter, rotation and zoom are left out
-    of the default: they cost 15-60% of the decode+resize work per image at 299 px and
-    add little on top of the crop for most models; add them with a list, e.g.
-    ``default_ops("classification", size) + [ColorJitter(0.2, 0.2, 0, 0)]``.
+    time, >= 30% of an object kept), mild colour jitter (brightness, contrast,
+    saturation +-0.1; no hue) on the decoded pixels, then letterbox to `image_size`
+    (when given), so the padding stays exactly 0.
+    classification: Inception random resized crop to `image_size` (decoding only the
+    crop window of a JPEG, at reduced DCT scale when the window is 2x or more larger),
+    then flip. Colour jitter, rotation and zoom are left out of the default: they cost
+    15-60% of the decode+resize work per image at 299 px and add little on top of the
+    crop for most models; add them with a list, e.g.
+    ``default_ops("classification", size) + [ColorJitter(0.2, 0.2, 0)]``.
     """
     if task == "detection":
         permutation = COCO_KEYPOINT_FLIP if num_keypoints == len(COCO_KEYPOINT_FLIP) else None
         ops: list[Op] = [RandomFlip(keypoint_flip_permutation=permutation),
-                         RandomCrop(0.3, p=0.5)]
+                         RandomCrop(0.3, p=0.5), ColorJitter(0.1, 0.1, 0.1, 0.0)]
         if image_size is not None:
             ops.append(Letterbox(image_size))
-        ops.append(ColorJitter(0.1, 0.1, 0.1, 0.02))
         return ops
     if task == "classification":
-        # Crop (fused with the JPEG decode) and flip on uint8 pixels, then resize: the
-        # standard ImageNet training set (as in the TF Model Garden ResNet recipe).
-        ops = [RandomResizedCrop(), RandomFlip()]
-        if image_size is not None:
-            ops.append(Resize(image_size))
-        return ops
+        # The standard ImageNet training set (as in the TF Model Garden ResNet recipe).
+        return [RandomResizedCrop(image_size), RandomFlip()]
     raise UsageError("task", "detection or classification", task)
 
 

@@ -252,9 +252,11 @@ def test_crop_with_no_objects_and_empty_masks():
 
 def test_op_seed_in_constructor_is_used():
     e = element(30, 30, [(1, 1, 20, 20)])
+    windows = {aug.RandomCrop(0.1, seed=s)(e)["image"].shape for s in range(11, 17)}
+    assert len(windows) > 1  # different constructor seeds, different crops
     a = aug.RandomCrop(0.1, seed=11)(e)["image"].numpy()
-    b = aug.RandomCrop(0.1, seed=11)(e)["image"].numpy()
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, aug.RandomCrop(0.1, seed=11)(e)["image"].numpy())
+    np.testing.assert_array_equal(a, aug.RandomCrop(0.1)(e, 11)["image"].numpy())
 
 
 def test_apply_gives_each_element_its_own_seed():
@@ -297,26 +299,132 @@ def test_random_resized_crop_window_and_size(seed):
 
 @SETTINGS
 @given(seeds)
-def test_fused_jpeg_decode_crops_the_same_window(seed):
+def test_window_decode_of_a_jpeg_crops_the_same_window(seed):
     data = jpeg_bytes()
     op = aug.RandomResizedCrop(None)
-    fused = op.fused_decode(tf.constant(data), tf.constant("jpeg"), tf.constant([seed, 0]))
+    windowed = op({aug.ENCODED: tf.constant(data)}, [seed, 0])["image"]
     full = {"image": tf.io.decode_jpeg(data, channels=3)}
     plain = op(full, [seed, 0])["image"]
-    assert fused.shape == plain.shape
-    assert np.abs(fused.numpy().astype(int) - plain.numpy().astype(int)).mean() < 2.0
+    assert windowed.shape == plain.shape
+    assert np.abs(windowed.numpy().astype(int) - plain.numpy().astype(int)).mean() < 2.0
 
 
-def test_fused_decode_of_png_matches_plain_crop():
+def test_window_decode_of_a_png_matches_plain_crop():
     rng = np.random.default_rng(2)
     arr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     op = aug.RandomResizedCrop(None)
-    fused = op.fused_decode(tf.constant(buf.getvalue()), tf.constant("png"),
-                            tf.constant([5, 0]))
+    windowed = op({aug.ENCODED: tf.constant(buf.getvalue())}, [5, 0])["image"]
     plain = op({"image": tf.constant(arr)}, [5, 0])["image"]
-    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    np.testing.assert_array_equal(windowed.numpy(), plain.numpy())
+
+
+# ------------------------------------------------------------------ decoding
+
+@pytest.mark.parametrize("source, target, ratio", [
+    ((3000, 4000), (299, 299), 8),    # 375 x 500 still covers 299
+    ((3000, 4000), (480, 640), 4),    # 750 x 1000; at 8 the 375 rows fall short
+    ((3000, 4000), (750, 1000), 4),   # exactly the target at 4
+    ((3000, 4000), (751, 1000), 2),
+    ((480, 640), (299, 299), 1),      # less than 2x: full scale
+    ((480, 640), (240, 320), 2),
+    ((481, 641), (61, 81), 8),        # ceil(481 / 8) = 61
+    ((481, 641), (62, 81), 4),
+    ((100, 100), (200, 200), 1),      # upscaling: full scale
+])
+def test_decode_ratio_is_the_largest_that_still_covers_the_target(source, target, ratio):
+    assert aug.decode_ratio(*source, *target) == ratio
+    got = -(-source[0] // ratio), -(-source[1] // ratio)
+    assert ratio == 1 or (got[0] >= target[0] and got[1] >= target[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 1000), st.integers(1, 1000))
+def test_decode_ratio_never_below_target_and_graph_rule_agrees(h, w, th, tw):
+    r = aug.decode_ratio(h, w, th, tw)
+    assert r in (1, 2, 4, 8)
+    if r > 1:
+        assert -(-h // r) >= th and -(-w // r) >= tw
+    if r < 8:  # the next ratio would not cover the target (or is not offered)
+        assert -(-h // (2 * r)) < th or -(-w // (2 * r)) < tw
+    index = aug._ratio_index(tf.constant(h), tf.constant(w), th, tw)
+    assert (1, 2, 4, 8)[int(index)] == r
+
+
+def photo_jpeg(h, w):
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1)
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_reduced_decode_is_never_smaller_than_the_resize_target(keep_aspect):
+    data = photo_jpeg(400, 520)
+    image = aug.decode_image(tf.constant(data), fit=(96, 96), keep_aspect=keep_aspect)
+    assert image.shape == (100, 130, 3)  # ratio 4: at 8, 50 rows < 96 (or 74 letterboxed)
+    full = tf.image.resize(tf.io.decode_jpeg(data), (100, 130), antialias=True)
+    assert np.abs(image.numpy() - full.numpy()).mean() < 3.0  # the same picture
+    small = aug.decode_image(tf.constant(data), fit=(300, 300))
+    assert small.shape == (400, 520, 3)  # less than 2x: full decode
+    png_data = io.BytesIO()
+    Image.fromarray(np.zeros((400, 520, 3), np.uint8)).save(png_data, "PNG")
+    assert aug.decode_image(tf.constant(png_data.getvalue()), fit=(96, 96)).shape == \
+        (400, 520, 3)
+
+
+@SETTINGS
+@given(seeds)
+def test_window_decode_at_reduced_scale_covers_the_output_size(seed):
+    data = photo_jpeg(600, 800)
+    op = aug.RandomResizedCrop(64, scale=(0.3, 1.0))
+    windowed = op({aug.ENCODED: tf.constant(data)}, [seed, 0])["image"].numpy()
+    plain = op({"image": tf.io.decode_jpeg(data, channels=3)}, [seed, 0])["image"].numpy()
+    assert windowed.shape == plain.shape == (64, 64, 3)
+    assert np.abs(windowed - plain).mean() < 4.0
+
+
+def test_masks_resize_as_one_image_equals_one_resize_per_mask():
+    rng = np.random.default_rng(3)
+    masks = tf.constant((rng.random((5, 37, 53)) > 0.5).astype(np.uint8))
+    for size in [(80, 111), (20, 29), (37, 53)]:
+        one = aug._resize_masks(masks, tf.constant(size))
+        each = tf.image.resize(masks[..., None], size, method="nearest")[..., 0]
+        np.testing.assert_array_equal(one.numpy(), each.numpy())
+    empty = aug._resize_masks(tf.zeros([0, 37, 53], tf.uint8), tf.constant((8, 9)))
+    assert empty.shape == (0, 8, 9)
+
+
+def test_colour_jitter_is_one_affine_map_of_the_pixels():
+    """Saturation blends with the luma grey, brightness adds, contrast scales about
+    the mean grey: compared with the same maths in numpy, on each part alone."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(60, 190, (16, 20, 3)).astype(np.float32)  # no clipping
+    e = {"image": tf.constant(x)}
+    luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    for seed in range(3):
+        sat = aug.ColorJitter(0, 0, 0.5)(e, seed)["image"].numpy()
+        # s * x + (1 - s) * luma for one s in [0.5, 1.5]: solve s from one pixel pair.
+        s = (sat - luma[..., None]).sum() / (x - luma[..., None]).sum()
+        assert 0.5 <= s <= 1.5
+        np.testing.assert_allclose(sat, np.clip(s * x + (1 - s) * luma[..., None], 0, 255),
+                                   atol=1e-2)
+        bright = aug.ColorJitter(0.2, 0, 0)(e, seed)["image"].numpy()
+        delta = np.median(bright - x)
+        assert abs(delta) <= 0.2 * 255 + 1e-3
+        np.testing.assert_allclose(bright, np.clip(x + delta, 0, 255), atol=1e-3)
+        con = aug.ColorJitter(0, 0.5, 0)(e, seed)["image"].numpy()
+        m = x[::4, ::4].mean()
+        g = (con - m).std() / (x - m).std()
+        np.testing.assert_allclose(con, np.clip((x - m) * g + m, 0, 255), atol=0.3)
+
+
+def test_colour_jitter_leaves_grey_pixels_grey_without_hue():
+    e = {"image": tf.fill([8, 8, 3], tf.constant(100, tf.uint8))}
+    out = aug.ColorJitter(0.2, 0.2, 0.5)(e, 1)["image"].numpy()
+    assert (out == out[..., :1]).all()
 
 
 @pytest.mark.parametrize("op", [aug.RandomRotation(15), aug.RandomZoom((0.8, 1.2))])
@@ -375,7 +483,7 @@ def test_default_detection_flip_swaps_coco_keypoints_only_with_17():
     assert flip.keypoint_flip_permutation == list(aug.COCO_KEYPOINT_FLIP)
     assert aug.default_ops("detection", None, num_keypoints=3)[0].keypoint_flip_permutation is None
     names = [type(op).__name__ for op in aug.default_ops("detection", (32, 32))]
-    assert names == ["RandomFlip", "RandomCrop", "Letterbox", "ColorJitter"]
+    assert names == ["RandomFlip", "RandomCrop", "ColorJitter", "Letterbox"]  # colour first
 
 
 def test_resize_op_sets_static_size_and_moves_masks():
