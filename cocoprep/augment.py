@@ -519,61 +519,54 @@ class Letterbox(Op):
 
 
 class ColorJitter(Op):
-    """Random brightness (+-delta of full scale), contrast (factor in 1 +- value, about
-    the image's mean grey level), saturation (factor in 1 +- value: a blend with each
-    pixel's luma grey, as Pillow's ``ImageEnhance.Color``) and, only when `hue` > 0, hue
-    (+-delta, a fraction of the hue circle, through HSV). 0 turns a part off. Geometry
-    is untouched; the image keeps its dtype and stays within 0..255.
+    """Random brightness (+-delta of full scale) and contrast (factor in 1 +- value,
+    about the image's mean grey level), fused into ONE multiply-add on the pixels;
+    saturation (factor in 1 +- value) and hue (+-delta, a fraction of the hue circle)
+    only when asked: they go through HSV and each costs about as much as a JPEG decode.
+    0 turns a part off. Geometry is untouched; the image becomes float32 within 0..255
+    (rounding back to uint8 would cost another pass; resizing works in float anyway).
 
-    Saturation, brightness and contrast are one 3x3 colour matrix plus an offset,
-    applied in a single pass over the pixels; hue is the costly part, hence off by
-    default. Apply it before ops that upscale or pad (the detection default runs it on
-    the decoded pixels, before the letterbox): it then costs less and never colours
-    the padding.
+    Apply it before ops that upscale or pad (the detection default runs it on the
+    decoded pixels, before the letterbox): it then costs less and never colours the
+    padding.
     """
 
     scale_invariant = True  # the same at any image size: a reduced decode may precede it
 
     def __init__(self, brightness: float = 0.2, contrast: float = 0.2,
-                 saturation: float = 0.2, hue: float = 0.0, seed: int | None = None):
+                 saturation: float = 0.0, hue: float = 0.0, seed: int | None = None):
         super().__init__(seed)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.saturation, self.hue = float(saturation), float(hue)
 
     def apply(self, element, seed):
         s_b, s_c, s_s, s_h = _split(seed, 4)
-        image = element["image"]
-        x = _to_float(image)
+        x = _to_float(element["image"])
+        # Saturation and hue are scale-invariant, so they work on 0..255 directly; the
+        # HSV round trip keeps the values in range.
+        if self.saturation > 0:
+            x = tf.image.adjust_saturation(
+                x, _uniform(s_s, max(0.0, 1.0 - self.saturation), 1.0 + self.saturation))
         if self.hue > 0:
             x = tf.image.adjust_hue(x, _uniform(s_h, -min(self.hue, 0.5), min(self.hue, 0.5)))
-        if self.saturation > 0 or self.brightness > 0 or self.contrast > 0:
-            matrix, offset = self._affine(x, s_b, s_c, s_s)
-            flat = tf.matmul(tf.reshape(x, [-1, 3]), matrix, transpose_b=True) + offset
-            x = tf.clip_by_value(tf.reshape(flat, tf.shape(x)), 0.0, 255.0)
-        if image.dtype == tf.uint8:
-            x = tf.cast(tf.round(x), tf.uint8)
+        if self.brightness > 0 or self.contrast > 0:
+            gain, offset = self._gain_offset(x, s_b, s_c)
+            x = tf.minimum(tf.maximum(x * gain + offset, 0.0), 255.0)
         element["image"] = x
         return element
 
-    def _affine(self, x, s_b, s_c, s_s):
-        """(matrix [3, 3], offset) of saturation, then brightness, then contrast."""
-        matrix = tf.eye(3)
-        if self.saturation > 0:
-            factor = _uniform(s_s, max(0.0, 1.0 - self.saturation), 1.0 + self.saturation)
-            luma = tf.constant([[0.299, 0.587, 0.114]] * 3)
-            matrix = factor * matrix + (1.0 - factor) * luma
-        offset = (_uniform(s_b, -self.brightness, self.brightness) * 255.0
-                  if self.brightness > 0 else tf.constant(0.0))
-        if self.contrast > 0:
-            gain = _uniform(s_c, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast)
-            # Contrast about the grey level after saturation and brightness: (y + d - m) *
-            # g + m with m = mean(y) + d. The channel means are estimated on every 4th row
-            # and column: a full reduction costs as much as the colour pass itself.
-            channel_means = tf.reduce_mean(x[::4, ::4], axis=[0, 1])
-            grey = tf.reduce_mean(tf.linalg.matvec(matrix, channel_means))
-            offset = offset + (1.0 - gain) * grey
-            matrix = gain * matrix
-        return matrix, offset
+    def _gain_offset(self, x, s_b, s_c):
+        """Brightness then contrast as x * gain + offset: (x + d - m) * g + m with m the
+        mean grey after brightness (mean(x) + d)."""
+        delta = (_uniform(s_b, -self.brightness, self.brightness) * 255.0
+                 if self.brightness > 0 else tf.constant(0.0))
+        if self.contrast <= 0:
+            return tf.constant(1.0), delta
+        gain = _uniform(s_c, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast)
+        # The mean (over all pixels and channels, as Pillow's contrast) is estimated on
+        # every 4th row and column: a full reduction costs as much as the rest together.
+        mean = tf.reduce_mean(x[::4, ::4])
+        return gain, (1.0 - gain) * mean + delta
 
 
 class Resize(Op):
@@ -720,20 +713,21 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None, *,
     """The `augment="default"` set for a task.
 
     detection: flip (with 17 keypoints, the COCO left/right swap), SSD crop (half the
-    time, >= 30% of an object kept), mild colour jitter (brightness, contrast,
-    saturation +-0.1; no hue) on the decoded pixels, then letterbox to `image_size`
-    (when given), so the padding stays exactly 0.
+    time, >= 30% of an object kept), mild colour jitter (brightness and contrast
+    +-0.1, one multiply-add; saturation and hue, which cost a decode each, are left
+    out) on the decoded pixels, then letterbox to `image_size` (when given), so the
+    padding stays exactly 0.
     classification: Inception random resized crop to `image_size` (decoding only the
     crop window of a JPEG, at reduced DCT scale when the window is 2x or more larger),
     then flip. Colour jitter, rotation and zoom are left out of the default: they cost
     15-60% of the decode+resize work per image at 299 px and add little on top of the
     crop for most models; add them with a list, e.g.
-    ``default_ops("classification", size) + [ColorJitter(0.2, 0.2, 0)]``.
+    ``default_ops("classification", size) + [ColorJitter(0.2, 0.2)]``.
     """
     if task == "detection":
         permutation = COCO_KEYPOINT_FLIP if num_keypoints == len(COCO_KEYPOINT_FLIP) else None
         ops: list[Op] = [RandomFlip(keypoint_flip_permutation=permutation),
-                         RandomCrop(0.3, p=0.5), ColorJitter(0.1, 0.1, 0.1, 0.0)]
+                         RandomCrop(0.3, p=0.5), ColorJitter(0.1, 0.1)]
         if image_size is not None:
             ops.append(Letterbox(image_size))
         return ops
