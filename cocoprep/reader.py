@@ -438,7 +438,7 @@ def _detection_record(parsed: dict, info: DatasetInfo, lookup) -> dict:
     """The element before decoding: per-object tensors and the encoded image/masks."""
     import tensorflow as tf
 
-    from cocoprep.augment import ENCODED, ENCODED_MASKS
+    from cocoprep.decoding import ENCODED, ENCODED_MASKS
 
     ids = parsed["class_label"]
     boxes = tf.stack([parsed["ymin"], parsed["xmin"], parsed["ymax"], parsed["xmax"]], axis=-1)
@@ -470,7 +470,7 @@ def _detection_record(parsed: dict, info: DatasetInfo, lookup) -> dict:
 def _classification_record(parsed: dict, info: DatasetInfo) -> dict:
     import tensorflow as tf
 
-    from cocoprep.augment import ENCODED
+    from cocoprep.decoding import ENCODED
 
     return {
         ENCODED: parsed["encoded"],

@@ -13,6 +13,7 @@ from PIL import Image
 tf = pytest.importorskip("tensorflow")
 
 from cocoprep import augment as aug  # noqa: E402
+from cocoprep import decoding  # noqa: E402
 from cocoprep.errors import UsageError  # noqa: E402
 
 SETTINGS = settings(max_examples=15, deadline=None,
@@ -304,7 +305,7 @@ def test_random_resized_crop_window_and_size(seed):
 def test_window_decode_of_a_jpeg_crops_the_same_window(seed):
     data = jpeg_bytes()
     op = aug.RandomResizedCrop(None)
-    windowed = op({aug.ENCODED: tf.constant(data)}, [seed, 0])["image"]
+    windowed = op({decoding.ENCODED: tf.constant(data)}, [seed, 0])["image"]
     full = {"image": tf.io.decode_jpeg(data, channels=3)}
     plain = op(full, [seed, 0])["image"]
     assert windowed.shape == plain.shape
@@ -317,42 +318,12 @@ def test_window_decode_of_a_png_matches_plain_crop():
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     op = aug.RandomResizedCrop(None)
-    windowed = op({aug.ENCODED: tf.constant(buf.getvalue())}, [5, 0])["image"]
+    windowed = op({decoding.ENCODED: tf.constant(buf.getvalue())}, [5, 0])["image"]
     plain = op({"image": tf.constant(arr)}, [5, 0])["image"]
     np.testing.assert_array_equal(windowed.numpy(), plain.numpy())
 
 
 # ------------------------------------------------------------------ decoding
-
-@pytest.mark.parametrize("source, target, ratio", [
-    ((3000, 4000), (299, 299), 8),    # 375 x 500 still covers 299
-    ((3000, 4000), (480, 640), 4),    # 750 x 1000; at 8 the 375 rows fall short
-    ((3000, 4000), (750, 1000), 4),   # exactly the target at 4
-    ((3000, 4000), (751, 1000), 2),
-    ((480, 640), (299, 299), 1),      # less than 2x: full scale
-    ((480, 640), (240, 320), 2),
-    ((481, 641), (61, 81), 8),        # ceil(481 / 8) = 61
-    ((481, 641), (62, 81), 4),
-    ((100, 100), (200, 200), 1),      # upscaling: full scale
-])
-def test_decode_ratio_is_the_largest_that_still_covers_the_target(source, target, ratio):
-    assert aug.decode_ratio(*source, *target) == ratio
-    got = -(-source[0] // ratio), -(-source[1] // ratio)
-    assert ratio == 1 or (got[0] >= target[0] and got[1] >= target[1])
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 5000), st.integers(1, 5000), st.integers(1, 1000), st.integers(1, 1000))
-def test_decode_ratio_never_below_target_and_graph_rule_agrees(h, w, th, tw):
-    r = aug.decode_ratio(h, w, th, tw)
-    assert r in (1, 2, 4, 8)
-    if r > 1:
-        assert -(-h // r) >= th and -(-w // r) >= tw
-    if r < 8:  # the next ratio would not cover the target (or is not offered)
-        assert -(-h // (2 * r)) < th or -(-w // (2 * r)) < tw
-    index = aug._ratio_index(tf.constant(h), tf.constant(w), th, tw)
-    assert (1, 2, 4, 8)[int(index)] == r
-
 
 def photo_jpeg(h, w):
     yy, xx = np.mgrid[0:h, 0:w]
@@ -362,27 +333,12 @@ def photo_jpeg(h, w):
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("keep_aspect", [False, True])
-def test_reduced_decode_is_never_smaller_than_the_resize_target(keep_aspect):
-    data = photo_jpeg(400, 520)
-    image = aug.decode_image(tf.constant(data), fit=(96, 96), keep_aspect=keep_aspect)
-    assert image.shape == (100, 130, 3)  # ratio 4: at 8, 50 rows < 96 (or 74 letterboxed)
-    full = tf.image.resize(tf.io.decode_jpeg(data), (100, 130), antialias=True)
-    assert np.abs(image.numpy() - full.numpy()).mean() < 3.0  # the same picture
-    small = aug.decode_image(tf.constant(data), fit=(300, 300))
-    assert small.shape == (400, 520, 3)  # less than 2x: full decode
-    png_data = io.BytesIO()
-    Image.fromarray(np.zeros((400, 520, 3), np.uint8)).save(png_data, "PNG")
-    assert aug.decode_image(tf.constant(png_data.getvalue()), fit=(96, 96)).shape == \
-        (400, 520, 3)
-
-
 @SETTINGS
 @given(seeds)
 def test_window_decode_at_reduced_scale_covers_the_output_size(seed):
     data = photo_jpeg(600, 800)
     op = aug.RandomResizedCrop(64, scale=(0.3, 1.0))
-    windowed = op({aug.ENCODED: tf.constant(data)}, [seed, 0])["image"].numpy()
+    windowed = op({decoding.ENCODED: tf.constant(data)}, [seed, 0])["image"].numpy()
     plain = op({"image": tf.io.decode_jpeg(data, channels=3)}, [seed, 0])["image"].numpy()
     assert windowed.shape == plain.shape == (64, 64, 3)
     assert np.abs(windowed - plain).mean() < 4.0

@@ -620,3 +620,26 @@ def test_bad_seed_and_shuffle_buffer(cls, kwargs, option):
     with pytest.raises(UsageError) as err:
         cocoprep.load(out, **kwargs)
     assert str(err.value).startswith(f"{option}: expected")
+
+
+def test_reduced_decode_only_where_nothing_before_the_resize_depends_on_pixel_size(cls, det):
+    """The reader asks the decode step for a reduced-scale decode (fit=) only when every
+    op before the final resize is scale-invariant and there are no masks."""
+    from cocoprep import augment as aug
+    from cocoprep.reader import _check_options, _element_steps
+
+    def first(path, augment, size=64):
+        info = cocoprep.describe(path, "train")
+        opts = _check_options(info, image_size=size, batch_size=None, max_boxes=100,
+                              shuffle=None, seed=0, shuffle_buffer=8, deterministic=None,
+                              repeat=False, drop_remainder=False)
+        return _element_steps(info, opts, augment)[0]
+
+    cls_out, _ = cls
+    assert first(cls_out, None).fit == (64, 64)
+    assert first(cls_out, [aug.RandomFlip(), aug.ColorJitter()]).fit == (64, 64)
+    assert first(cls_out, [aug.RandomRotation(5)]).fit is None
+    assert first(cls_out, None, size=None).fit is None
+    assert isinstance(first(cls_out, "default"), aug.RandomResizedCrop)  # decodes its window
+    det_out, _ = det  # masks: decoded at the stored size, so the image is too
+    assert first(det_out, None).fit is None and first(det_out, None).keep_aspect
