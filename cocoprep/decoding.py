@@ -58,11 +58,9 @@ def decode_any(encoded) -> tf.Tensor:
 
 
 def decode_jpeg_window(encoded, window, min_size) -> tf.Tensor:
-    """Decode the (top, left, height, width) window of a JPEG (None: all of it) at the
-    largest DCT scale that leaves it at least `min_size` (None: full scale)."""
+    """Decode the (top, left, height, width) window of a JPEG at the largest DCT scale
+    that leaves it at least `min_size` (None: full scale)."""
     shape = tf.image.extract_jpeg_shape(encoded)
-    if window is None:
-        window = (tf.constant(0), tf.constant(0), shape[0], shape[1])
     top, left, height, width = window
     if min_size is None:
         return tf.image.decode_and_crop_jpeg(encoded, tf.stack(window), channels=3)
@@ -94,8 +92,11 @@ def decode_image(encoded, *, fit: tuple[int, int] | None = None,
 
     def jpeg():
         shape = tf.image.extract_jpeg_shape(encoded)
-        return decode_jpeg_window(encoded, None, _fit_size(shape[0], shape[1], fit,
-                                                            keep_aspect))
+        min_h, min_w = _fit_size(shape[0], shape[1], fit, keep_aspect)
+        index = _ratio_index(shape[0], shape[1], min_h, min_w)
+        return tf.switch_case(index, [
+            lambda r=r: tf.io.decode_jpeg(encoded, channels=3, ratio=r)
+            for r in (1,) + tuple(reversed(_RATIOS))])
 
     image = tf.cond(is_jpeg(encoded), jpeg, lambda: decode_any(encoded))
     image.set_shape([None, None, 3])
