@@ -4,8 +4,9 @@ On the same images, in the same run, each pipeline yielding float32 batches of
 `--batch` images of `--size` x `--size`:
 
 * `load(out, "train", batch_size, image_size, augment="default")`: TFRecords ->
-  shuffle -> parse -> decode (fused with the random resized crop for JPEGs) ->
-  flip -> resize -> batch;
+  shuffle -> parse -> decode only the random resized crop's window of each JPEG (at
+  reduced DCT scale when the window is 2x or more larger than the output) -> resize
+  -> flip -> batch;
 * the same plus brightness/contrast jitter (what colour costs);
 * the same without augmentation (`augment=None`: full decode + resize);
 * `tf.keras.utils.image_dataset_from_directory` on the same JPEG files;
@@ -21,6 +22,11 @@ with the others; the best pass of each is reported (the machine may be shared).
 
     python benchmarks/bench_reader.py                       # the recorded configuration
     python benchmarks/bench_reader.py --images 400 --rounds 1   # a quick check
+    python benchmarks/bench_reader.py --detection --images 1000    # detection mode
+    python benchmarks/bench_reader.py --image-wh 4000x3000 --images 100 --classes 4  # photos
+
+The detection mode (batch 8, 640 px, an equal-work reference, per-op costs, mask
+memory) lives in bench_reader_detection.py.
 """
 
 from __future__ import annotations
@@ -61,6 +67,38 @@ def _link_tree(src: Path, rows, dest: Path) -> Path:
     return dest
 
 
+def make_big_photos(root: Path, images: int, classes: int, width: int, height: int) -> Path:
+    """Class folders of big photo-like JPEGs (q90): bicubic-upscaled colour fields plus
+    one shared sensor-noise field (bench_split's generator takes minutes per 12 MP image
+    on a shared machine). Reused while the parameters stay the same."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    params = {"images": images, "classes": classes, "size": [width, height], "kind": "big"}
+    stamp = root / ".params.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 6, (height, width, 3)).astype(np.int16)
+    for i in range(images):
+        c = i % classes
+        coarse = rng.integers(0, 256, (height // 64 + 2, width // 64 + 2, 3), dtype=np.uint8)
+        coarse[..., c % 3] = np.clip(coarse[..., c % 3].astype(int) + 60, 0, 255)
+        field = Image.fromarray(coarse, "RGB").resize((width, height), Image.BICUBIC)
+        pixels = np.clip(np.asarray(field, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, "JPEG", quality=90)
+        path = root / f"class_{c:02d}" / f"class_{c:02d}_{i:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buf.getvalue())
+    stamp.write_text(json.dumps(params))  # a hidden file: split ignores it
+    return root
+
+
 def _run(ds, warmup: int = 2) -> tuple[int, float, float]:
     """Images in a full pass over `ds`, wall seconds and CPU seconds of this process
     (all its threads), after `warmup` batches (start-up, tracing and filling the
@@ -78,6 +116,11 @@ def _run(ds, warmup: int = 2) -> tuple[int, float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--detection" in argv:
+        from bench_reader_detection import main as detection
+
+        return detection([a for a in argv if a != "--detection"])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--classes", type=int, default=10)
@@ -86,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=2, help="timed passes per pipeline")
     ap.add_argument("--data", type=Path, default=HERE / "data")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed batches per pass")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.image_wh.lower().split("x"))
 
@@ -93,7 +137,11 @@ def main(argv: list[str] | None = None) -> None:
 
     tree_dir = (args.data / "split_tree" if args.images == 4000 and args.classes == 10
                 else args.data / f"split_tree_{args.images}_{args.classes}")
-    tree = make_tree(tree_dir, args.images, args.classes, width, height)
+    if width * height > 4_000_000:
+        tree = make_big_photos(args.data / f"photo_tree_{args.images}_{args.classes}_"
+                               f"{width}x{height}", args.images, args.classes, width, height)
+    else:
+        tree = make_tree(tree_dir, args.images, args.classes, width, height)
     out = args.data / f"reader_records_{tree.name}"
     if not (out / "manifest.json").is_file() or \
             (out / "manifest.json").stat().st_mtime < (tree / ".params.json").stat().st_mtime:
@@ -136,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     def load_colour():
         ops = cocoprep.augment.default_ops("classification", (size, size))
         return cocoprep.load(out, "train", batch_size=batch, image_size=size,
-                             augment=ops + [cocoprep.augment.ColorJitter(0.2, 0.2, 0, 0)],
+                             augment=ops + [cocoprep.augment.ColorJitter(0.2, 0.2)],
                              seed=0)
 
     def load_plain():
@@ -153,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     cpu: dict[str, float] = {}
     for r in range(args.rounds):
         for name, make in pipelines.items():
-            n, s, c = _run(make())
+            n, s, c = _run(make(), args.warmup)
             rate = n / s
             best[name] = max(best.get(name, 0.0), rate)
             cpu[name] = min(cpu.get(name, float("inf")), 1000 * c / n)

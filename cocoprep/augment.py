@@ -31,10 +31,13 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
+from cocoprep.decoding import (
+    ENCODED, ENCODED_MASKS, decode_any, decode_image, decode_jpeg_window, decode_masks, is_jpeg,
+)
 from cocoprep.errors import UsageError
 
 __all__ = [
-    "Op", "Compose", "RandomFlip", "RandomCrop", "ScaleJitter", "ColorJitter", "Letterbox",
+    "Op", "Decode", "Compose", "RandomFlip", "RandomCrop", "ScaleJitter", "ColorJitter", "Letterbox",
     "Resize", "COCO_KEYPOINT_FLIP",
     "RandomResizedCrop", "RandomRotation", "RandomZoom", "resolve", "apply", "resize_to",
     "default_ops",
@@ -162,11 +165,25 @@ def resize(element: dict, height, width) -> dict:
     boxes and keypoints are unchanged."""
     out = dict(element)
     size = tf.stack([tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
-    out["image"] = tf.image.resize(element["image"], size)
+    image = element["image"]
+    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
+    # A letterbox of an image that already fits (640x480 into 640) keeps its pixels.
+    out["image"] = tf.cond(same, lambda: _to_float(image), lambda: tf.image.resize(image, size))
     if "masks" in out:
-        masks = out["masks"]
-        out["masks"] = tf.image.resize(masks[..., None], size, method="nearest")[..., 0]
+        out["masks"] = _resize_masks(out["masks"], size)
     return out
+
+
+def _resize_masks(masks, size) -> tf.Tensor:
+    """Nearest-neighbour resize of [N, H, W] masks as ONE image with N channels (about
+    half the time of N one-channel images; same pixels)."""
+    def one_image():
+        resized = tf.image.resize(tf.transpose(masks, [1, 2, 0]), size, method="nearest")
+        return tf.transpose(resized, [2, 0, 1])
+
+    # The resize op refuses an image of 0 channels (an image without objects).
+    return tf.cond(tf.shape(masks)[0] > 0, one_image,
+                   lambda: tf.zeros(tf.concat([[0], size], 0), masks.dtype))
 
 
 def letterbox(element: dict, size: tuple[int, int]) -> dict:
@@ -193,21 +210,18 @@ def _to_float(image) -> tf.Tensor:
     return tf.cast(image, tf.float32) if image.dtype != tf.float32 else image
 
 
-def resize_to(element: dict, size: tuple[int, int], *, letterbox: bool) -> dict:
-    """The reader's last step: images float32 of exactly `size` (letterboxed for
-    detection, plain resize for classification). A no-op when an augmentation
-    already produced that size."""
+def resize_to(element: dict, size: tuple[int, int], *, keep_aspect: bool) -> dict:
+    """The reader's last step: images float32 of exactly `size` (letterboxed when
+    `keep_aspect`, as for detection; else a plain resize). A no-op when an
+    augmentation already produced that size."""
     image = element["image"]
     if image.dtype == tf.float32 and tuple(image.shape[:2]) == tuple(size):
         return element
-    if letterbox:
-        return _letterbox_fn(element, size)
+    if keep_aspect:
+        return letterbox(element, size)
     out = dict(element)
     out["image"] = tf.ensure_shape(tf.image.resize(image, size), [size[0], size[1], 3])
     return out
-
-
-_letterbox_fn = letterbox
 
 
 # ------------------------------------------------------------------ ops
@@ -216,6 +230,8 @@ class Op:
     """Base class: `op(element, seed=None) -> element`."""
 
     task: str | None = None  # "classification" when the op cannot move boxes
+    decodes = False  # True: takes the undecoded element (in place of `Decode`)
+    scale_invariant = False  # True: works the same on a reduced-scale decode
 
     def __init__(self, seed: int | None = None):
         self.seed = seed
@@ -234,6 +250,34 @@ class Op:
         return f"{type(self).__name__}({args})"
 
 
+class Decode(Op):
+    """Decoding, the first step of the reader's element pipeline: ``encoded`` (image
+    bytes) -> ``image`` uint8 [H, W, 3], and ``encoded_masks`` (a PNG per object) ->
+    ``masks`` uint8 [N, H, W] 0/1. An op whose `decodes` is True (RandomResizedCrop,
+    which decodes only its window of a JPEG) takes this step's place.
+
+    `fit`: the size the image is resized to right after (letterboxed when
+    `keep_aspect`); a JPEG shrunk 2x or more is then decoded at reduced DCT scale (see
+    `decode_image`). Only for pipelines where nothing between the decode and that
+    resize depends on the pixel size, and without masks (they keep the stored size).
+    """
+
+    decodes = True
+
+    def __init__(self, fit: int | tuple[int, int] | None = None, *, keep_aspect: bool = False):
+        super().__init__(None)
+        self.fit = _pair(fit) if fit is not None else None
+        self.keep_aspect = bool(keep_aspect)
+
+    def apply(self, element, seed):
+        image = decode_image(element.pop(ENCODED), fit=self.fit, keep_aspect=self.keep_aspect)
+        element["image"] = image
+        if ENCODED_MASKS in element:
+            height, width = _hw(image)
+            element["masks"] = decode_masks(element.pop(ENCODED_MASKS), height, width)
+        return element
+
+
 class Compose(Op):
     """Apply ops in order, each with its own seed split from the element's seed.
     Plain callables (not `Op`s) are called with the element only."""
@@ -245,26 +289,12 @@ class Compose(Op):
             if not callable(op):
                 raise UsageError("augment", "ops (callables)", op)
 
-    def __call__(self, element: dict, seed=None, *, _first_done: bool = False) -> dict:
-        seed = _as_seed(seed, self.seed)
-        seeds = _split(seed, len(self.ops))
-        element = dict(element)
-        for i, (op, op_seed) in enumerate(zip(self.ops, seeds)):
-            if i == 0 and _first_done:
-                element = op.after_fused_decode(element)
-            elif isinstance(op, Op):
-                element = op(element, op_seed)
-            else:
-                element = op(element)
-        return element
-
-    def fused_decode(self, encoded, image_format, seed):
-        """When the first op can decode only the part it keeps (random resized crop
-        of a JPEG), the decoded cropped image; else None."""
-        if not self.ops or not hasattr(self.ops[0], "fused_decode"):
-            return None
+    def __call__(self, element: dict, seed=None) -> dict:
         seeds = _split(_as_seed(seed, self.seed), len(self.ops))
-        return self.ops[0].fused_decode(encoded, image_format, seeds[0])
+        element = dict(element)
+        for op, op_seed in zip(self.ops, seeds):
+            element = op(element, op_seed) if isinstance(op, Op) else op(element)
+        return element
 
     def __repr__(self) -> str:
         return f"Compose({self.ops!r})"
@@ -277,6 +307,8 @@ class RandomFlip(Op):
     COCO's left_eye <-> right_eye) so their names stay true after a flip.
     """
 
+    scale_invariant = True
+
     def __init__(self, p: float = 0.5, *, keypoint_flip_permutation: Sequence[int] | None = None,
                  seed: int | None = None):
         super().__init__(seed)
@@ -285,8 +317,8 @@ class RandomFlip(Op):
             list(keypoint_flip_permutation) if keypoint_flip_permutation is not None else None)
 
     def apply(self, element, seed):
-        do = _uniform(seed) < self.p
-        return tf.cond(do, lambda: _flip(element, self.keypoint_flip_permutation),
+        flip = _uniform(seed) < self.p
+        return tf.cond(flip, lambda: _flip(element, self.keypoint_flip_permutation),
                        lambda: dict(element))
 
 
@@ -327,7 +359,7 @@ class RandomCrop(Op):
         self.p = float(p)
 
     def apply(self, element, seed):
-        s_do, s_box = _split(seed, 2)
+        s_apply, s_box = _split(seed, 2)
         boxes = element.get("boxes")
         if boxes is None:
             boxes = tf.zeros([0, 4], tf.float32)
@@ -336,12 +368,12 @@ class RandomCrop(Op):
             seed=s_box, min_object_covered=self.min_object_covered,
             aspect_ratio_range=self.aspect_ratio_range, area_range=self.area_range,
             max_attempts=self.max_attempts, use_image_if_no_bounding_boxes=True)
-        do = _uniform(s_do) < self.p
+        crops = _uniform(s_apply) < self.p
         img_h, img_w = _hw(element["image"])
-        top = tf.where(do, begin[0], 0)
-        left = tf.where(do, begin[1], 0)
-        height = tf.where(do, size[0], img_h)
-        width = tf.where(do, size[1], img_w)
+        top = tf.where(crops, begin[0], 0)
+        left = tf.where(crops, begin[1], 0)
+        height = tf.where(crops, size[0], img_h)
+        width = tf.where(crops, size[1], img_w)
         return crop(element, top, left, height, width)
 
 
@@ -383,17 +415,22 @@ class Letterbox(Op):
 
 
 class ColorJitter(Op):
-    """Random saturation (factor in 1 +- value), hue (+-delta, fraction of the hue
-    circle), brightness (+-delta of full scale) and contrast (factor in 1 +- value,
-    about the image's mean grey level), in that order. 0 turns a part off. Geometry is
-    untouched; the image keeps its dtype and stays within 0..255.
+    """Random brightness (+-delta of full scale) and contrast (factor in 1 +- value,
+    about the image's mean grey level), fused into ONE multiply-add on the pixels;
+    saturation (factor in 1 +- value) and hue (+-delta, a fraction of the hue circle)
+    only when asked: they go through HSV and each costs about as much as a JPEG decode.
+    0 turns a part off. Geometry is untouched; the image becomes float32 within 0..255
+    (rounding back to uint8 would cost another pass; resizing works in float anyway).
 
-    Brightness and contrast are fused into one multiply-add on the 0..255 values, so
-    the op costs a few passes over the pixels however many parts are on.
+    Apply it before ops that upscale or pad (the detection default runs it on the
+    decoded pixels, before the letterbox): it then costs less and never colours the
+    padding.
     """
 
+    scale_invariant = True  # the same at any image size: a reduced decode may precede it
+
     def __init__(self, brightness: float = 0.2, contrast: float = 0.2,
-                 saturation: float = 0.2, hue: float = 0.02, seed: int | None = None):
+                 saturation: float = 0.0, hue: float = 0.0, seed: int | None = None):
         super().__init__(seed)
         self.brightness, self.contrast = float(brightness), float(contrast)
         self.saturation, self.hue = float(saturation), float(hue)
@@ -401,30 +438,43 @@ class ColorJitter(Op):
     def apply(self, element, seed):
         s_b, s_c, s_s, s_h = _split(seed, 4)
         image = element["image"]
-        x = _to_float(image)
-        # Saturation and hue are scale-invariant, so they work on 0..255 directly.
+        x = image
+        # Saturation and hue are scale-invariant, so they work on 0..255 directly; the
+        # HSV round trip keeps the values in range.
         if self.saturation > 0:
             x = tf.image.adjust_saturation(
-                x, _uniform(s_s, max(0.0, 1.0 - self.saturation), 1.0 + self.saturation))
+                _to_float(x), _uniform(s_s, max(0.0, 1.0 - self.saturation),
+                                       1.0 + self.saturation))
         if self.hue > 0:
-            x = tf.image.adjust_hue(x, _uniform(s_h, -min(self.hue, 0.5), min(self.hue, 0.5)))
-        delta = (_uniform(s_b, -self.brightness, self.brightness) * 255.0
-                 if self.brightness > 0 else 0.0)
-        if self.contrast > 0:
-            gain = _uniform(s_c, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast)
-            # brightness then contrast: (x + d - m') * g + m' with m' = m + d. The mean
-            # (over all pixels and channels, as Pillow's contrast) is estimated on every
-            # 4th row and column: a full per-channel reduction costs more than the rest
-            # of the op together.
-            mean = tf.reduce_mean(x[::4, ::4])
-            x = x * gain + (mean * (1.0 - gain) + delta)
-        elif self.brightness > 0:
-            x = x + delta
-        x = tf.clip_by_value(x, 0.0, 255.0)
-        if image.dtype == tf.uint8:
-            x = tf.cast(tf.round(x), tf.uint8)
-        element["image"] = x
+            x = tf.image.adjust_hue(_to_float(x), _uniform(s_h, -min(self.hue, 0.5),
+                                                           min(self.hue, 0.5)))
+        if self.brightness > 0 or self.contrast > 0:
+            gain, offset = self._gain_offset(x, s_b, s_c)
+            if x.dtype == tf.uint8 and self.contrast < 1.0:  # gain > 0
+                # uint8 -> float32 and x * gain + offset in one pass: dequantizing maps
+                # 0..255 linearly onto [offset, offset + 255 * gain].
+                x = tf.quantization.dequantize(tf.bitcast(x, tf.quint8), offset,
+                                               offset + 255.0 * gain, mode="MIN_COMBINED")
+            else:
+                x = _to_float(x) * gain + offset
+            x = tf.minimum(tf.maximum(x, 0.0), 255.0)
+        element["image"] = _to_float(x)
         return element
+
+    def _gain_offset(self, x, s_b, s_c):
+        """Brightness then contrast as x * gain + offset: (x + d - m) * g + m with m the
+        mean grey after brightness (mean(x) + d)."""
+        delta = (_uniform(s_b, -self.brightness, self.brightness) * 255.0
+                 if self.brightness > 0 else tf.constant(0.0))
+        if self.contrast <= 0:
+            return tf.constant(1.0), delta
+        gain = _uniform(s_c, max(0.0, 1.0 - self.contrast), 1.0 + self.contrast)
+        # The mean (over all pixels and channels, as Pillow's contrast) is estimated on
+        # every 8th row (whole rows: a strided slice of columns costs more than the
+        # colour pass itself).
+        rows = tf.gather(x, tf.range(0, tf.shape(x)[0], 8))
+        mean = tf.reduce_mean(_to_float(rows))
+        return gain, (1.0 - gain) * mean + delta
 
 
 class Resize(Op):
@@ -445,6 +495,7 @@ class RandomResizedCrop(Op):
     inside the window (`decode_and_crop_jpeg`), which is where its speed comes from."""
 
     task = "classification"
+    decodes = True  # takes an undecoded element in place of the Decode step
 
     def __init__(self, size: int | tuple[int, int] | None = None, *,
                  scale: tuple[float, float] = (0.08, 1.0),
@@ -463,28 +514,27 @@ class RandomResizedCrop(Op):
         return begin[0], begin[1], size[0], size[1]
 
     def apply(self, element, seed):
-        top, left, h, w = self._window(tf.shape(element["image"]), seed)
-        element["image"] = element["image"][top:top + h, left:left + w]
-        return self.after_fused_decode(element)
-
-    def after_fused_decode(self, element):
+        if "image" in element:
+            element["image"] = self._crop(element["image"], seed)
+        else:
+            element["image"] = self._decode_window(element.pop(ENCODED), seed)
         if self.size is not None:
             element["image"] = tf.ensure_shape(
                 tf.image.resize(element["image"], self.size), [*self.size, 3])
         return element
 
-    def fused_decode(self, encoded, image_format, seed):
+    def _crop(self, image, seed):
+        top, left, h, w = self._window(tf.shape(image), seed)
+        return image[top:top + h, left:left + w]
+
+    def _decode_window(self, encoded, seed):
+        """As the decode step: a JPEG is decoded only inside the window (at reduced DCT
+        scale when the window is 2x or more larger than `size`); other formats whole."""
         def jpeg():
-            top, left, h, w = self._window(tf.image.extract_jpeg_shape(encoded), seed)
-            return tf.image.decode_and_crop_jpeg(encoded, tf.stack([top, left, h, w]),
-                                                 channels=3)
+            window = self._window(tf.image.extract_jpeg_shape(encoded), seed)
+            return decode_jpeg_window(encoded, window, self.size)
 
-        def other():
-            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-            top, left, h, w = self._window(tf.shape(image), seed)
-            return image[top:top + h, left:left + w]
-
-        image = tf.cond(tf.equal(image_format, "jpeg"), jpeg, other)
+        image = tf.cond(is_jpeg(encoded), jpeg, lambda: self._crop(decode_any(encoded), seed))
         image.set_shape([None, None, 3])
         return image
 
@@ -571,29 +621,27 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None, *,
     """The `augment="default"` set for a task.
 
     detection: flip (with 17 keypoints, the COCO left/right swap), SSD crop (half the
-    time, >= 30% of an object kept), letterbox to `image_size` (when given), mild
-    colour jitter.
-    classification: Inception random resized crop (fused with the JPEG decode), flip,
-    resize to `image_size` (when given). Colour jitter, rotation and zoom are left out
-    of the default: they cost 15-60% of the decode+resize work per image at 299 px and
-    add little on top of the crop for most models; add them with a list, e.g.
-    ``default_ops("classification", size) + [ColorJitter(0.2, 0.2, 0, 0)]``.
+    time, >= 30% of an object kept), mild colour jitter (brightness and contrast
+    +-0.1, one multiply-add; saturation and hue, which cost a decode each, are left
+    out) on the decoded pixels, then letterbox to `image_size` (when given), so the
+    padding stays exactly 0.
+    classification: Inception random resized crop to `image_size` (decoding only the
+    crop window of a JPEG, at reduced DCT scale when the window is 2x or more larger),
+    then flip. Colour jitter, rotation and zoom are left out of the default: they cost
+    15-60% of the decode+resize work per image at 299 px and add little on top of the
+    crop for most models; add them with a list, e.g.
+    ``default_ops("classification", size) + [ColorJitter(0.2, 0.2)]``.
     """
     if task == "detection":
         permutation = COCO_KEYPOINT_FLIP if num_keypoints == len(COCO_KEYPOINT_FLIP) else None
         ops: list[Op] = [RandomFlip(keypoint_flip_permutation=permutation),
-                         RandomCrop(0.3, p=0.5)]
+                         RandomCrop(0.3, p=0.5), ColorJitter(0.1, 0.1)]
         if image_size is not None:
             ops.append(Letterbox(image_size))
-        ops.append(ColorJitter(0.1, 0.1, 0.1, 0.02))
         return ops
     if task == "classification":
-        # Crop (fused with the JPEG decode) and flip on uint8 pixels, then resize: the
-        # standard ImageNet training set (as in the TF Model Garden ResNet recipe).
-        ops = [RandomResizedCrop(), RandomFlip()]
-        if image_size is not None:
-            ops.append(Resize(image_size))
-        return ops
+        # The standard ImageNet training set (as in the TF Model Garden ResNet recipe).
+        return [RandomResizedCrop(image_size), RandomFlip()]
     raise UsageError("task", "detection or classification", task)
 
 

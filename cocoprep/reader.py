@@ -2,9 +2,14 @@
 
 Pipeline (every parallel stage AUTOTUNE)::
 
-    shard files --(seeded shuffle, input_context shard)--> interleave(TFRecordDataset)
-      -> record shuffle buffer (train only by default) -> batched parsing (schema spec)
-      -> parallel decode (+ augment + resize) -> batch / padded batch -> prefetch
+    argument checks (_check_options)
+    -> record stream (_record_stream): shard files --(seeded shuffle, input_context
+       shard)--> interleave(TFRecordDataset) -> record shuffle buffer (train only by
+       default) -> repeat
+    -> batched parsing (schema spec)
+    -> per-element steps (_element_steps), in parallel: decode (or an op that decodes
+       only what it keeps) -> augmentation ops -> final resize -> cut to max_boxes
+    -> batching (_batch): batch / padded batch -> prefetch
 
 Feature keys are never spelled here: the parse spec and the feature table come from
 `cocoprep.schema`.
@@ -30,8 +35,10 @@ Detection (a dict):
 * ``captions``: string ``[M]``, only when the records hold captions.
 
 With ``batch_size``, per-object tensors are padded to ``max_boxes`` (objects beyond
-``max_boxes`` are dropped, in stored order): ``boxes``/``area``/``masks``/
-``keypoints`` with 0, ``classes`` and ``label_ids`` with -1, ``is_crowd`` with
+``max_boxes`` are dropped, in stored order), except ``masks``, padded only to the
+largest object count in the batch (``[B, M, S, S]`` with M <= max_boxes: full-size
+masks padded to 100 objects would hold ~330 MB per batch of 8 at 640 px, nearly all
+zeros): ``boxes``/``area``/``masks``/``keypoints`` with 0, ``classes`` and ``label_ids`` with -1, ``is_crowd`` with
 False, ``keypoint_visibility`` with 0, ``captions`` with ``b""``; ``num_boxes``
 tells how many rows are real.
 
@@ -235,8 +242,8 @@ def _parse_batch(task_schema: schema.TaskSchema, wanted: set[str]):
 
 def _parsed_names(info: DatasetInfo) -> set[str]:
     if info.task == "classification":
-        return {"encoded", "format", "filename", "label", "label_text"}
-    names = {"encoded", "format", "filename", "source_id", "xmin", "ymin", "xmax", "ymax",
+        return {"encoded", "filename", "label", "label_text"}
+    names = {"encoded", "filename", "source_id", "xmin", "ymin", "xmax", "ymax",
              "class_label", "is_crowd", "area"}
     if info.has_masks:
         names.add("mask")
@@ -247,80 +254,22 @@ def _parsed_names(info: DatasetInfo) -> set[str]:
     return names
 
 
-# ------------------------------------------------------------------ decoding
+# ------------------------------------------------------------------ options
 
-def _decode_image(encoded):
-    import tensorflow as tf
+@dataclass(frozen=True)
+class _Options:
+    """`load`'s options, checked, with the defaults that depend on the split resolved."""
 
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+    size: tuple[int, int] | None
+    batch_size: int | None
+    max_boxes: int
+    shuffle: bool
+    shuffle_buffer: int
+    base_seed: int
+    deterministic: bool
+    repeat: bool
+    drop_remainder: bool
 
-
-def _decode_masks(pngs, height, width):
-    import tensorflow as tf
-
-    def decode_all():
-        masks = tf.map_fn(
-            lambda png: tf.io.decode_png(png, channels=1)[:, :, 0],
-            pngs, fn_output_signature=tf.TensorSpec([None, None], tf.uint8))
-        return tf.cast(masks > 0, tf.uint8)
-
-    masks = tf.cond(tf.size(pngs) > 0, decode_all,
-                    lambda: tf.zeros([0, height, width], tf.uint8))
-    masks.set_shape([None, None, None])
-    return masks
-
-
-def _label_lookup(label_map: LabelMap | None):
-    """A function: stored label-map ids (int64) -> contiguous 0-based classes (int32)."""
-    import tensorflow as tf
-
-    if label_map is None:
-        # No label map next to a glob of shards: OD API convention, ids start at 1.
-        return lambda ids: tf.cast(ids, tf.int32) - 1
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(label_map.ids, tf.int64),
-            tf.range(len(label_map), dtype=tf.int32)),
-        default_value=-1)
-    return table.lookup
-
-
-def _detection_element(parsed: dict, info: DatasetInfo, lookup, image) -> dict:
-    import tensorflow as tf
-
-    ids = parsed["class_label"]
-    boxes = tf.stack([parsed["ymin"], parsed["xmin"], parsed["ymax"], parsed["xmax"]], axis=-1)
-    boxes = tf.reshape(boxes, [-1, 4])
-    element = {
-        "image": image,
-        "image_id": parsed["source_id"],
-        "filename": parsed["filename"],
-        "boxes": boxes,
-        "classes": lookup(ids),
-        "label_ids": tf.cast(ids, tf.int32),
-        "is_crowd": parsed["is_crowd"] > 0,
-        "area": parsed["area"],
-        "num_boxes": tf.shape(ids, out_type=tf.int32)[0],
-    }
-    if info.has_masks:
-        shape = tf.shape(image)
-        element["masks"] = _decode_masks(parsed["mask"], shape[0], shape[1])
-    if info.has_keypoints:
-        n = tf.shape(ids)[0]
-        k = info.num_keypoints
-        ky = tf.reshape(parsed["keypoint_y"], [n, k])
-        kx = tf.reshape(parsed["keypoint_x"], [n, k])
-        element["keypoints"] = tf.stack([ky, kx], axis=-1)
-        element["keypoint_visibility"] = tf.cast(
-            tf.reshape(parsed["keypoint_visibility"], [n, k]), tf.int32)
-    if info.has_captions:
-        element["captions"] = parsed["caption"]
-    return element
-
-
-# ------------------------------------------------------------------ load
 
 def _size_pair(image_size) -> tuple[int, int] | None:
     if image_size is None:
@@ -340,6 +289,194 @@ def _size_pair(image_size) -> tuple[int, int] | None:
         raise UsageError("image_size", "positive sizes", image_size)
     return pair
 
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise UsageError(name, "an integer >= 1", value)
+
+
+def _check_options(info: DatasetInfo, *, image_size, batch_size, max_boxes, shuffle, seed,
+                   shuffle_buffer, deterministic, repeat, drop_remainder) -> _Options:
+    size = _size_pair(image_size)
+    if batch_size is not None:
+        _positive_int("batch_size", batch_size)
+        if size is None:
+            raise UsageError("image_size", "a size when batch_size is given (images differ "
+                             "in size and must be resized to stack)", None)
+    _positive_int("max_boxes", max_boxes)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise UsageError("seed", "an integer or None", seed)
+    _positive_int("shuffle_buffer", shuffle_buffer)
+    if shuffle is None:
+        shuffle = info.split == "train" if info.split is not None else any(
+            Path(f).name.startswith("train") for f in info.files)
+    if deterministic is None:
+        deterministic = seed is not None or not shuffle
+    base_seed = (random.SystemRandom().randrange(1 << 31) if seed is None
+                 else int(seed) & 0x7FFFFFFF)
+    return _Options(size=size, batch_size=None if batch_size is None else int(batch_size),
+                    max_boxes=int(max_boxes), shuffle=bool(shuffle),
+                    shuffle_buffer=int(shuffle_buffer), base_seed=base_seed,
+                    deterministic=bool(deterministic), repeat=bool(repeat),
+                    drop_remainder=bool(drop_remainder))
+
+
+# ------------------------------------------------------------------ record stream
+
+def _record_stream(files: Sequence[str], opts: _Options, input_context):
+    """Serialized records: shard files (seeded shuffle, split across input pipelines)
+    -> interleaved reads -> record shuffle -> repeat."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    n_files = len(files)
+    split_records = None
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        n_pipes, pipe = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if n_files >= n_pipes:
+            dataset = dataset.shard(n_pipes, pipe)
+            n_files = len(range(pipe, n_files, n_pipes))
+        else:
+            split_records = (n_pipes, pipe)
+
+    def read(f):
+        return tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER)
+
+    # Records split by position need the same stream in every pipeline (each may draw
+    # its own seed): then read the files in stored order; the record shuffle below
+    # still shuffles each pipeline's part.
+    if opts.shuffle and split_records is None:
+        dataset = dataset.shuffle(max(n_files, 1), seed=opts.base_seed,
+                                  reshuffle_each_iteration=True)
+        records = dataset.interleave(read, cycle_length=max(1, min(n_files, 8)),
+                                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                                     deterministic=opts.deterministic)
+    else:
+        # Unshuffled reads keep the stored order (what evaluation and `preview` expect);
+        # reading is never the bottleneck, decoding is.
+        records = dataset.flat_map(read)
+    if split_records is not None:
+        records = records.shard(*split_records)
+    if opts.shuffle:
+        records = records.shuffle(opts.shuffle_buffer, seed=opts.base_seed + 1,
+                                  reshuffle_each_iteration=True)
+    if opts.repeat:
+        # After the shuffles: clean epoch boundaries, each epoch reshuffled.
+        records = records.repeat()
+    return records
+
+
+# ------------------------------------------------------------------ elements
+
+def _label_lookup(label_map: LabelMap | None):
+    """A function: stored label-map ids (int64) -> contiguous 0-based classes (int32)."""
+    import tensorflow as tf
+
+    if label_map is None:
+        # No label map next to a glob of shards: OD API convention, ids start at 1.
+        return lambda ids: tf.cast(ids, tf.int32) - 1
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(label_map.ids, tf.int64),
+            tf.range(len(label_map), dtype=tf.int32)),
+        default_value=-1)
+    return table.lookup
+
+
+def _detection_record(parsed: dict, info: DatasetInfo, lookup) -> dict:
+    """The element before decoding: per-object tensors and the encoded image/masks."""
+    import tensorflow as tf
+
+    from cocoprep.decoding import ENCODED, ENCODED_MASKS
+
+    ids = parsed["class_label"]
+    boxes = tf.stack([parsed["ymin"], parsed["xmin"], parsed["ymax"], parsed["xmax"]], axis=-1)
+    element = {
+        ENCODED: parsed["encoded"],
+        "image_id": parsed["source_id"],
+        "filename": parsed["filename"],
+        "boxes": tf.reshape(boxes, [-1, 4]),
+        "classes": lookup(ids),
+        "label_ids": tf.cast(ids, tf.int32),
+        "is_crowd": parsed["is_crowd"] > 0,
+        "area": parsed["area"],
+        "num_boxes": tf.shape(ids, out_type=tf.int32)[0],
+    }
+    if info.has_masks:
+        element[ENCODED_MASKS] = parsed["mask"]
+    if info.has_keypoints:
+        n, k = tf.shape(ids)[0], info.num_keypoints
+        ky = tf.reshape(parsed["keypoint_y"], [n, k])
+        kx = tf.reshape(parsed["keypoint_x"], [n, k])
+        element["keypoints"] = tf.stack([ky, kx], axis=-1)
+        element["keypoint_visibility"] = tf.cast(
+            tf.reshape(parsed["keypoint_visibility"], [n, k]), tf.int32)
+    if info.has_captions:
+        element["captions"] = parsed["caption"]
+    return element
+
+
+def _classification_record(parsed: dict, info: DatasetInfo) -> dict:
+    import tensorflow as tf
+
+    from cocoprep.decoding import ENCODED
+
+    return {
+        ENCODED: parsed["encoded"],
+        "label": tf.cast(parsed["label"], tf.int32) - info.label_offset,
+        "label_text": parsed["label_text"],
+        "filename": parsed["filename"],
+    }
+
+
+def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
+    """The per-element pipeline, in order: decode (or an op that decodes only what it
+    keeps), the augmentation ops, the final resize, the object cut to `max_boxes`."""
+    import functools
+
+    from cocoprep import augment as _augment
+
+    pipeline = _augment.resolve(augment, task=info.task, image_size=opts.size,
+                                num_keypoints=info.num_keypoints)
+    ops = list(pipeline.ops) if pipeline is not None else []
+    detection = info.task == "detection"
+    steps: list = []
+    if not (ops and getattr(ops[0], "decodes", False)):
+        # A reduced-scale decode only where nothing before the resize depends on the
+        # pixel size, and masks (decoded at stored size) are absent.
+        reduce = (opts.size is not None and not info.has_masks
+                  and all(getattr(op, "scale_invariant", False) for op in ops))
+        steps.append(_augment.Decode(opts.size if reduce else None, keep_aspect=detection))
+    steps += ops
+    if opts.size is not None:
+        steps.append(functools.partial(_augment.resize_to, size=opts.size,
+                                       keep_aspect=detection))
+    if opts.batch_size is not None and detection:
+        steps.append(functools.partial(_cut_objects, max_boxes=opts.max_boxes))
+    return steps
+
+
+def _element_fn(info: DatasetInfo, opts: _Options, augment):
+    """A function: (running index, parsed record) -> element. Each element's seed is
+    (base seed, index): augmentation independent of parallelism, new every epoch."""
+    import tensorflow as tf
+
+    from cocoprep.augment import Compose
+
+    lookup = _label_lookup(info.label_map) if info.task == "detection" else None
+    steps = Compose(_element_steps(info, opts, augment))
+    base = tf.constant(opts.base_seed, tf.int64)
+
+    @tf.autograph.experimental.do_not_convert
+    def to_element(index, parsed):
+        record = (_detection_record(parsed, info, lookup) if info.task == "detection"
+                  else _classification_record(parsed, info))
+        return steps(record, tf.stack([base, index]))
+
+    return to_element
+
+
+# ------------------------------------------------------------------ load
 
 def load(
     path: str | os.PathLike,
@@ -366,11 +503,12 @@ def load(
             manifest.json) or a glob of shard files.
         split: the split to read (ignored for a glob).
         batch_size: batch elements; detection pads per-object tensors to
-            `max_boxes` (see the module docstring for padding values). Needs
-            `image_size` so that images stack.
+            `max_boxes`, masks to the batch's largest object count (see the module
+            docstring for padding values). Needs `image_size` so that images stack.
         image_size: int or (height, width). Detection: letterbox (keep aspect
             ratio, pad bottom/right with 0; boxes, masks and keypoints remapped).
-            Classification: plain resize. Images become float32 0..255.
+            Classification: plain resize. Images become float32 0..255. A JPEG that
+            shrinks 2x or more is decoded at reduced DCT scale (never below the size).
         shuffle: shuffle shard order and records (buffer `shuffle_buffer`);
             default: only for the ``train`` split.
         augment: ``"default"`` (a preset for the task), a `cocoprep.augment`
@@ -389,138 +527,51 @@ def load(
     Raises:
         ManifestError: no manifest, or no such split (the message lists the splits).
         InputError: nothing at `path`, or a glob matching no shard.
+        UsageError: a bad option.
     """
     import tensorflow as tf
 
     info = describe(path, split)
-    size = _size_pair(image_size)
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise UsageError("batch_size", "an integer >= 1", batch_size)
-        if size is None:
-            raise UsageError("image_size", "a size when batch_size is given (images differ "
-                             "in size and must be resized to stack)", None)
-    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
-        raise UsageError("max_boxes", "an integer >= 1", max_boxes)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise UsageError("seed", "an integer or None", seed)
-    if isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, numbers.Integral) \
-            or shuffle_buffer < 1:
-        raise UsageError("shuffle_buffer", "an integer >= 1", shuffle_buffer)
-    if shuffle is None:
-        shuffle = info.split == "train" if info.split is not None else any(
-            Path(f).name.startswith("train") for f in info.files)
-    if deterministic is None:
-        deterministic = seed is not None or not shuffle
-    if seed is None:
-        base_seed = random.SystemRandom().randrange(1 << 31)
-    else:
-        base_seed = int(seed) & 0x7FFFFFFF
-
-    from cocoprep import augment as _augment
-
-    pipeline = _augment.resolve(augment, task=info.task, image_size=size,
-                                num_keypoints=info.num_keypoints)
-    autotune = tf.data.AUTOTUNE
-    options = tf.data.Options()
-    options.deterministic = bool(deterministic)
-
-    files = tf.data.Dataset.from_tensor_slices(list(info.files))
-    n_files = len(info.files)
-    shard_records = None
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        n_pipes = input_context.num_input_pipelines
-        if n_files >= n_pipes:
-            files = files.shard(n_pipes, input_context.input_pipeline_id)
-            n_files = len(range(input_context.input_pipeline_id, n_files, n_pipes))
-        else:
-            shard_records = (n_pipes, input_context.input_pipeline_id)
-    # Records split by position need the same stream in every pipeline (each may draw
-    # its own seed): then read the files in stored order; the record shuffle below
-    # still shuffles each pipeline's part.
-    shuffle_files = shuffle and shard_records is None
-    if shuffle_files:
-        files = files.shuffle(max(n_files, 1), seed=base_seed, reshuffle_each_iteration=True)
-    if shuffle_files:
-        ds = files.interleave(
-            lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER),
-            cycle_length=max(1, min(n_files, 8)),
-            block_length=1,
-            num_parallel_calls=autotune,
-            deterministic=bool(deterministic),
-        )
-    else:
-        # Unshuffled reads keep the stored order (what evaluation and `preview` expect);
-        # reading is never the bottleneck, decoding is.
-        ds = files.flat_map(lambda f: tf.data.TFRecordDataset(f, buffer_size=_READ_BUFFER))
-    if shard_records is not None:
-        ds = ds.shard(*shard_records)
-    if shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=base_seed + 1, reshuffle_each_iteration=True)
-    if repeat:
-        # After the shuffles: clean epoch boundaries, each epoch reshuffled.
-        ds = ds.repeat()
-
-    task_schema = schema.schema_for(info.task)
-    ds = ds.batch(_PARSE_BATCH).map(_parse_batch(task_schema, _parsed_names(info)),
-                                    num_parallel_calls=autotune).unbatch()
-    # Per-element seeds: (base seed, running index) makes augmentation independent of
-    # parallelism and different in every epoch.
-    ds = ds.enumerate()
-
-    lookup = _label_lookup(info.label_map) if info.task == "detection" else None
-    offset = info.label_offset
-
-    @tf.autograph.experimental.do_not_convert
-    def to_element(index, parsed):
-        fused = False
-        elem_seed = tf.stack([tf.constant(base_seed, tf.int64), index])
-        if info.task == "classification":
-            image = None
-            if pipeline is not None:
-                image = pipeline.fused_decode(parsed["encoded"], parsed["format"], elem_seed)
-                fused = image is not None
-            if image is None:
-                image = _decode_image(parsed["encoded"])
-            element = {
-                "image": image,
-                "label": tf.cast(parsed["label"], tf.int32) - offset,
-                "label_text": parsed["label_text"],
-                "filename": parsed["filename"],
-            }
-        else:
-            element = _detection_element(parsed, info, lookup, _decode_image(parsed["encoded"]))
-        if pipeline is not None:
-            element = pipeline(element, seed=elem_seed, _first_done=fused)
-        if size is not None:
-            element = _augment.resize_to(element, size, letterbox=info.task == "detection")
-        if batch_size is not None and info.task == "detection":
-            element = _pad_objects(element, max_boxes)
-        return element
-
-    ds = ds.map(to_element, num_parallel_calls=autotune, deterministic=bool(deterministic))
-
-    if batch_size is not None:
-        if info.task == "detection":
-            ds = ds.padded_batch(
-                batch_size, padded_shapes=_padded_shapes(ds.element_spec, max_boxes),
-                padding_values=_padding_values(ds.element_spec), drop_remainder=drop_remainder)
-        else:
-            ds = ds.batch(batch_size, drop_remainder=drop_remainder,
-                          num_parallel_calls=autotune, deterministic=bool(deterministic))
+    opts = _check_options(info, image_size=image_size, batch_size=batch_size,
+                          max_boxes=max_boxes, shuffle=shuffle, seed=seed,
+                          shuffle_buffer=shuffle_buffer, deterministic=deterministic,
+                          repeat=repeat, drop_remainder=drop_remainder)
+    to_element = _element_fn(info, opts, augment)
+    records = _record_stream(info.files, opts, input_context)
+    parse = _parse_batch(schema.schema_for(info.task), _parsed_names(info))
+    ds = records.batch(_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    ds = ds.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=opts.deterministic)
+    ds = _batch(ds, info, opts)
     if as_supervised:
         if info.task == "classification":
             ds = ds.map(lambda e: (e["image"], e["label"]))
         else:
             ds = ds.map(lambda e: (e["image"], {k: v for k, v in e.items() if k != "image"}))
     if prefetch:
-        ds = ds.prefetch(autotune)
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = opts.deterministic
     return ds.with_options(options)
 
 
-# ------------------------------------------------------------------ padding
+# ------------------------------------------------------------------ batching
 
-def _pad_objects(element: dict, max_boxes: int) -> dict:
+def _batch(ds, info: DatasetInfo, opts: _Options):
+    import tensorflow as tf
+
+    if opts.batch_size is None:
+        return ds
+    if info.task != "detection":
+        return ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder,
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=opts.deterministic)
+    return ds.padded_batch(
+        opts.batch_size, padded_shapes=_padded_shapes(ds.element_spec, opts.max_boxes),
+        padding_values=_padding_values(ds.element_spec), drop_remainder=opts.drop_remainder)
+
+
+def _cut_objects(element: dict, max_boxes: int) -> dict:
+    """Keep the first `max_boxes` objects (in stored order)."""
     import tensorflow as tf
 
     from cocoprep.augment import OBJECT_KEYS
@@ -534,6 +585,9 @@ def _pad_objects(element: dict, max_boxes: int) -> dict:
 
 
 def _padded_shapes(spec: dict, max_boxes: int) -> dict:
+    """Per-object tensors padded to `max_boxes` rows; masks only to the batch's
+    largest object count (full-size masks padded to 100 objects made one batch of 8
+    at 640 px hold 328 MB, nearly all zeros)."""
     import tensorflow as tf
 
     from cocoprep.augment import OBJECT_KEYS
@@ -542,7 +596,7 @@ def _padded_shapes(spec: dict, max_boxes: int) -> dict:
     for k, s in spec.items():
         dims = list(s.shape)
         if k in OBJECT_KEYS:
-            dims[0] = max_boxes
+            dims[0] = None if k == "masks" else max_boxes
         shapes[k] = tf.TensorShape(dims)
     return shapes
 

@@ -13,6 +13,7 @@ from PIL import Image
 tf = pytest.importorskip("tensorflow")
 
 from cocoprep import augment as aug  # noqa: E402
+from cocoprep import decoding  # noqa: E402
 from cocoprep.errors import UsageError  # noqa: E402
 
 SETTINGS = settings(max_examples=15, deadline=None,
@@ -196,7 +197,9 @@ def test_default_detection_preset_keeps_geometry(scene, seed):
 def test_colour_jitter_keeps_geometry_dtype_and_range(scene, seed):
     e = element(*scene)
     o = np_el(aug.ColorJitter(0.3, 0.3, 0.3, 0.1)(e, seed))
-    assert o["image"].dtype == np.uint8 and o["image"].shape == e["image"].shape
+    # uint8 in, float32 out (no rounding pass): values stay within 0..255.
+    assert o["image"].dtype == np.float32 and o["image"].shape == e["image"].shape
+    assert o["image"].min() >= 0 and o["image"].max() <= 255
     np.testing.assert_array_equal(o["boxes"], e["boxes"].numpy())
     np.testing.assert_array_equal(o["masks"], e["masks"].numpy())
     f = np_el(aug.ColorJitter(0.3, 0.3, 0.3, 0.1)(dict(e, image=tf.cast(e["image"],
@@ -252,9 +255,11 @@ def test_crop_with_no_objects_and_empty_masks():
 
 def test_op_seed_in_constructor_is_used():
     e = element(30, 30, [(1, 1, 20, 20)])
+    windows = {aug.RandomCrop(0.1, seed=s)(e)["image"].shape for s in range(11, 17)}
+    assert len(windows) > 1  # different constructor seeds, different crops
     a = aug.RandomCrop(0.1, seed=11)(e)["image"].numpy()
-    b = aug.RandomCrop(0.1, seed=11)(e)["image"].numpy()
-    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, aug.RandomCrop(0.1, seed=11)(e)["image"].numpy())
+    np.testing.assert_array_equal(a, aug.RandomCrop(0.1)(e, 11)["image"].numpy())
 
 
 def test_apply_gives_each_element_its_own_seed():
@@ -297,26 +302,107 @@ def test_random_resized_crop_window_and_size(seed):
 
 @SETTINGS
 @given(seeds)
-def test_fused_jpeg_decode_crops_the_same_window(seed):
+def test_window_decode_of_a_jpeg_crops_the_same_window(seed):
     data = jpeg_bytes()
     op = aug.RandomResizedCrop(None)
-    fused = op.fused_decode(tf.constant(data), tf.constant("jpeg"), tf.constant([seed, 0]))
+    windowed = op({decoding.ENCODED: tf.constant(data)}, [seed, 0])["image"]
     full = {"image": tf.io.decode_jpeg(data, channels=3)}
     plain = op(full, [seed, 0])["image"]
-    assert fused.shape == plain.shape
-    assert np.abs(fused.numpy().astype(int) - plain.numpy().astype(int)).mean() < 2.0
+    assert windowed.shape == plain.shape
+    assert np.abs(windowed.numpy().astype(int) - plain.numpy().astype(int)).mean() < 2.0
 
 
-def test_fused_decode_of_png_matches_plain_crop():
+def test_window_decode_of_a_png_matches_plain_crop():
     rng = np.random.default_rng(2)
     arr = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     op = aug.RandomResizedCrop(None)
-    fused = op.fused_decode(tf.constant(buf.getvalue()), tf.constant("png"),
-                            tf.constant([5, 0]))
+    windowed = op({decoding.ENCODED: tf.constant(buf.getvalue())}, [5, 0])["image"]
     plain = op({"image": tf.constant(arr)}, [5, 0])["image"]
-    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    np.testing.assert_array_equal(windowed.numpy(), plain.numpy())
+
+
+# ------------------------------------------------------------------ decoding
+
+def photo_jpeg(h, w):
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1)
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@SETTINGS
+@given(seeds)
+def test_window_decode_at_reduced_scale_covers_the_output_size(seed):
+    data = photo_jpeg(600, 800)
+    op = aug.RandomResizedCrop(64, scale=(0.3, 1.0))
+    windowed = op({decoding.ENCODED: tf.constant(data)}, [seed, 0])["image"].numpy()
+    plain = op({"image": tf.io.decode_jpeg(data, channels=3)}, [seed, 0])["image"].numpy()
+    assert windowed.shape == plain.shape == (64, 64, 3)
+    assert np.abs(windowed - plain).mean() < 4.0
+
+
+def test_masks_resize_as_one_image_equals_one_resize_per_mask():
+    rng = np.random.default_rng(3)
+    masks = tf.constant((rng.random((5, 37, 53)) > 0.5).astype(np.uint8))
+    for size in [(80, 111), (20, 29), (37, 53)]:
+        one = aug._resize_masks(masks, tf.constant(size))
+        each = tf.image.resize(masks[..., None], size, method="nearest")[..., 0]
+        np.testing.assert_array_equal(one.numpy(), each.numpy())
+    empty = aug._resize_masks(tf.zeros([0, 37, 53], tf.uint8), tf.constant((8, 9)))
+    assert empty.shape == (0, 8, 9)
+
+
+def test_colour_jitter_brightness_and_contrast_are_one_multiply_add():
+    """Brightness adds, contrast scales about the mean grey, both together are one
+    x * gain + offset; compared with the same maths in numpy."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(60, 190, (16, 20, 3)).astype(np.float32)  # no clipping
+    e = {"image": tf.constant(x)}
+    for seed in range(3):
+        bright = aug.ColorJitter(0.2, 0)(e, seed)["image"].numpy()
+        delta = np.median(bright - x)
+        assert 0 < abs(delta) <= 0.2 * 255 + 1e-3
+        np.testing.assert_allclose(bright, x + delta, atol=1e-3)
+        con = aug.ColorJitter(0, 0.5)(e, seed)["image"].numpy()
+        m = x[::8].mean()
+        g = (con - m).std() / (x - m).std()
+        assert 0.5 <= g <= 1.5 and abs(g - 1) > 1e-4
+        np.testing.assert_allclose(con, (x - m) * g + m, atol=0.05)
+        both = aug.ColorJitter(0.2, 0.5)(e, seed)["image"].numpy()
+        gain = np.polyfit(x.ravel(), both.ravel(), 1)
+        np.testing.assert_allclose(both, x * gain[0] + gain[1], atol=0.05)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_colour_jitter_on_uint8_equals_float_maths(seed):
+    """The uint8 path (one dequantize pass) gives the float path's values."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    op = aug.ColorJitter(0.3, 0.4)
+    from_uint8 = op({"image": tf.constant(x)}, seed)["image"].numpy()
+    from_float = op({"image": tf.constant(x.astype(np.float32))}, seed)["image"].numpy()
+    assert from_uint8.dtype == np.float32
+    np.testing.assert_allclose(from_uint8, from_float, atol=1e-3)
+    assert from_uint8.min() >= 0 and from_uint8.max() <= 255
+
+
+def test_colour_jitter_saturation_and_hue_only_when_asked():
+    rng = np.random.default_rng(5)
+    e = {"image": tf.constant(rng.integers(0, 256, (8, 8, 3)).astype(np.uint8))}
+    plain = aug.ColorJitter(0, 0)(e, 1)["image"].numpy()
+    np.testing.assert_array_equal(plain, e["image"].numpy().astype(np.float32))
+    assert aug.ColorJitter().saturation == 0 and aug.ColorJitter().hue == 0
+    for op in (aug.ColorJitter(0, 0, saturation=0.5), aug.ColorJitter(0, 0, hue=0.2)):
+        assert not np.allclose(op(e, 1)["image"].numpy(), plain, atol=1.0)
+
+
+def test_colour_jitter_leaves_grey_pixels_grey_without_hue():
+    e = {"image": tf.fill([8, 8, 3], tf.constant(100, tf.uint8))}
+    out = aug.ColorJitter(0.2, 0.2)(e, 1)["image"].numpy()
+    assert (out == out[..., :1]).all()
 
 
 @pytest.mark.parametrize("op", [aug.RandomRotation(15), aug.RandomZoom((0.8, 1.2))])
@@ -375,7 +461,7 @@ def test_default_detection_flip_swaps_coco_keypoints_only_with_17():
     assert flip.keypoint_flip_permutation == list(aug.COCO_KEYPOINT_FLIP)
     assert aug.default_ops("detection", None, num_keypoints=3)[0].keypoint_flip_permutation is None
     names = [type(op).__name__ for op in aug.default_ops("detection", (32, 32))]
-    assert names == ["RandomFlip", "RandomCrop", "Letterbox", "ColorJitter"]
+    assert names == ["RandomFlip", "RandomCrop", "ColorJitter", "Letterbox"]  # colour first
 
 
 def test_resize_op_sets_static_size_and_moves_masks():

@@ -216,7 +216,9 @@ def test_batching_pads_to_max_boxes(det):
     assert [b["image"].shape for b in batches] == [(4, 48, 64, 3)] * 2
     for b in batches:
         assert b["image"].dtype == np.float32
-        assert b["boxes"].shape == (4, 5, 4) and b["masks"].shape == (4, 5, 48, 64)
+        # Masks are padded only to the batch's largest object count.
+        most = int(b["num_boxes"].max())
+        assert b["boxes"].shape == (4, 5, 4) and b["masks"].shape == (4, most, 48, 64)
         for i, n in enumerate(b["num_boxes"]):
             assert (b["classes"][i, n:] == -1).all() and (b["label_ids"][i, n:] == -1).all()
             assert (b["classes"][i, :n] >= 0).all()
@@ -255,6 +257,26 @@ def test_letterbox_keeps_objects_inside_their_boxes(det):
             ys, xs = np.nonzero(mask)
             assert ys.min() >= box[0] * 50 - 1 and ys.max() <= box[2] * 50 + 1
             assert xs.min() >= box[1] * 50 - 1 and xs.max() <= box[3] * 50 + 1
+
+
+def test_padding_is_exactly_zero_after_the_default_augmentation(det):
+    """Colour jitter runs before the letterbox: every pixel (and mask pixel) right of
+    the picture is 0, and the picture itself is untouched by padding."""
+    out, _ = det
+    size = (24, 96)  # wider than any crop of these images: each has padding at the right
+    ds = cocoprep.load(out, "train", batch_size=4, image_size=size, augment="default",
+                       seed=3, repeat=True)
+    for b in as_numpy(ds.take(6)):
+        for image, masks, boxes, n in zip(b["image"], b["masks"], b["boxes"],
+                                          b["num_boxes"]):
+            columns = np.nonzero(image.max(axis=(0, 2)) > 0)[0]
+            width = columns.max() + 1
+            assert width < size[1] - 8
+            # The picture spans the full height and its columns 0..width-1 (no zero
+            # pixel inside: the images' darkest value is 40, jitter keeps it above 0).
+            assert (image[:, :width] > 0).all() and (image[:, width:] == 0).all()
+            assert (masks[:, :, width:] == 0).all()
+            assert (boxes[:n, 3] <= width / size[1] + 1e-6).all()
 
 
 def test_detection_as_supervised(det):
@@ -501,7 +523,8 @@ def test_convert_round_trip_keypoints_and_batches(converted, fixtures_dir):
                                              kps[seen, 0] / im["width"]], axis=-1), atol=1e-3)
     batch = next(iter(cocoprep.load(converted, "train", batch_size=7, image_size=64,
                                     max_boxes=6, augment="default", seed=0)))
-    assert batch["masks"].shape == (7, 6, 64, 64) and batch["keypoints"].shape == (7, 6, 17, 2)
+    most = int(batch["num_boxes"].numpy().max())  # masks: padded to the batch's most objects
+    assert batch["masks"].shape == (7, most, 64, 64) and batch["keypoints"].shape == (7, 6, 17, 2)
     assert batch["captions"].shape[0] == 7
 
 
@@ -596,3 +619,26 @@ def test_bad_seed_and_shuffle_buffer(cls, kwargs, option):
     with pytest.raises(UsageError) as err:
         cocoprep.load(out, **kwargs)
     assert str(err.value).startswith(f"{option}: expected")
+
+
+def test_reduced_decode_only_where_nothing_before_the_resize_depends_on_pixel_size(cls, det):
+    """The reader asks the decode step for a reduced-scale decode (fit=) only when every
+    op before the final resize is scale-invariant and there are no masks."""
+    from cocoprep import augment as aug
+    from cocoprep.reader import _check_options, _element_steps
+
+    def first(path, augment, size=64):
+        info = cocoprep.describe(path, "train")
+        opts = _check_options(info, image_size=size, batch_size=None, max_boxes=100,
+                              shuffle=None, seed=0, shuffle_buffer=8, deterministic=None,
+                              repeat=False, drop_remainder=False)
+        return _element_steps(info, opts, augment)[0]
+
+    cls_out, _ = cls
+    assert first(cls_out, None).fit == (64, 64)
+    assert first(cls_out, [aug.RandomFlip(), aug.ColorJitter()]).fit == (64, 64)
+    assert first(cls_out, [aug.RandomRotation(5)]).fit is None
+    assert first(cls_out, None, size=None).fit is None
+    assert isinstance(first(cls_out, "default"), aug.RandomResizedCrop)  # decodes its window
+    det_out, _ = det  # masks: decoded at the stored size, so the image is too
+    assert first(det_out, None).fit is None and first(det_out, None).keep_aspect
