@@ -67,14 +67,15 @@ def fixtures_dir() -> Path:
 
 # ------------------------------------------------------------------ the CLI in-process
 
-def invoke(*args) -> Result:
-    """Run `cocoprep ARGS...` in-process (arguments str()'d)."""
-    return CliRunner().invoke(cli, [str(a) for a in args])
+def invoke(*args, catch_exceptions: bool = True) -> Result:
+    """Run `cocoprep ARGS...` in-process (arguments str()'d). With
+    `catch_exceptions=False` a traceback fails the test instead of becoming exit 1."""
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=catch_exceptions)
 
 
-def run_cli(*args) -> tuple[int, str]:
+def run_cli(*args, catch_exceptions: bool = True) -> tuple[int, str]:
     """`invoke`, as (exit code, stdout and stderr)."""
-    result = invoke(*args)
+    result = invoke(*args, catch_exceptions=catch_exceptions)
     return result.exit_code, result.output
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf  # noqa: E402  (a required dependency: a broken install fails)
 
 from cocoprep import augment as aug  # noqa: E402
 from cocoprep import decoding  # noqa: E402

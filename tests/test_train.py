@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
+import conftest
 from cocoprep import train
-from cocoprep.cli import cli
 from cocoprep.errors import CocoprepError, InputError, UsageError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -22,8 +21,7 @@ SMALL = ["--weights", "none", "--image-size", "75", "--steps", "30", "--batch-si
 
 
 def run_cli(*args: str):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.output
+    return conftest.run_cli(*args, catch_exceptions=False)  # a traceback fails the test
 
 
 def _quiet_tree(tmp: Path, command: str, src: Path, out: str | None) -> Path:
