@@ -33,7 +33,7 @@ from pathlib import Path
 from PIL import Image
 
 from cocoprep import pngcheck
-from cocoprep.errors import ItemSkipped, UsageError
+from cocoprep.errors import ItemSkipped, UsageError, stable_text
 from cocoprep.records import EncodedImage
 
 # Reason codes (counted in the manifest, written to skipped.jsonl).
@@ -116,16 +116,10 @@ class ImageCheck:
     source: bytes = field(default=b"", repr=False, compare=False)
 
 
-_ADDRESS = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
-_LONG_HEX = re.compile(r"\b0x[0-9a-fA-F]{8,}\b")
-
-
 def error_text(error: BaseException) -> str:
     """A library's error message, fit for a skip reason: the same for the same input,
     wherever and whenever it runs (no object addresses or temp paths), on one line."""
-    text = str(error) or type(error).__name__
-    text = _ADDRESS.sub("", text)
-    text = _LONG_HEX.sub("0x...", text)
+    text = stable_text(str(error) or type(error).__name__)
     text = re.sub(re.escape(tempfile.gettempdir()) + r"[/\\]\S*", "<temp file>", text)
     text = " ".join(text.split())
     return text if len(text) <= 200 else text[:197] + "..."
