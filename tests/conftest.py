@@ -35,6 +35,15 @@ def image_bytes(width: int = 32, height: int = 24, *, fmt: str = "JPEG", mode: s
     return buf.getvalue()
 
 
+def photo_jpeg(h: int, w: int) -> bytes:
+    """An h x w JPEG (q90) of smooth gradients, like a photo to a DCT-scaled decode."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    arr = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1)
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
 def write_image(path: Path, width: int = 32, height: int = 24, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = kwargs.pop("fmt", None) or ("PNG" if path.suffix.lower() == ".png" else "JPEG")

@@ -15,6 +15,7 @@ import tensorflow as tf  # noqa: E402  (a required dependency: a broken install 
 from cocoprep import augment as aug  # noqa: E402
 from cocoprep import decoding  # noqa: E402
 from cocoprep.errors import UsageError  # noqa: E402
+from conftest import photo_jpeg  # noqa: E402
 
 SETTINGS = settings(max_examples=15, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -324,14 +325,6 @@ def test_window_decode_of_a_png_matches_plain_crop():
 
 
 # ------------------------------------------------------------------ decoding
-
-def photo_jpeg(h, w):
-    yy, xx = np.mgrid[0:h, 0:w]
-    arr = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1)
-    buf = io.BytesIO()
-    Image.fromarray(arr.astype(np.uint8)).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
 
 @SETTINGS
 @given(seeds)

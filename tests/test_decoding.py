@@ -13,6 +13,7 @@ from PIL import Image
 import tensorflow as tf  # noqa: E402  (a broken install must fail, not skip)
 
 from cocoprep import decoding  # noqa: E402
+from conftest import photo_jpeg  # noqa: E402
 
 
 @pytest.mark.parametrize("source, target, ratio", [
@@ -43,14 +44,6 @@ def test_decode_ratio_never_below_target_and_graph_rule_agrees(h, w, th, tw):
         assert -(-h // (2 * r)) < th or -(-w // (2 * r)) < tw
     index = decoding._ratio_index(tf.constant(h), tf.constant(w), th, tw)
     assert (1, 2, 4, 8)[int(index)] == r
-
-
-def photo_jpeg(h, w):
-    yy, xx = np.mgrid[0:h, 0:w]
-    arr = np.stack([xx * 255 // w, yy * 255 // h, (xx + yy) * 127 // (h + w)], -1)
-    buf = io.BytesIO()
-    Image.fromarray(arr.astype(np.uint8)).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
 
 
 @pytest.mark.parametrize("keep_aspect", [False, True])
