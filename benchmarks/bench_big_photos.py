@@ -85,15 +85,15 @@ def step_costs(paths: list[Path], max_sides: list[int], rounds: int) -> None:
               f"(JPEG decoded at the smallest DCT scale >= 2x the target), "
               f"{1000 * full / n:.0f} ms/image from a full-size decode; "
               f"worst PSNR between the two: {psnr:.1f} dB")
-        margin = images.DRAFT_MARGIN
-        images.DRAFT_MARGIN = 1  # what a decode at the smallest scale >= the target gives
+        margin = resize.DRAFT_MARGIN
+        resize.DRAFT_MARGIN = 1  # what a decode at the smallest scale >= the target gives
         try:
             loose = sum(best(lambda d=d: prepare_image(d, max_side=side)) for d in datas)
             psnr = min(_psnr(prepare_image(d, max_side=side).data,
                              prepare_image(d, max_side=side, fast_verify=False).data)
                        for d in datas)
         finally:
-            images.DRAFT_MARGIN = margin
+            resize.DRAFT_MARGIN = margin
         print(f"    (for comparison, a DCT scale >= 1x the target: {1000 * loose / n:.0f} "
               f"ms/image, worst PSNR vs the full decode {psnr:.1f} dB)")
 

@@ -151,8 +151,8 @@ def write_task_files(tasks: Sequence[Any], builder: Any) -> list[str]:
 def run_task_file(path: str) -> str:
     """The worker's whole job: read its own task file, write its shard and a result
     file (temp name unique to the attempt, then a rename)."""
-    from cocoprep.parallel import mark_worker_process
-    from cocoprep.writer import write_shard
+    from cocoprep.progress import mark_worker_process
+    from cocoprep.shardwrite import write_shard
 
     if not _IN_DRIVER:
         mark_worker_process()

@@ -77,40 +77,45 @@ def quiet_option(help: str = "No progress bars or summary.") -> Callable:
 OUT_OPTION = click.option("-o", "--out", default="tfrecords", show_default=True,
                           help="Output directory.")
 
-# The options of every command that writes records (`convert`, `split`). Each is
-# passed to the library call by keyword under its own name: a new writing option
-# is one entry here and one keyword of `convert_coco` and `split_folder`.
-WRITE_OPTIONS = (
-    click.option("--num-shards", default=None, type=int, help="Shards per split."),
-    click.option("--shard-size", default=None, metavar="SIZE",
-                 help="Target shard size, e.g. 200MB (default: 200MB, and about one shard "
-                      "per 128 images, at most 16)."),
-    click.option("--encode", default="jpeg", show_default=True,
-                 type=click.Choice(["jpeg", "png"]),
-                 help="Encoding for images that must be converted."),
-    click.option("--max-side", default=None, type=int, metavar="N",
-                 help="Resize images whose longer side is over N pixels (aspect kept, after "
-                      "EXIF orientation); smaller images are stored as they are."),
-    click.option("--jpeg-quality", default=95, show_default=True, type=int, metavar="Q",
-                 help="Quality of the JPEGs cocoprep encodes (resized, converted, rotated)."),
-    click.option("--strict", is_flag=True,
-                 help="Exit 1 if anything was skipped (after writing)."),
-    click.option("--allow-partial", is_flag=True,
-                 help="Accept a split written empty or that lost more than half of its "
-                      "images or objects (otherwise exit 1, after writing)."),
-    click.option("--workers", default=None, type=int, help="Processes  [default: CPU count]."),
-    quiet_option(),
-    click.option("--runner", default="local", show_default=True,
-                 type=click.Choice(["local", "beam"]),
-                 help="local: a process pool; beam: an Apache Beam pipeline (same bytes; "
-                      "SRC, --images and -o may then be gs://, s3://, ... paths; "
-                      'needs pip install "cocoprep[beam]").'),
-    click.option("--beam-options", default=None, metavar='"FLAGS"',
-                 help="Apache Beam pipeline flags as one string, e.g. \"--runner="
-                      "DataflowRunner --project=P --region=R --temp_location=gs://b/tmp\" "
-                      "[default: DirectRunner, multi_processing, --workers processes]."),
-)
-write_options = options(*WRITE_OPTIONS)
+# The options of every command that writes records (`convert`, `split`): each is
+# passed to the library call by keyword under its own name, and the library builds
+# the one `WriteOptions` value from them. `task` words the help for the command.
+def _write_options(task: str) -> tuple[Callable, ...]:
+    lost = "images or objects" if task == "detection" else "images"
+    remote = ("SRC, --images and -o may then be gs://, s3://, ... paths"
+              if task == "detection" else "-o may then be a gs://, s3://, ... path")
+    return (
+        click.option("--num-shards", default=None, type=int, help="Shards per split."),
+        click.option("--shard-size", default=None, metavar="SIZE",
+                     help="Target shard size, e.g. 200MB (default: 200MB, and about one shard "
+                          "per 128 images, at most 16)."),
+        click.option("--encode", default="jpeg", show_default=True,
+                     type=click.Choice(["jpeg", "png"]),
+                     help="Encoding for images that must be converted."),
+        click.option("--max-side", default=None, type=int, metavar="N",
+                     help="Resize images whose longer side is over N pixels (aspect kept, "
+                          "after EXIF orientation); smaller images are stored as they are."),
+        click.option("--jpeg-quality", default=95, show_default=True, type=int, metavar="Q",
+                     help="Quality of the JPEGs cocoprep encodes (resized, converted, rotated)."),
+        click.option("--strict", is_flag=True,
+                     help="Exit 1 if anything was skipped (after writing)."),
+        click.option("--allow-partial", is_flag=True,
+                     help=f"Accept a split written empty or that lost more than half of its "
+                          f"{lost} (otherwise exit 1, after writing)."),
+        click.option("--workers", default=None, type=int,
+                     help="Processes  [default: CPU count]."),
+        quiet_option(),
+        click.option("--runner", default="local", show_default=True,
+                     type=click.Choice(["local", "beam"]),
+                     help=f"local: a process pool; beam: an Apache Beam pipeline (same bytes; "
+                          f'{remote}; needs pip install "cocoprep[beam]").'),
+        click.option("--beam-options", default=None, metavar='"FLAGS"',
+                     help="Apache Beam pipeline flags as one string, e.g. \"--runner="
+                          "DataflowRunner --project=P --region=R --temp_location=gs://b/tmp\" "
+                          "[default: DirectRunner, multi_processing, --workers processes]."),
+    )
+
+
 
 
 def _skipped_line(manifest) -> str:
@@ -144,9 +149,14 @@ def _skipped_line(manifest) -> str:
 @click.option("--skip-empty", is_flag=True, help="Drop images with no object written.")
 @click.option("--crowd", default="keep", show_default=True, type=click.Choice(["keep", "drop"]),
               help="Keep crowd annotations (is_crowd=1) or drop them.")
-@write_options
+@click.option("--skip-difficult", is_flag=True,
+              help="Pascal VOC: drop objects marked difficult (reported in skipped.jsonl).")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="Pascal VOC: class names in label order (ids 1..N; objects of other "
+                   "classes are skipped) [default: every name in the XMLs, sorted].")
+@options(*_write_options("detection"))
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_masks,
-                contiguous_ids, skip_empty, crowd, **write):
+                contiguous_ids, skip_empty, crowd, skip_difficult, classes, **write):
     """Convert COCO JSON + images into sharded detection TFRecords.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
@@ -165,14 +175,15 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
 
         cocoprep convert fixtures/coco -o tfrecords --masks
     """
-    from cocoprep.convert import convert_coco
+    from cocoprep.convert import convert_detection
     from cocoprep.errors import DataLossError, StrictModeError
 
     try:
-        manifest = convert_coco(
+        manifest = convert_detection(
             src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
             masks=masks, missing_masks=missing_masks, contiguous_ids=contiguous_ids,
-            skip_empty=skip_empty, crowd=crowd, **write,
+            skip_empty=skip_empty, crowd=crowd, skip_difficult=skip_difficult,
+            classes=classes, **write,
         )
     except (StrictModeError, DataLossError) as e:
         if not write["quiet"] and getattr(e, "manifest", None) is not None:
@@ -217,7 +228,7 @@ def _convert_summary(manifest, out) -> None:
 @click.option("--keep-conflicts", is_flag=True,
               help="Identical files under two classes: keep the first class's copy "
                    "(default: keep every copy out).")
-@write_options
+@options(*_write_options("classification"))
 def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, **write):
     """Split a class-per-folder image tree into train/val[/test] TFRecords.
 
@@ -246,7 +257,7 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, **wr
 
 
 def _split_summary(manifest, src, out, seed) -> None:
-    from cocoprep.split import IMAGES_RESIZED
+    from cocoprep.builders import IMAGES_RESIZED
 
     classes_written = next(iter(manifest.splits.values())).class_counts
     layout = ("SRC/<split>/<class>/..., splits kept" if manifest.sources.get("layout") == "splits"

@@ -121,3 +121,29 @@ class DataLossError(CocoprepError):
     and its report are still written). `--allow-partial` accepts such a run."""
 
     exit_code = 1
+
+
+# ---------------------------------------------------------------- skip reasons
+# The `reason` names of skipped.jsonl, one home for all of them (stages record them,
+# `losses` and the docs read them).
+# images: one whole image not written
+UNSAFE_PATH = "unsafe_path"
+MISSING_FILE = "missing_file"
+UNREADABLE_FILE = "unreadable_file"
+CORRUPT_IMAGE = "corrupt_image"
+DECOMPRESSION_BOMB = "decompression_bomb"
+SIZE_MISMATCH = "size_mismatch"
+# detection objects and images
+MISSING_BBOX = "missing_bbox"
+MALFORMED_BBOX = "malformed_bbox"
+ZERO_AREA_BOX = "zero_area_box"
+UNKNOWN_CATEGORY = "unknown_category"
+CROWD_DROPPED = "crowd_dropped"        # --crowd drop (asked for: never a loss)
+DIFFICULT_DROPPED = "difficult_dropped"  # --skip-difficult (asked for: never a loss)
+IMAGE_SKIPPED = "image_skipped"        # an annotation whose image was skipped
+EMPTY_IMAGE = "empty_image"            # --skip-empty (asked for: never a loss)
+NO_MASK = "no_mask"                    # --missing-masks skip-image: an object had no mask
+UNKNOWN_IMAGE = "unknown_image"        # an annotation of an image the source does not list
+UNMATCHED_KEYPOINTS = "unmatched_keypoints"
+# Skips the user asked for: they never count as losses.
+DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE})

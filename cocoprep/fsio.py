@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
-from cocoprep.errors import CocoprepError, ItemSkipped
+from cocoprep.errors import MISSING_FILE, UNREADABLE_FILE, UNSAFE_PATH, CocoprepError, ItemSkipped
 
 _SCHEME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")
 _CHUNK = 1 << 22
@@ -176,8 +176,6 @@ def file_sha256(path: str) -> str:
 def remote_image_path(root: str, file_name: object) -> str:
     """`file_name` joined under a remote `root`, refusing anything that escapes it:
     the same rule as `images.resolve_image_path` (object stores have no links)."""
-    from cocoprep.images import UNSAFE_PATH
-
     if not isinstance(file_name, str) or not file_name or "\x00" in file_name:
         raise ItemSkipped(UNSAFE_PATH, f"file name {file_name!r} is not a usable relative path")
     if file_name.startswith(("/", "\\")) or is_remote(file_name) or re.match(r"^[a-zA-Z]:", file_name):
@@ -190,29 +188,12 @@ def remote_image_path(root: str, file_name: object) -> str:
 
 def read_image_bytes(path: str) -> bytes:
     """A remote image's bytes; a missing or unreadable object is a per-item skip."""
-    from cocoprep.images import MISSING_FILE, UNREADABLE_FILE
-
     try:
         return read_all(path)
     except Exception as e:  # Beam wraps every backend's errors in its own types
         if not exists(path):
             raise ItemSkipped(MISSING_FILE, f"{path} does not exist") from None
         raise ItemSkipped(UNREADABLE_FILE, f"{path}: {e}") from None
-
-
-class RemoteImageLoader:
-    """`images.ImageLoader` for a remote root: the same checks and preparation, the
-    bytes read through Beam's FileSystems."""
-
-    def __init__(self, root: str, **prepare_options):
-        self.root = root
-        self.options = prepare_options
-
-    def load(self, file_name: str, *, expected_size: tuple[int, int] | None = None):
-        from cocoprep.images import prepare_image
-
-        path = remote_image_path(self.root, file_name)
-        return prepare_image(read_image_bytes(path), expected_size=expected_size, **self.options)
 
 
 class RemoteView:

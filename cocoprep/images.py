@@ -32,20 +32,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from cocoprep import pngcheck
-from cocoprep.errors import ItemSkipped, UsageError, stable_text
+from cocoprep import fsio, pngcheck
+from cocoprep.errors import (
+    CORRUPT_IMAGE, DECOMPRESSION_BOMB, MISSING_FILE, SIZE_MISMATCH, UNREADABLE_FILE, UNSAFE_PATH,
+    ItemSkipped, UsageError, stable_text,
+)
+from cocoprep.options import ENCODINGS, JPEG_QUALITY, check_resize_options
 from cocoprep.records import EncodedImage
+from cocoprep.resize import Resize, draft_for_resize, fit_within, resize_pixels
 
 # Reason codes (counted in the manifest, written to skipped.jsonl).
-UNSAFE_PATH = "unsafe_path"
-MISSING_FILE = "missing_file"
-UNREADABLE_FILE = "unreadable_file"
-CORRUPT_IMAGE = "corrupt_image"
-DECOMPRESSION_BOMB = "decompression_bomb"
-SIZE_MISMATCH = "size_mismatch"
 
-ENCODINGS = ("jpeg", "png")
-JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 6
 
 _EXIF_ORIENTATION = 0x0112
@@ -395,72 +392,6 @@ def _resize_of(check: ImageCheck, max_side: int | None) -> "Resize | None":
     return fit_within(*_upright_size(check), max_side)
 
 
-# ---------------------------------------------------------------- resize (--max-side)
-
-# Lanczos (Pillow's best downscaling filter). reducing_gap=3 lets Pillow first shrink
-# by a whole factor with a box filter while the rest of the way is at least 3x; Pillow
-# documents the result as indistinguishable from a plain Lanczos resize, and it is much
-# faster for big reductions. Both are deterministic.
-RESIZE_FILTER = Image.Resampling.LANCZOS
-RESIZE_REDUCING_GAP = 3.0
-# A JPEG to be resized is decoded at a reduced DCT scale (libjpeg's 1/2, 1/4, 1/8) only
-# while that leaves at least this many times the target size, so the Lanczos resize
-# still has the detail to work from (benchmarks/bench_big_photos.py measures the cost
-# and the PSNR against a full decode).
-DRAFT_MARGIN = 2
-
-
-@dataclass(frozen=True)
-class Resize:
-    """A `max_side` resize: the upright size before it and the size stored."""
-
-    original_width: int
-    original_height: int
-    width: int
-    height: int
-
-
-def fit_within(width: int, height: int, max_side: int | None) -> Resize | None:
-    """The resize that brings the longer side of `width` x `height` down to
-    `max_side`, aspect kept (the shorter side rounded half up, at least 1), or None
-    when the image is already small enough (it then passes through untouched)."""
-    if max_side is None or max(width, height) <= max_side:
-        return None
-    long, short = max(width, height), min(width, height)
-    new_short = max(1, (2 * short * max_side + long) // (2 * long))  # integers: exact
-    if width >= height:
-        return Resize(width, height, max_side, new_short)
-    return Resize(width, height, new_short, max_side)
-
-
-def check_resize_options(max_side: int | None, jpeg_quality: int) -> None:
-    """`--max-side` (None or an integer >= 1) and `--jpeg-quality` (1..100)."""
-    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int)
-                                 or max_side < 1):
-        raise UsageError("--max-side", "an integer >= 1 (pixels)", max_side)
-    if (isinstance(jpeg_quality, bool) or not isinstance(jpeg_quality, int)
-            or not 1 <= jpeg_quality <= 100):
-        raise UsageError("--jpeg-quality", "an integer from 1 to 100", jpeg_quality)
-
-
-def draft_for_resize(im: Image.Image, resize: Resize) -> None:
-    """Ask libjpeg for a DCT-scaled decode of an unloaded JPEG that is still at least
-    DRAFT_MARGIN times the target size (Pillow picks the smallest scale that is at
-    least the requested size; nothing changes when no scale fits)."""
-    if im.format not in ("JPEG", "MPO"):
-        return
-    w, h = DRAFT_MARGIN * resize.width, DRAFT_MARGIN * resize.height
-    if im.size != (resize.original_width, resize.original_height):
-        w, h = h, w  # stored transposed: EXIF orientation is applied after decoding
-    im.draft(im.mode, (w, h))
-
-
-def resize_pixels(im: Image.Image, resize: Resize) -> Image.Image:
-    """`im` (upright, possibly a reduced decode) at the target size."""
-    return im.resize((resize.width, resize.height), RESIZE_FILTER,
-                     reducing_gap=RESIZE_REDUCING_GAP)
-
-
 def prepare_image(
     data: bytes,
     *,
@@ -548,3 +479,23 @@ class ImageLoader:
             self._root_real = os.path.realpath(self.root)
         path = resolve_image_path(self.root, file_name, root_real=self._root_real)
         return prepare_image(read_bytes(path), expected_size=expected_size, **self.options)
+
+
+class RemoteImageLoader:
+    """`ImageLoader` for a remote root: the same checks and preparation, the bytes
+    read through Beam's FileSystems."""
+
+    def __init__(self, root: str, **prepare_options):
+        self.root = root
+        self.options = prepare_options
+
+    def load(self, file_name: str, *, expected_size: tuple[int, int] | None = None) -> EncodedImage:
+        path = fsio.remote_image_path(self.root, file_name)
+        return prepare_image(fsio.read_image_bytes(path), expected_size=expected_size,
+                             **self.options)
+
+
+def loader_for(root: str, **prepare_options) -> "ImageLoader | RemoteImageLoader":
+    """The loader for images under `root`, local or `scheme://`."""
+    cls = RemoteImageLoader if fsio.is_remote(root) else ImageLoader
+    return cls(root, **prepare_options)

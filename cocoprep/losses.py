@@ -15,14 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cocoprep.errors import DataLossError
+from cocoprep.errors import DELIBERATE, IMAGE_SKIPPED, MISSING_FILE, DataLossError
 from cocoprep.manifest import SKIPPED_NAME, Manifest
 from cocoprep.records import SkippedItem
 
-# Skips the user asked for: they never count as losses.
-DELIBERATE = frozenset({"crowd_dropped", "empty_image"})
-MISSING_FILE = "missing_file"  # images.MISSING_FILE (not imported: no Pillow here)
-_IMAGE_SKIPPED = "image_skipped"  # an annotation lost with its image
 _SEARCH_DEPTH = 4
 _SEARCH_DIRS = 2000
 
@@ -108,7 +104,7 @@ def _fix(loss: SplitLoss, reasons: Counter, items: Sequence[SkippedItem],
         if text:
             return text
     for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
-        if reason == _IMAGE_SKIPPED:
+        if reason == IMAGE_SKIPPED:
             continue
         if reason in _FIXES:
             return _FIXES[reason]

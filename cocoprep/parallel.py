@@ -1,8 +1,8 @@
 """Run one function over a list of tasks in worker processes, with one progress bar.
 
-Used by the writer (one task = one shard to write) and by verify (one task = one
-shard to check). Workers report progress through `report_progress(n)`, which goes
-straight to the bar in-process and through a queue from a pool.
+Used by the local runner (one task = one shard to write) and by verify (one task =
+one shard to check). Workers report progress through `progress.report_progress(n)`,
+which goes straight to the bar in-process and through a queue from a pool.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
 from cocoprep.errors import CocoprepError
-
-_REPORT: Callable[[int], Any] | None = None
+from cocoprep.progress import mark_worker_process, set_reporter
 
 
 class WorkerDied(CocoprepError):
@@ -31,37 +30,11 @@ class WorkerDied(CocoprepError):
             "a crash in a native library); nothing was replaced in the output. Re-run "
             "with --workers 1 to see where it happens"
         )
-_IN_POOL = False
-
-
-def report_progress(n: int) -> None:
-    """Advance the parent's progress bar by `n` (a no-op when there is none)."""
-    if _REPORT is not None and n:
-        _REPORT(n)
-
-
-def in_worker_process() -> bool:
-    """True inside a pool worker started by `map_tasks` (or a Beam worker process)."""
-    return _IN_POOL
-
-
-def mark_worker_process() -> None:
-    """Called by a runner in a process of its own that runs only cocoprep tasks."""
-    global _IN_POOL
-    _IN_POOL = True
-
-
-def progress_bar(total: int | None, desc: str, unit: str, quiet: bool, **kwargs):
-    """The project's tqdm bar: silent with `quiet` or when stderr is not a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, smoothing=0.1,
-                disable=quiet or not sys.stderr.isatty(), **kwargs)
 
 
 def _pool_init(queue, init, init_args) -> None:
-    global _REPORT, _IN_POOL
-    _REPORT, _IN_POOL = queue.put, True
+    set_reporter(queue.put)
+    mark_worker_process()
     if init is not None:
         init(*init_args)
 
@@ -96,15 +69,14 @@ def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
     `init(*init_args)` runs once in each worker (and once here when in-process);
     results come back in task order.
     """
-    global _REPORT
     if workers <= 1 or len(tasks) <= 1:
-        _REPORT = bar.update
+        set_reporter(bar.update)
         try:
             if init is not None:
                 init(*init_args)
             return [func(t) for t in tasks]
         finally:
-            _REPORT = None
+            set_reporter(None)
     # forkserver: workers start from a clean interpreter, never from a parent that
     # may already have TensorFlow's runtime threads running.
     ctx = mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
@@ -138,3 +110,17 @@ def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
     while not queue.empty():
         bar.update(queue.get())
     return results
+
+
+def run_local(tasks: Sequence, builder, *, workers: int, quiet: bool) -> list:
+    """The local runner: every shard task written by `workers` processes (1: here)."""
+    from cocoprep.progress import progress_bar
+    from cocoprep.shardwrite import init_worker, write_shard
+
+    total = sum(len(t.items) for t in tasks)
+    with progress_bar(total, "writing", "img", quiet) as bar:
+        try:
+            return map_tasks(write_shard, tasks, workers=workers, bar=bar,
+                             init=init_worker, init_args=(builder,))
+        finally:
+            init_worker(None)

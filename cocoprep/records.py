@@ -66,6 +66,9 @@ class ObjectAnnotation:
     annotation_id: int | None = None
     mask_png: bytes | None = None
     keypoints: tuple[Keypoint, ...] = ()
+    difficult: bool = False   # Pascal VOC's flags (written with `with_voc_flags`)
+    truncated: bool = False
+    view: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class DetectionExample:
     num_keypoints: int = 0
     captions: tuple[str, ...] | None = None
     with_original_size: bool = False  # --max-side: image/original_height and _width
+    with_voc_flags: bool = False  # image/object/difficult, truncated, view (Pascal VOC)
 
 
 @dataclass(frozen=True)

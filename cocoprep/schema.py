@@ -103,6 +103,10 @@ DETECTION = TaskSchema(
             "keypoint",
         ),
         Feature("image/caption", "caption", BYTES, LIST, required=False),
+        # Pascal VOC's per-object flags, as the OD API's VOC converter writes them
+        Feature("image/object/difficult", "difficult", INT64, LIST, False, "object"),
+        Feature("image/object/truncated", "truncated", INT64, LIST, False, "object"),
+        Feature("image/object/view", "view", BYTES, LIST, False, "object"),
     ),
 )
 
@@ -271,6 +275,10 @@ def detection_values(ex: DetectionExample) -> dict[str, Any]:
         values.update(keypoint_x=xs, keypoint_y=ys, keypoint_visibility=vs)
     if ex.captions is not None:
         values["caption"] = list(ex.captions)
+    if ex.with_voc_flags:
+        values.update(difficult=[int(o.difficult) for o in objs],
+                      truncated=[int(o.truncated) for o in objs],
+                      view=[o.view for o in objs])
     if ex.with_original_size:
         values.update(_original_size(ex.image))
     return values

@@ -25,7 +25,8 @@ from cocoprep.framing import BATCH, read_shard
 from cocoprep.fsio import file_sha256
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest, SplitInfo
-from cocoprep.parallel import map_tasks, progress_bar, report_progress
+from cocoprep.parallel import map_tasks
+from cocoprep.progress import progress_bar, report_progress
 from cocoprep.shards import SHARD_PATTERN, Shards, infer_task_of, resolve, split_of, task_of
 from cocoprep.tfimport import import_tensorflow
 

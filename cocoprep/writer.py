@@ -1,5 +1,6 @@
-"""The shard plan, the per-shard write, and manifest assembly, shared by `convert`
-and `split` and by both runners.
+"""The shard plan, the commit into OUT and manifest assembly, shared by `convert`
+and `split` and by both runners (which sit below: the writer hands them shard
+tasks by name, they import only `shardwrite`).
 
 Each split's items (already in their final, seeded order) are cut into contiguous
 shards by `plan_shards`, once, in the driver (`plan_num_shards` is the one rule for
@@ -20,22 +21,18 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
-import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
 from cocoprep import fsio
 from cocoprep.errors import InputError, UsageError
-from cocoprep.manifest import (
-    MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo, shard_name,
-)
-from cocoprep.parallel import in_worker_process, map_tasks, progress_bar, report_progress
-from cocoprep.records import BuildResult, SkippedItem
-from cocoprep.tfimport import import_tensorflow, stderr_silenced
+from cocoprep.manifest import MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo
+from cocoprep.options import WriteOptions
+from cocoprep.records import SkippedItem
+from cocoprep.shardwrite import Builder, ShardResult, ShardTask
 
 DEFAULT_SHARD_SIZE = 200 * 1024 * 1024
 # Without --num-shards/--shard-size, a split also gets about one shard per this many
@@ -43,20 +40,12 @@ DEFAULT_SHARD_SIZE = 200 * 1024 * 1024
 # worker owns a whole shard). Never depends on the machine.
 AUTO_SHARD_IMAGES = 128
 AUTO_SHARDS_MAX = 16
-RUNNERS = ("local", "beam")
 STAGING_PREFIX = ".cocoprep-staging-"
 # A staging folder nobody has written to for this long belongs to a dead run
 # (killed, or its machine gone); a live run writes at least a shard in that time.
 STALE_AFTER_S = 6 * 3600
 _OUTPUT_PATTERNS = ("*.tfrecord-?????-of-?????", MANIFEST_NAME, SKIPPED_NAME,
                     "label_map.pbtxt", "labels.txt")
-
-
-class Builder(Protocol):
-    """Turns one item into a serialized record. Must be picklable (it is sent to
-    each worker once) and do its own I/O."""
-
-    def build(self, split: str, item: Any) -> BuildResult: ...
 
 
 @dataclass(frozen=True)
@@ -67,39 +56,6 @@ class SplitPlan:
     items: Sequence[Any]
     num_shards: int
     listing_name: str | None = None  # e.g. "train.txt": one line per written example
-
-
-@dataclass
-class ShardResult:
-    split: str
-    index: int
-    file: str
-    num_examples: int = 0
-    num_objects: int = 0
-    sha256: str = ""
-    size_bytes: int = 0
-    class_counts: dict[str, int] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
-    skipped: list[SkippedItem] = field(default_factory=list)
-    listing: list[str] = field(default_factory=list)
-
-
-def parse_size(text: str | int) -> int:
-    """`200MB`, `1.5GiB`, `500k` or a plain number of bytes."""
-    if isinstance(text, int):
-        return text
-    s = str(text).strip().upper().replace(" ", "")
-    units = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024, "M": 10**6, "MB": 10**6,
-             "MIB": 2**20, "G": 10**9, "GB": 10**9, "GIB": 2**30}
-    num = s.rstrip("KMGIB")
-    unit = s[len(num):]
-    try:
-        value = float(num) * units[unit]
-    except (ValueError, KeyError):
-        raise UsageError("--shard-size", "a size such as 200MB or 1GiB", text) from None
-    if not math.isfinite(value) or value < 1:  # nan/inf would crash int(); < 1 byte is 0
-        raise UsageError("--shard-size", "a positive size", text)
-    return int(value)
 
 
 def plan_num_shards(num_items: int, total_bytes: int, *, num_shards: int | None = None,
@@ -121,22 +77,6 @@ def plan_num_shards(num_items: int, total_bytes: int, *, num_shards: int | None 
     return max(1, min(by_size, num_items))
 
 
-@dataclass(frozen=True)
-class ShardTask:
-    """One shard to write: its split, place, items (in final order) and the staging
-    folder (local or remote) it goes to. The only thing a worker is handed."""
-
-    split: str
-    index: int
-    num_shards: int
-    items: Sequence[Any]
-    staging: str
-
-    @property
-    def file(self) -> str:
-        return shard_name(self.split, self.index, self.num_shards)
-
-
 def plan_shards(plans: Sequence[SplitPlan], staging: str) -> list[ShardTask]:
     """Cut every split into contiguous shards. Decided once, in the driver: shard
     contents depend only on the item order, never on the runner or worker count."""
@@ -147,105 +87,6 @@ def plan_shards(plans: Sequence[SplitPlan], staging: str) -> list[ShardTask]:
             lo, hi = (n * i) // plan.num_shards, (n * (i + 1)) // plan.num_shards
             tasks.append(ShardTask(plan.name, i, plan.num_shards, plan.items[lo:hi], staging))
     return tasks
-
-
-# ------------------------------------------------------------------ worker side
-
-_BUILDER: Builder | None = None
-
-
-def _init_worker(builder: Builder | None) -> None:
-    global _BUILDER
-    _BUILDER = builder
-
-
-def _record_writer_class():
-    """TensorFlow's TFRecord writer (the C++ framing with CRC32C).
-
-    Pool workers need nothing else from TensorFlow, so they load just its record-I/O
-    extension module, which takes a tenth of the time of `import tensorflow`
-    (seconds per worker on a small machine). Anywhere else, or if that fails, the
-    public `tf.io.TFRecordWriter` is used: the same C++ writer, the same bytes.
-    """
-    if in_worker_process() and "tensorflow" not in sys.modules:
-        try:
-            import importlib.util
-
-            spec = importlib.util.find_spec("tensorflow")
-            base = os.path.join(os.path.dirname(spec.origin), "python", "lib", "io")
-            name = "tensorflow.python.lib.io._pywrap_record_io"
-            module = sys.modules.get(name)
-            if module is None:
-                so = next(f for f in sorted(os.listdir(base))
-                          if f.startswith("_pywrap_record_io") and f.endswith((".so", ".pyd")))
-                so_spec = importlib.util.spec_from_file_location(name, os.path.join(base, so))
-                # Loading TensorFlow's shared libraries (in module_from_spec) prints
-                # start-up notices (oneDNN, CUDA drivers) straight to fd 2 in every
-                # worker; a failure still raises.
-                with stderr_silenced():
-                    module = importlib.util.module_from_spec(so_spec)
-                    so_spec.loader.exec_module(module)
-                sys.modules[name] = module
-
-            def fast_writer(path: str):
-                return module.RecordWriter(path, module.RecordWriterOptions(""))
-
-            return fast_writer
-        except Exception:
-            pass
-    return import_tensorflow().io.TFRecordWriter
-
-
-def write_shard(task: ShardTask, builder: Builder | None = None) -> ShardResult:
-    """Build and write one whole shard: a temp name unique to this attempt (a runner
-    may retry a task while an earlier attempt still runs), then a rename."""
-    builder = builder if builder is not None else _BUILDER
-    result = ShardResult(split=task.split, index=task.index, file=task.file)
-    final = fsio.join(task.staging, task.file)
-    attempt = uuid.uuid4().hex
-    remote = fsio.is_remote(task.staging)
-    if remote:  # TensorFlow's writer needs a local file; it is copied up once complete
-        fd, tmp = tempfile.mkstemp(prefix="cocoprep-shard-", suffix=".tmp")
-        os.close(fd)
-    else:
-        tmp = f"{final}.tmp-{attempt}"
-    try:
-        _write_records(tmp, task, builder, result)
-        result.sha256 = fsio.file_sha256(tmp)
-        result.size_bytes = os.path.getsize(tmp)
-        if remote:
-            upload = f"{final}.tmp-{attempt}"
-            fsio.copy_from_local(tmp, upload)
-            fsio.rename(upload, final)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if remote or os.path.exists(tmp):
-            fsio.delete([tmp])
-    return result
-
-
-def _write_records(path: str, task: ShardTask, builder: Builder, result: ShardResult) -> None:
-    pending = 0
-    with _record_writer_class()(path) as writer:
-        for item in task.items:
-            built = builder.build(task.split, item)
-            result.skipped.extend(built.skipped)
-            for k, v in built.counters.items():
-                result.counters[k] = result.counters.get(k, 0) + v
-            if built.example is not None:
-                writer.write(built.example)
-                result.num_examples += 1
-                result.num_objects += built.num_objects
-                for k, v in built.class_counts.items():
-                    result.class_counts[k] = result.class_counts.get(k, 0) + v
-                if built.listing is not None:
-                    result.listing.append(built.listing)
-            pending += 1
-            if pending >= 8:
-                report_progress(pending)
-                pending = 0
-    report_progress(pending)
 
 
 # ------------------------------------------------------------------ parent side
@@ -323,50 +164,30 @@ def write_dataset(
     builder: Builder,
     *,
     manifest: Manifest,
+    options: WriteOptions = WriteOptions(),
     class_order: Sequence[str] = (),
     extra_files: dict[str, str] | None = None,
-    workers: int | None = None,
-    quiet: bool = False,
     pre_skipped: Sequence[SkippedItem] = (),
-    runner: str = "local",
-    beam_options: Sequence[str] | str | None = None,
 ) -> tuple[Manifest, list[SkippedItem]]:
     """Write every split of `plans` into `out` and return the final manifest.
 
     Args:
         out: a local folder, or any `scheme://` path Beam's FileSystems knows.
         manifest: everything but `splits`, `skipped` and `counters`, which are filled in.
+        options: the runner (`local`: a process pool of `workers`, 1 = this process;
+            `beam`: an Apache Beam pipeline, same bytes), `quiet`, Beam's flags.
         class_order: class names in label order, for the manifest's histograms.
         extra_files: name -> text written beside the shards (label maps, ...).
-        workers: processes (default: CPU count); 1 runs in this process.
         pre_skipped: items the caller kept out before writing (e.g. while listing the
             source); written first to skipped.jsonl and counted in `manifest.skipped`.
-        runner: `local` (a process pool) or `beam` (an Apache Beam pipeline);
-            the bytes written are the same.
-        beam_options: Beam pipeline flags (default: the DirectRunner in
-            multi_processing mode with `workers` processes).
     """
-    runner = check_runner(runner, out)
     out = str(out)
-    workers = default_workers() if workers is None else max(1, int(workers))
-    if runner == "beam":
-        from cocoprep import beam_runner
-
-        options = beam_runner.pipeline_options(beam_options, workers)  # checked before OUT
+    beam_flags = check_runner(options, out)  # checked before OUT is touched
     run_id = new_run_id()
     staging, created = _prepare_out(out, run_id)
     try:
         tasks = plan_shards(plans, staging)
-        if runner == "beam":
-            results = beam_runner.run_shards(tasks, builder, options=options, quiet=quiet)
-        else:
-            total = sum(len(p.items) for p in plans)
-            with progress_bar(total, "writing", "img", quiet) as bar:
-                try:
-                    results = map_tasks(write_shard, tasks, workers=workers, bar=bar,
-                                        init=_init_worker, init_args=(builder,))
-                finally:
-                    _init_worker(None)
+        results = _run(tasks, builder, options, beam_flags)
         final, skipped = _assemble(plans, results, manifest, class_order)
         final, skipped = _with_pre_skipped(final, skipped, pre_skipped)
         _write_reports(staging, plans, results, final, skipped, extra_files or {})
@@ -382,19 +203,34 @@ def write_dataset(
     return final, skipped
 
 
-def check_runner(runner: str, out: object = None, *, beam_options=None,
-                 workers: int | None = None) -> str:
-    """Refuse an unknown runner, a remote OUT without Beam, a missing Beam install and
-    malformed Beam flags: called by `convert`/`split` before any input is read."""
-    if runner not in RUNNERS:
-        raise UsageError("--runner", " or ".join(RUNNERS), runner)
-    if runner == "local" and fsio.is_remote(str(out)):
-        raise UsageError("--runner", f"beam for a remote output ({out})", runner)
-    if runner == "beam":
+def _run(tasks: list[ShardTask], builder: Builder, options: WriteOptions,
+         beam_flags) -> list[ShardResult]:
+    """Hand the shard tasks to the runner `options.runner` names."""
+    if options.runner == "beam":
         from cocoprep import beam_runner
 
-        beam_runner.pipeline_options(beam_options, workers or default_workers())
-    return runner
+        return beam_runner.run_shards(tasks, builder, options=beam_flags, quiet=options.quiet)
+    from cocoprep.parallel import run_local
+
+    return run_local(tasks, builder, workers=workers_of(options), quiet=options.quiet)
+
+
+def workers_of(options: WriteOptions) -> int:
+    """The worker count a run uses: `--workers`, else the CPU count."""
+    return options.workers if options.workers is not None else default_workers()
+
+
+def check_runner(options: WriteOptions, out: object = None):
+    """Refuse a remote OUT without Beam, a missing Beam install and malformed Beam
+    flags: called by `convert`/`split` before any input is read. Returns Beam's
+    `PipelineOptions` for the beam runner, else None."""
+    if options.runner == "local" and fsio.is_remote(str(out)):
+        raise UsageError("--runner", f"beam for a remote output ({out})", options.runner)
+    if options.runner == "beam":
+        from cocoprep import beam_runner
+
+        return beam_runner.pipeline_options(options.beam_options, workers_of(options))
+    return None
 
 
 def _with_pre_skipped(final: Manifest, skipped: list[SkippedItem],

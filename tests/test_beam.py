@@ -19,6 +19,7 @@ from cocoprep import fsio, writer
 from cocoprep.cli import cli
 from cocoprep.convert import convert_coco
 from cocoprep.manifest import Manifest
+from cocoprep.options import WriteOptions
 from cocoprep.records import BuildResult
 from cocoprep.split import split_folder
 from conftest import REPO, coco_dict, image_bytes, write_json
@@ -304,12 +305,13 @@ def _template():
 def test_failed_pipeline_leaves_the_old_out_and_no_temp_files(tmp_path):
     out = tmp_path / "out"
     plans = [writer.SplitPlan("train", list(range(30)), 3)]
-    writer.write_dataset(out, plans, FailsOn(None), manifest=_template(), workers=1,
-                         quiet=True)
+    writer.write_dataset(out, plans, FailsOn(None), manifest=_template(),
+                         options=WriteOptions(workers=1, quiet=True))
     before = tree_bytes(out)
     with pytest.raises(Exception) as info:
-        writer.write_dataset(out, plans, FailsOn(17), manifest=_template(), quiet=True,
-                             runner="beam", beam_options=IN_MEMORY)
+        writer.write_dataset(out, plans, FailsOn(17), manifest=_template(),
+                             options=WriteOptions(quiet=True, runner="beam",
+                                                  beam_options=IN_MEMORY))
     assert "WriteShards" in str(info.value) and "worker crashed on item 17" in str(info.value)
     assert info.value.exit_code == 1
     assert tree_bytes(out) == before
@@ -356,7 +358,7 @@ def test_stale_staging_is_known_by_run_id_and_age(tmp_path):
     os.utime(stale / "tasks", (old, old))
     os.utime(stale, (old, old))
     writer.write_dataset(out, [writer.SplitPlan("train", [1, 2], 1)], FailsOn(None),
-                         manifest=_template(), workers=1, quiet=True)
+                         manifest=_template(), options=WriteOptions(workers=1, quiet=True))
     assert not stale.exists() and fresh.exists() and busy.exists()
 
 

@@ -367,7 +367,8 @@ def test_bad_options(tmp_path, args, message):
 def test_missing_source(tmp_path):
     result = run(tmp_path / "nope", "-o", tmp_path / "x")
     assert result.exit_code == 2
-    assert result.output.startswith(f"Error: {tmp_path / 'nope'}: expected a COCO root")
+    assert result.output.startswith(f"Error: {tmp_path / 'nope'}: expected a dataset folder (COCO, "
+                                    "Pascal VOC or YOLO) or a COCO JSON file, found nothing")
 
 
 def test_strict_fails_after_writing_the_report(tmp_path):

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from cocoprep import parallel
+from cocoprep import parallel, progress
 
 
 class Bar:
@@ -14,8 +14,8 @@ class Bar:
 
 
 def _square_and_report(x):
-    parallel.report_progress(1)
-    return x * x, parallel.in_worker_process()
+    progress.report_progress(1)
+    return x * x, progress.in_worker_process()
 
 
 def _die_on_three(x):

@@ -19,6 +19,7 @@ from cocoprep import schema
 from cocoprep.errors import CocoprepError, InputError, ManifestError, UsageError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import Manifest
+from cocoprep.options import WriteOptions
 from cocoprep.records import (
     BuildResult, ClassificationExample, DetectionExample, EncodedImage, Keypoint,
     ObjectAnnotation,
@@ -97,7 +98,8 @@ def write_detection(out: Path, specs_by_split, *, masks=True, keypoints=0,
     write_dataset(out, plans, PassThrough(),
                   manifest=Manifest(task="detection", schema_version=schema.SCHEMA_VERSION,
                                     splits={}),
-                  extra_files={"label_map.pbtxt": LABEL_MAP.to_pbtxt()}, workers=1, quiet=True)
+                  extra_files={"label_map.pbtxt": LABEL_MAP.to_pbtxt()},
+                  options=WriteOptions(workers=1, quiet=True))
     return truth
 
 
@@ -120,7 +122,8 @@ def write_classification(out: Path, n: int = 12, *, offset: int = 1, num_shards:
                   PassThrough(),
                   manifest=Manifest(task="classification", schema_version=schema.SCHEMA_VERSION,
                                     splits={}, label_offset=offset),
-                  extra_files={"labels.txt": labels.to_labels_txt()}, workers=1, quiet=True)
+                  extra_files={"labels.txt": labels.to_labels_txt()},
+                  options=WriteOptions(workers=1, quiet=True))
     return truth
 
 

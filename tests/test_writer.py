@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from cocoprep import schema, writer
+from cocoprep import options, schema, writer
+from cocoprep.options import WriteOptions
 from cocoprep.errors import UsageError
 from cocoprep.manifest import Manifest
 from cocoprep.records import BuildResult, ClassificationExample, EncodedImage, SkippedItem
@@ -36,7 +37,7 @@ def _write(out, workers, n=50, shards=4):
              writer.SplitPlan("val", list(range(100, 110)), 1)]
     return writer.write_dataset(out, plans, NumberBuilder(), manifest=_template(),
                                 class_order=["a", "b", "c"], extra_files={"labels.txt": "a\nb\nc\n"},
-                                workers=workers, quiet=True)
+                                options=WriteOptions(workers=workers, quiet=True))
 
 
 def test_write_dataset_shards_manifest_and_skips(tmp_path):
@@ -96,7 +97,7 @@ def test_failed_run_keeps_the_previous_output(tmp_path):
     old = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(RuntimeError):
         writer.write_dataset(out, [writer.SplitPlan("train", list(range(50)), 2)], ExplodingBuilder(),
-                             manifest=_template(), workers=1, quiet=True)
+                             manifest=_template(), options=WriteOptions(workers=1, quiet=True))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == old
 
 
@@ -104,7 +105,7 @@ def test_failed_first_run_leaves_nothing(tmp_path):
     out = tmp_path / "new"
     with pytest.raises(RuntimeError):
         writer.write_dataset(out, [writer.SplitPlan("train", list(range(50)), 2)], ExplodingBuilder(),
-                             manifest=_template(), workers=1, quiet=True)
+                             manifest=_template(), options=WriteOptions(workers=1, quiet=True))
     assert not out.exists()
 
 
@@ -124,9 +125,9 @@ def test_bad_shard_options():
     with pytest.raises(UsageError, match="--num-shards"):
         writer.plan_num_shards(5, 0, num_shards=0)
     with pytest.raises(UsageError, match="--shard-size"):
-        writer.parse_size("lots")
-    assert writer.parse_size("200MB") == 200_000_000
-    assert writer.parse_size("1GiB") == 2**30
+        options.parse_size("lots")
+    assert options.parse_size("200MB") == 200_000_000
+    assert options.parse_size("1GiB") == 2**30
 
 
 @pytest.mark.slow
@@ -180,4 +181,4 @@ def test_unusable_output_path_through_the_cli(tmp_path, fixtures_dir):
 @pytest.mark.parametrize("text", ["inf", "nan", "1e400", "-infMB", "0.4"])
 def test_non_finite_or_sub_byte_shard_sizes_are_usage_errors(text):
     with pytest.raises(UsageError, match=f"^--shard-size: expected a positive size, found '{text}'"):
-        writer.parse_size(text)
+        options.parse_size(text)

@@ -16,6 +16,7 @@ from cocoprep.manifest import Manifest
 from cocoprep.records import (
     BuildResult, ClassificationExample, DetectionExample, EncodedImage, ObjectAnnotation,
 )
+from cocoprep.options import WriteOptions
 from cocoprep.writer import SplitPlan, write_dataset
 from conftest import FIXTURES, run_cli
 
@@ -101,7 +102,7 @@ def write_detection(out: Path, *, train=DET_TRAIN, val=DET_VAL, train_shards: in
     manifest, _ = write_dataset(
         out, plans, builder or DetBuilder(), manifest=template, class_order=lm.names,
         extra_files={"label_map.pbtxt": lm.to_pbtxt(), "labels.txt": lm.to_labels_txt()},
-        workers=1, quiet=True)
+        options=WriteOptions(workers=1, quiet=True))
     return manifest
 
 
@@ -136,7 +137,8 @@ def write_classification(out: Path, *, offset: int = 0) -> Manifest:
                         splits={}, label_map=None, label_offset=offset)
     manifest, _ = write_dataset(
         out, plans, ClsBuilder(offset), manifest=template, class_order=lm.names,
-        extra_files={"labels.txt": lm.to_labels_txt()}, workers=1, quiet=True)
+        extra_files={"labels.txt": lm.to_labels_txt()},
+        options=WriteOptions(workers=1, quiet=True))
     return manifest
 
 

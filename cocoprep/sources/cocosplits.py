@@ -1,75 +1,41 @@
-"""COCO files -> finished splits: what `convert` writes, decided here once.
+"""COCO files -> finished splits (`sources.detection`'s contract).
 
-`load_coco` reads every JSON file of the layout (`layout.discover`), groups
+`load` reads every JSON file of the layout (`layout.discover`), groups
 annotations by image, merges keypoint and caption files, maps file names to paths
 inside the image folder, makes the label map (with the rule for category id 0) and,
 with a ratio, deals one file's images out into train/val(/test). `convert` gets a
-`CocoSource` and never comes back here.
+`DetectionSource` and never comes back here.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from cocoprep.errors import InputError, UsageError
+from cocoprep.errors import UNKNOWN_IMAGE, UNMATCHED_KEYPOINTS, InputError, UsageError
 from cocoprep.labelmap import LabelMap
-from cocoprep.parallel import progress_bar
+from cocoprep.losses import missing_files_hint
+from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources import coco
 from cocoprep.sources.coco import Category, CocoFile, KeypointsMark
+from cocoprep.sources.detection import (
+    DetectionSource, DetectionSplit, LabelPlan, OutputSplit, SourceRequest, output_splits,
+)
 from cocoprep.sources.layout import (
-    CAPTIONS, INSTANCES, KEYPOINTS, Layout, SplitFiles, discover, select_splits,
+    CAPTIONS, FIFTYONE_NAME, INSTANCES, KEYPOINTS, LABEL_STUDIO_NAME, ROBOFLOW_NAME,
+    SplitFiles, discover, select_splits,
 )
 
-# skip reasons decided while assembling (the worker adds the per-image ones)
-UNKNOWN_IMAGE = "unknown_image"
-UNMATCHED_KEYPOINTS = "unmatched_keypoints"
-
-RATIO_SPLIT_NAMES = ("train", "val", "test")
+FORMAT = "coco"
+EXPECTED = ("a COCO root (annotations/instances_<split>.json), a Roboflow, CVAT, Label Studio "
+            "or FiftyOne COCO export, or a COCO JSON file")
 _BIG_FILE = 50_000_000  # bytes: a progress bar while reading a JSON file this big
-
-
-@dataclass
-class CocoSplit:
-    """A split ready to write: images, and their annotations grouped by image.
-
-    Annotation arrays are sorted by image (file order within an image);
-    `ann_start[i]:ann_start[i + 1]` are image i's annotations.
-    """
-
-    name: str
-    image_dir: Path
-    image_ids: np.ndarray
-    file_names: list[str]
-    widths: np.ndarray
-    heights: np.ndarray
-    ann_start: np.ndarray
-    ann_ids: np.ndarray
-    ann_category_ids: np.ndarray
-    bbox: np.ndarray
-    bbox_status: np.ndarray
-    iscrowd: np.ndarray
-    area: np.ndarray
-    segmentations: list | None = None
-    keypoints: list | None = None      # per annotation: tuple of floats or a KeypointsMark
-    num_keypoints: int = 0
-    captions: list[tuple[str, ...]] | None = None  # per image
-    has_objects: bool = True           # False for image_info splits
-    categories: list[Category] = field(default_factory=list)
-    files: SplitFiles | None = None
-
-    @property
-    def num_images(self) -> int:
-        return len(self.image_ids)
-
-    def annotation_rows(self, image_row: int) -> range:
-        return range(int(self.ann_start[image_row]), int(self.ann_start[image_row + 1]))
 
 
 def _rows_of(image_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -86,7 +52,7 @@ def _rows_of(image_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 
 def assemble_split(name: str, image_dir: Path, main: CocoFile, *,
                    keypoints: CocoFile | None = None, captions: CocoFile | None = None,
-                   files: SplitFiles | None = None) -> tuple[CocoSplit, list[SkippedItem]]:
+                   files: SplitFiles | None = None) -> tuple[DetectionSplit, list[SkippedItem]]:
     """Group `main`'s annotations by image, merge keypoints (by annotation id) and
     captions (by image id). Returns the split and the skips found here (annotations
     of unknown images, keypoints without an instance annotation)."""
@@ -146,7 +112,7 @@ def assemble_split(name: str, image_dir: Path, main: CocoFile, *,
             per_image[r].append(captions.captions[j])
         caps = [tuple(c) for c in per_image]
 
-    split = CocoSplit(
+    split = DetectionSplit(
         name=name, image_dir=Path(image_dir), image_ids=main.image_ids,
         file_names=main.file_names, widths=main.widths, heights=main.heights,
         ann_start=ann_start, ann_ids=main.ann_ids[:m][order],
@@ -159,7 +125,7 @@ def assemble_split(name: str, image_dir: Path, main: CocoFile, *,
     return split, skipped
 
 
-def merge_categories(splits: Sequence[CocoSplit]) -> list[Category]:
+def merge_categories(splits: Sequence[DetectionSplit]) -> list[Category]:
     """One category list for all splits, in first-seen order; the same id must
     carry the same name everywhere."""
     merged: dict[int, Category] = {}
@@ -238,8 +204,8 @@ def _read(path: Path, kind: str, *, masks: bool, quiet: bool) -> CocoFile:
 
 
 def load_split(files: SplitFiles, *, masks: bool = False,
-               quiet: bool = True) -> tuple[CocoSplit, list[SkippedItem], NameMapping]:
-    """Read and validate the JSON files of one split into a `CocoSplit`."""
+               quiet: bool = True) -> tuple[DetectionSplit, list[SkippedItem], NameMapping]:
+    """Read and validate the JSON files of one split into a `DetectionSplit`."""
     main_kind = files.main_kind
     main = _read(files.main, main_kind, masks=masks, quiet=quiet)
     keypoints = captions = None
@@ -253,53 +219,9 @@ def load_split(files: SplitFiles, *, masks: bool = False,
     return replace(split, file_names=names), skipped, mapping
 
 
-def stratified_split(split: CocoSplit, ratio: Sequence[float], seed: int) -> list[np.ndarray]:
-    """Image rows for each ratio part, stratified by category presence.
-
-    Each image's stratum is the rarest category it contains (images without objects
-    form their own stratum). Strata are shuffled with `seed` and dealt out in turn to
-    the part furthest below its share, so every part gets its share of every
-    stratum (within one image) and of the whole (within one image).
-    """
-    n = split.num_images
-    rng = np.random.default_rng(seed)
-    cats = split.ann_category_ids
-    freq: dict[int, int] = {}
-    if len(cats):
-        uniq, counts = np.unique(cats, return_counts=True)
-        freq = dict(zip(uniq.tolist(), counts.tolist()))
-    strata: dict[tuple, list[int]] = {}
-    for row in range(n):
-        present = set(cats[split.ann_start[row]:split.ann_start[row + 1]].tolist())
-        key = min(((freq[c], c) for c in present), default=(-1, -1))
-        strata.setdefault(key, []).append(row)
-    assigned = [0] * len(ratio)
-    parts: list[list[int]] = [[] for _ in ratio]
-    total = 0
-    for key in sorted(strata):
-        rows = np.array(strata[key], dtype=np.int64)
-        rows = rows[rng.permutation(len(rows))]
-        for r in rows.tolist():
-            total += 1
-            j = max(range(len(ratio)), key=lambda i: (ratio[i] * total - assigned[i], -i))
-            assigned[j] += 1
-            parts[j].append(r)
-    return [np.array(sorted(p), dtype=np.int64) for p in parts]
-
-
 # ============================================================== labels
 
-@dataclass(frozen=True)
-class LabelPlan:
-    """The label map and, per COCO category id, its (label-map id, name)."""
-
-    label_map: LabelMap
-    labels: dict[int, tuple[int, str]]
-    notes: tuple[str, ...] = ()
-    contiguous: bool = False
-
-
-def plan_labels(splits: Sequence[CocoSplit], *, contiguous_ids: bool = False) -> LabelPlan:
+def plan_labels(splits: Sequence[DetectionSplit], *, contiguous_ids: bool = False) -> LabelPlan:
     """The label map of all splits. label_map.pbtxt keeps id 0 for the background, so
     a category 0 needs a rule, and takes no option:
 
@@ -333,33 +255,7 @@ def plan_labels(splits: Sequence[CocoSplit], *, contiguous_ids: bool = False) ->
 
 # ============================================================== the whole source
 
-@dataclass(frozen=True)
-class OutputSplit:
-    """One split to write: the `CocoSplit` its rows index, and the rows (JSON order)."""
-
-    name: str
-    source: CocoSplit
-    rows: np.ndarray
-
-
-@dataclass(frozen=True)
-class CocoSource:
-    """What `convert` writes: finished splits, their labels, the skips found while
-    reading, and what was understood (layout, notes for the summary)."""
-
-    layout: Layout
-    splits: tuple[OutputSplit, ...]
-    labels: LabelPlan
-    skipped: tuple[SkippedItem, ...]
-    notes: tuple[str, ...]
-    read: tuple[CocoSplit, ...] = ()  # the splits as read, before --ratio
-    mappings: dict[str, NameMapping] = field(default_factory=dict)  # by read split name
-
-    def source_paths(self) -> dict[str, dict[str, str]]:
-        return {s.name: s.files.paths() for s in self.read if s.files is not None}
-
-
-def _name_notes(mappings: Sequence[tuple[CocoSplit, NameMapping]]) -> list[str]:
+def _name_notes(mappings: Sequence[tuple[DetectionSplit, NameMapping]]) -> list[str]:
     notes = []
     for split, m in mappings:
         if m.by_file_name:
@@ -372,35 +268,58 @@ def _name_notes(mappings: Sequence[tuple[CocoSplit, NameMapping]]) -> list[str]:
     return notes
 
 
-def load_coco(src: str | Path, *, images: str | Path | None = None,
-              splits: Sequence[str] | None = None, ratio: Sequence[float] | None = None,
-              seed: int = 0, masks: bool = False, contiguous_ids: bool = False,
-              quiet: bool = True) -> CocoSource:
+def detect(src: Path) -> bool:
+    """A JSON file, or a folder in one of the COCO layouts `layout.discover` knows."""
+    src = Path(src)
+    if src.is_file():
+        return src.suffix.lower() == ".json"
+    if not src.is_dir():
+        return False
+    names = (ROBOFLOW_NAME, LABEL_STUDIO_NAME, FIFTYONE_NAME)
+    return (any((src / "annotations").glob("*.json")) or any((src / n).is_file() for n in names)
+            or any(src.glob(f"*/{ROBOFLOW_NAME}")))
+
+
+def load(src: str | Path, request: SourceRequest) -> DetectionSource:
     """Discover, read and validate a COCO source into finished splits (all whole-input
     errors are raised here, before anything is written)."""
-    layout = select_splits(discover(src, images=images), splits)
-    if ratio is not None and len(layout.splits) != 1:
+    layout = select_splits(discover(src, images=request.images), request.splits)
+    if request.ratio is not None and len(layout.splits) != 1:
         raise UsageError("--ratio", "exactly one annotation file to split (pick one with "
                          "--splits or give the JSON file)",
                          ",".join(s.name for s in layout.splits))
-    loaded: list[CocoSplit] = []
+    loaded: list[DetectionSplit] = []
     skipped: list[SkippedItem] = []
     mappings = []
     for files in layout.splits:
-        split, skips, mapping = load_split(files, masks=masks, quiet=quiet)
+        split, skips, mapping = load_split(files, masks=request.masks, quiet=request.quiet)
         loaded.append(split)
         skipped.extend(skips)
         mappings.append((split, mapping))
-    labels = plan_labels(loaded, contiguous_ids=contiguous_ids)
-    if ratio is not None:
-        source = loaded[0]
-        names = RATIO_SPLIT_NAMES[:len(ratio)]
-        parts = stratified_split(source, ratio, seed)
-        outputs = tuple(OutputSplit(n, source, rows) for n, rows in zip(names, parts))
-        skipped = [replace(s, split=names[0]) for s in skipped]
-    else:
-        outputs = tuple(OutputSplit(s.name, s, np.arange(s.num_images, dtype=np.int64))
-                        for s in loaded)
-    notes = tuple(_name_notes(mappings)) + labels.notes
-    return CocoSource(layout, outputs, labels, tuple(skipped), notes, tuple(loaded),
-                      {split.name: m for split, m in mappings})
+    labels = plan_labels(loaded, contiguous_ids=request.contiguous_ids)
+    outputs, skipped = output_splits(loaded, ratio=request.ratio, seed=request.seed,
+                                     skipped=skipped)
+    return DetectionSource(
+        format=FORMAT, layout=layout.describe(), splits=outputs, labels=labels,
+        skipped=skipped, notes=tuple(_name_notes(mappings)) + labels.notes,
+        source_paths={s.name: s.files.paths() for s in loaded if s.files is not None},
+        missing_hint=_missing_files_hint(outputs, {s.name: m for s, m in mappings}),
+    )
+
+
+def _missing_files_hint(outputs: Sequence[OutputSplit], mappings: dict[str, NameMapping]):
+    """Where the missing images of an output split might be (for the loss check)."""
+    by_name = {s.name: s for s in outputs}
+
+    def hint(loss, items) -> str | None:
+        out_split = by_name.get(loss.split)
+        if out_split is None:
+            return None
+        read = out_split.source
+        mapping = mappings.get(read.name)
+        json_dir = read.files.main.parent if read.files and read.files.main else None
+        return missing_files_hint(read.image_dir, items, images_written=loss.images_written,
+                                  renamed_example=mapping.example if mapping else None,
+                                  search_from=json_dir.parent if json_dir else None)
+
+    return hint

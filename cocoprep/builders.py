@@ -1,0 +1,332 @@
+"""One record per item, for each task: what a worker runs for every image.
+
+`DetectionBuilder` turns one image row of a `DetectionSplit` (any source format)
+into a serialized detection record: read and check the image, apply the box rules
+(clip, count, skip with a reason), draw masks, keep keypoints, captions and VOC's
+flags. `ClassificationBuilder` does the same for one file of a class-folder tree.
+Both are picklable: they are sent once to each worker.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from cocoprep.errors import (
+    CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE, IMAGE_SKIPPED, MALFORMED_BBOX,
+    MISSING_BBOX, NO_MASK, UNKNOWN_CATEGORY, ZERO_AREA_BOX, ItemSkipped,
+)
+from cocoprep.images import loader_for, prepare_image, read_bytes
+from cocoprep.options import JPEG_QUALITY
+from cocoprep.records import (
+    BuildResult, ClassificationExample, DetectionExample, EncodedImage, Keypoint,
+    ObjectAnnotation, SkippedItem,
+)
+from cocoprep.schema import encode_classification, encode_detection
+from cocoprep.sources.coco import BboxStatus, KeypointsMark
+from cocoprep.sources.detection import DetectionSplit, subset
+
+# Manifest counters (the same names for both tasks).
+BOXES_CLIPPED = "boxes_clipped"        # overshoot of more than CLIP_TOLERANCE px, clipped
+IMAGES_CONVERTED = "images_converted"  # not stored byte for byte (format/mode conversion)
+IMAGES_ROTATED = "images_rotated"      # EXIF orientation applied
+IMAGES_RESIZED = "images_resized"      # longer side over --max-side: resized
+KEYPOINTS_MALFORMED = "keypoints_malformed"  # object written without its keypoints
+MASKS_FROM_BOXES = "masks_from_boxes"  # --masks: object without a usable segmentation,
+                                       # written with a mask filled from its box
+
+CLIP_TOLERANCE = 1.0  # pixels: float error in exported boxes, clipped silently
+CROWD_MODES = ("keep", "drop")
+# --masks, an object without a usable segmentation: a mask filled from its box, or
+# the whole image skipped. Never the object dropped alone (it would become background).
+MISSING_MASK_MODES = ("box", "skip-image")
+
+
+def _count(counters: dict[str, int], name: str, n: int = 1) -> None:
+    counters[name] = counters.get(name, 0) + n
+
+
+def image_counters(image: EncodedImage) -> dict[str, int]:
+    """The per-image counters: converted, rotated, resized."""
+    counters: dict[str, int] = {}
+    if image.converted_from is not None:
+        counters[IMAGES_CONVERTED] = 1
+    if image.orientation_applied:
+        counters[IMAGES_ROTATED] = 1
+    if image.resized:
+        counters[IMAGES_RESIZED] = 1
+    return counters
+
+
+@dataclass
+class _Row:
+    """One image row being built: where it is and what it has produced so far."""
+
+    split: str
+    src: DetectionSplit
+    row: int
+    image: EncodedImage
+    counters: dict[str, int]
+    objects: list[ObjectAnnotation] = field(default_factory=list)
+    skipped: list[SkippedItem] = field(default_factory=list)
+    no_mask: list[SkippedItem] = field(default_factory=list)
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str, detail: str, ann: int | None = None) -> SkippedItem:
+        return SkippedItem(self.split, int(self.src.image_ids[self.row]), ann,
+                           self.src.file_names[self.row], reason, detail)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The width, height annotations refer to (before any --max-side resize)."""
+        return self.image.source_width, self.image.source_height
+
+
+@dataclass
+class DetectionBuilder:
+    """Builds one detection record per image row (picklable: sent once per worker).
+
+    `sources` maps each output split to the `DetectionSplit` its rows index (with
+    `--ratio` several output splits share one). `labels` maps a source category id
+    to (label-map id, name).
+    """
+
+    sources: dict[str, DetectionSplit]
+    labels: dict[int, tuple[int, str]]
+    masks: bool = False
+    crowd: str = "keep"
+    skip_empty: bool = False
+    skip_difficult: bool = False
+    encode: str = "jpeg"
+    missing_masks: str = "box"
+    max_side: int | None = None
+    jpeg_quality: int = JPEG_QUALITY
+    # image root per output split when it is not the source's `image_dir` (a remote
+    # root: `Path` would fold the `scheme://` double slash)
+    roots: dict[str, str] = field(default_factory=dict)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_loaders", None)
+        return state
+
+    def for_shard(self, split_name: str, rows: Any) -> tuple["DetectionBuilder", list[int]]:
+        """A builder holding only `rows` of `split_name` (renumbered 0..n-1): what one
+        Beam worker needs for one shard, instead of the whole annotation index."""
+        rows = np.asarray(rows, dtype=np.int64)
+        sub = subset(self.sources[split_name], rows)
+        root = self.roots.get(split_name, str(self.sources[split_name].image_dir))
+        return (replace(self, sources={split_name: sub}, roots={split_name: root}),
+                list(range(len(rows))))
+
+    def _loader(self, split_name: str):
+        loaders = self.__dict__.setdefault("_loaders", {})
+        root = self.roots.get(split_name) or str(self.sources[split_name].image_dir)
+        if root not in loaders:
+            loaders[root] = loader_for(root, orientation="mismatch", encode=self.encode,
+                                       max_side=self.max_side, jpeg_quality=self.jpeg_quality)
+        return loaders[root]
+
+    def build(self, split_name: str, row: Any) -> BuildResult:
+        src, row = self.sources[split_name], int(row)
+        loaded = self._load_image(split_name, src, row)
+        if isinstance(loaded, BuildResult):
+            return loaded
+        state = _Row(split_name, src, row, loaded, image_counters(loaded))
+        for r in src.annotation_rows(row):
+            self._add_object(state, r)
+        if state.no_mask:
+            return self._skip_for_masks(state)
+        if self.skip_empty and src.has_objects and not state.objects:
+            state.skipped.append(state.skip(EMPTY_IMAGE,
+                                            "no object written for this image (--skip-empty)"))
+            return BuildResult(example=None, skipped=tuple(state.skipped),
+                               counters=state.counters)
+        example = DetectionExample(
+            image=state.image, filename=src.file_names[row], source_id=src.source_id(row),
+            objects=tuple(state.objects), with_masks=self.masks,
+            num_keypoints=src.num_keypoints if src.keypoints is not None else 0,
+            captions=src.captions[row] if src.captions is not None else None,
+            with_original_size=self.max_side is not None,
+            with_voc_flags=src.difficult is not None,
+        )
+        return BuildResult(example=encode_detection(example), num_objects=len(state.objects),
+                           class_counts=state.class_counts, skipped=tuple(state.skipped),
+                           counters=state.counters)
+
+    def _load_image(self, split_name: str, src: DetectionSplit,
+                    row: int) -> EncodedImage | BuildResult:
+        """The checked image, or the result that skips it with every annotation."""
+        width, height = int(src.widths[row]), int(src.heights[row])
+        expected = (width, height) if width > 0 and height > 0 else None
+        try:
+            return self._loader(split_name).load(src.file_names[row], expected_size=expected)
+        except ItemSkipped as e:
+            image_id, file_name = int(src.image_ids[row]), src.file_names[row]
+            items = [SkippedItem(split_name, image_id, None, file_name, e.reason, e.detail)]
+            items += [SkippedItem(split_name, image_id, int(src.ann_ids[r]), file_name,
+                                  IMAGE_SKIPPED, f"its image was skipped ({e.reason})")
+                      for r in src.annotation_rows(row)]
+            return BuildResult(example=None, skipped=tuple(items))
+
+    def _refusal(self, src: DetectionSplit, r: int, state: _Row) -> SkippedItem | None:
+        """Why annotation `r` is not written before its box is looked at, or None."""
+        ann_id, cat = int(src.ann_ids[r]), int(src.ann_category_ids[r])
+        if cat not in self.labels:
+            return state.skip(UNKNOWN_CATEGORY, f"category id {cat} is not in the file's "
+                              "categories", ann_id)
+        if src.iscrowd[r] and self.crowd == "drop":
+            return state.skip(CROWD_DROPPED, "crowd annotation dropped (--crowd drop)", ann_id)
+        if self.skip_difficult and src.difficult is not None and src.difficult[r]:
+            return state.skip(DIFFICULT_DROPPED, "difficult object dropped (--skip-difficult)",
+                              ann_id)
+        status = src.bbox_status[r]
+        if status == BboxStatus.MISSING:
+            return state.skip(MISSING_BBOX, "the annotation has no bbox", ann_id)
+        if status == BboxStatus.MALFORMED:
+            return state.skip(MALFORMED_BBOX, "bbox is not [x, y, width, height] with finite "
+                              "numbers and width, height >= 0", ann_id)
+        return None
+
+    def _add_object(self, state: _Row, r: int) -> None:
+        src = state.src
+        refusal = self._refusal(src, r, state)
+        if refusal is not None:
+            state.skipped.append(refusal)
+            return
+        ann_id = int(src.ann_ids[r])
+        width, height = state.size
+        x, y, w, h = src.bbox[r].tolist()
+        if src.normalized:
+            x, y, w, h = x * width, y * height, w * width, h * height
+        x2, y2 = x + w, y + h
+        overshoot = max(-x, -y, x2 - width, y2 - height)
+        cx1, cy1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
+        cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+        if cx2 <= cx1 or cy2 <= cy1:
+            state.skipped.append(state.skip(
+                ZERO_AREA_BOX, f"bbox [{x:g}, {y:g}, {w:g}, {h:g}] has no area inside the "
+                f"{width}x{height} image", ann_id))
+            return
+        mask = None
+        if self.masks:
+            mask = self._mask(state, r, (cx1, cy1, cx2, cy2))
+            if isinstance(mask, ItemSkipped):
+                state.no_mask.append(state.skip(mask.reason, mask.detail, ann_id))
+                return
+        if overshoot > CLIP_TOLERANCE:
+            _count(state.counters, BOXES_CLIPPED)
+        area = float(src.area[r])
+        if math.isnan(area):
+            area = (cx2 - cx1) * (cy2 - cy1)
+        label_id, text = self.labels[int(src.ann_category_ids[r])]
+        state.objects.append(ObjectAnnotation(
+            xmin=cx1 / width, ymin=cy1 / height, xmax=cx2 / width, ymax=cy2 / height,
+            label=label_id, text=text, is_crowd=bool(src.iscrowd[r]), area=area,
+            annotation_id=ann_id, mask_png=mask, keypoints=self._keypoints(state, r),
+            difficult=bool(src.difficult[r]) if src.difficult is not None else False,
+            truncated=bool(src.truncated[r]) if src.truncated is not None else False,
+            view=src.views[r] if src.views is not None else "",
+        ))
+        state.class_counts[text] = state.class_counts.get(text, 0) + 1
+
+    def _mask(self, state: _Row, r: int,
+              box: tuple[float, float, float, float]) -> bytes | ItemSkipped:
+        """The object's mask PNG at the stored size of its image (smaller than the
+        annotated size after --max-side); without a usable segmentation, one filled
+        from its box (counted), or the reason (`--missing-masks skip-image`)."""
+        from cocoprep.masks import box_mask_png, mask_png
+
+        src, (width, height) = state.src, state.size
+        stored = (state.image.height, state.image.width)
+        seg = src.segmentations[r] if src.segmentations is not None else None
+        if src.normalized and isinstance(seg, list):
+            seg = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(poly)]
+                   if isinstance(poly, list) else poly for poly in seg]
+        try:
+            return mask_png(seg, height, width, out_height=stored[0], out_width=stored[1])
+        except ItemSkipped as e:
+            if self.missing_masks != "box":
+                return e
+        _count(state.counters, MASKS_FROM_BOXES)
+        sy, sx = stored[0] / height, stored[1] / width
+        x1, y1, x2, y2 = box
+        return box_mask_png((x1 * sx, y1 * sy, x2 * sx, y2 * sy), *stored)
+
+    @staticmethod
+    def _skip_for_masks(state: _Row) -> BuildResult:
+        """--missing-masks skip-image: the whole image goes, each annotation listed."""
+        items = [state.skip(NO_MASK, f"{len(state.no_mask)} object(s) have no usable "
+                            "segmentation (--missing-masks skip-image)")]
+        items += state.no_mask
+        items += [state.skip(IMAGE_SKIPPED, f"its image was skipped ({NO_MASK})",
+                             o.annotation_id) for o in state.objects]
+        return BuildResult(example=None, skipped=tuple(items + state.skipped),
+                           counters=state.counters)
+
+    @staticmethod
+    def _keypoints(state: _Row, r: int) -> tuple[Keypoint, ...]:
+        src = state.src
+        if src.keypoints is None:
+            return ()
+        raw, k = src.keypoints[r], src.num_keypoints
+        if raw is KeypointsMark.ABSENT:
+            return ()
+        if raw is KeypointsMark.MALFORMED or len(raw) != 3 * k:
+            _count(state.counters, KEYPOINTS_MALFORMED)
+            return ()
+        width, height = state.size
+        out = []
+        for i in range(k):
+            x, y, v = raw[3 * i], raw[3 * i + 1], int(raw[3 * i + 2])
+            if v <= 0:
+                out.append(Keypoint(0.0, 0.0, 0))
+            else:
+                out.append(Keypoint(min(max(x / width, 0.0), 1.0),
+                                    min(max(y / height, 0.0), 1.0), min(v, 2)))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class FolderItem:
+    """One image of a class-folder tree to write: `path` relative to the root, the
+    stored `label` (offset applied) and the class name."""
+
+    path: str
+    label: int
+    class_name: str
+
+
+@dataclass(frozen=True)
+class ClassificationBuilder:
+    """Reads, checks and encodes one image of the tree (runs in the workers).
+
+    EXIF orientation is always applied: a classifier should see pixels upright.
+    """
+
+    root: str
+    encode: str = "jpeg"
+    max_side: int | None = None
+    jpeg_quality: int = JPEG_QUALITY
+
+    def build(self, split: str, item: FolderItem) -> BuildResult:
+        try:
+            data = read_bytes(os.path.join(self.root, item.path))
+            image = prepare_image(data, encode=self.encode, orientation="always",
+                                  max_side=self.max_side, jpeg_quality=self.jpeg_quality)
+        except ItemSkipped as e:
+            return BuildResult(
+                example=None,
+                skipped=(SkippedItem(split, None, None, item.path, e.reason, e.detail),),
+            )
+        example = ClassificationExample(
+            image=image, filename=item.path, label=item.label, text=item.class_name,
+            with_original_size=self.max_side is not None,
+        )
+        return BuildResult(example=encode_classification(example),
+                           class_counts={item.class_name: 1}, counters=image_counters(image),
+                           listing=f"{item.path} {item.label}")

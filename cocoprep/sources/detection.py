@@ -1,0 +1,202 @@
+"""The one contract every detection source meets: finished splits.
+
+A format module under `sources/` (COCO, Pascal VOC, YOLO) exposes `FORMAT`,
+`detect(src) -> bool` and `load(src, request) -> DetectionSource`. What it returns
+is the same value whatever the format: per split, images and their annotations as
+compact arrays (`DetectionSplit`), the label plan, the items it already had to skip,
+and what it understood (the summary's first line, notes). The builder, the writer
+and the runners never learn which format it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from cocoprep.labelmap import LabelMap
+from cocoprep.records import SkippedItem
+from cocoprep.sources.coco import Category
+from cocoprep.sources.layout import SplitFiles
+
+RATIO_SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SourceRequest:
+    """What the user asked of a detection source (the options every format reads)."""
+
+    images: str | None = None
+    splits: tuple[str, ...] | None = None
+    ratio: tuple[float, ...] | None = None
+    seed: int = 0
+    masks: bool = False
+    contiguous_ids: bool = False
+    classes: tuple[str, ...] | None = None
+    quiet: bool = True
+
+
+@dataclass
+class DetectionSplit:
+    """A split ready to write, from any detection format: images, and their
+    annotations grouped by image.
+
+    Annotation arrays are sorted by image (file order within an image);
+    `ann_start[i]:ann_start[i + 1]` are image i's annotations. `bbox` rows are
+    x, y, width, height in pixels, or in fractions of the image's real size when
+    `normalized` (YOLO; polygons too). A width/height of 0 means unknown: the
+    image's own size is used and nothing is compared.
+    """
+
+    name: str
+    image_dir: Path
+    image_ids: np.ndarray
+    file_names: list[str]
+    widths: np.ndarray
+    heights: np.ndarray
+    ann_start: np.ndarray
+    ann_ids: np.ndarray
+    ann_category_ids: np.ndarray
+    bbox: np.ndarray
+    bbox_status: np.ndarray
+    iscrowd: np.ndarray
+    area: np.ndarray
+    segmentations: list | None = None
+    keypoints: list | None = None      # per annotation: tuple of floats or a KeypointsMark
+    num_keypoints: int = 0
+    captions: list[tuple[str, ...]] | None = None  # per image
+    has_objects: bool = True           # False for image_info splits
+    categories: list[Category] = field(default_factory=list)
+    files: SplitFiles | None = None    # COCO: the JSON files read
+    normalized: bool = False
+    source_ids: list[str] | None = None   # per image image/source_id (default: the image id)
+    difficult: np.ndarray | None = None   # per annotation 0/1 (Pascal VOC), with the two below
+    truncated: np.ndarray | None = None
+    views: list[str] | None = None        # per annotation: VOC <pose> ("" when absent)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.image_ids)
+
+    def annotation_rows(self, image_row: int) -> range:
+        return range(int(self.ann_start[image_row]), int(self.ann_start[image_row + 1]))
+
+
+    def source_id(self, row: int) -> str:
+        return self.source_ids[row] if self.source_ids is not None else str(int(self.image_ids[row]))
+
+
+@dataclass(frozen=True)
+class LabelPlan:
+    """The label map and, per COCO category id, its (label-map id, name)."""
+
+    label_map: LabelMap
+    labels: dict[int, tuple[int, str]]
+    notes: tuple[str, ...] = ()
+    contiguous: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSplit:
+    """One split to write: the `CocoSplit` its rows index, and the rows (JSON order)."""
+
+    name: str
+    source: CocoSplit
+    rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class DetectionSource:
+    """What `convert` writes: finished splits, their labels, the skips found while
+    reading, and what was understood (`layout`: the summary's first line)."""
+
+    format: str
+    layout: str
+    splits: tuple[OutputSplit, ...]
+    labels: LabelPlan
+    skipped: tuple[SkippedItem, ...] = ()
+    notes: tuple[str, ...] = ()
+    source_paths: dict[str, dict[str, str]] = field(default_factory=dict)
+    # (SplitLoss, skipped items) -> a hint where the missing files may be, or None
+    missing_hint: Callable[[Any, Sequence[SkippedItem]], str | None] | None = None
+
+
+def stratified_split(split: CocoSplit, ratio: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Image rows for each ratio part, stratified by category presence.
+
+    Each image's stratum is the rarest category it contains (images without objects
+    form their own stratum). Strata are shuffled with `seed` and dealt out in turn to
+    the part furthest below its share, so every part gets its share of every
+    stratum (within one image) and of the whole (within one image).
+    """
+    n = split.num_images
+    rng = np.random.default_rng(seed)
+    cats = split.ann_category_ids
+    freq: dict[int, int] = {}
+    if len(cats):
+        uniq, counts = np.unique(cats, return_counts=True)
+        freq = dict(zip(uniq.tolist(), counts.tolist()))
+    strata: dict[tuple, list[int]] = {}
+    for row in range(n):
+        present = set(cats[split.ann_start[row]:split.ann_start[row + 1]].tolist())
+        key = min(((freq[c], c) for c in present), default=(-1, -1))
+        strata.setdefault(key, []).append(row)
+    assigned = [0] * len(ratio)
+    parts: list[list[int]] = [[] for _ in ratio]
+    total = 0
+    for key in sorted(strata):
+        rows = np.array(strata[key], dtype=np.int64)
+        rows = rows[rng.permutation(len(rows))]
+        for r in rows.tolist():
+            total += 1
+            j = max(range(len(ratio)), key=lambda i: (ratio[i] * total - assigned[i], -i))
+            assigned[j] += 1
+            parts[j].append(r)
+    return [np.array(sorted(p), dtype=np.int64) for p in parts]
+
+
+def output_splits(read: Sequence[DetectionSplit], *, ratio: Sequence[float] | None,
+                  seed: int, skipped: Sequence[SkippedItem] = ()
+                  ) -> tuple[tuple[OutputSplit, ...], tuple[SkippedItem, ...]]:
+    """The splits to write: each split as read, or, with `ratio`, the one split dealt
+    out into train/val(/test) (its skips then count against train)."""
+    if ratio is None:
+        return (tuple(OutputSplit(s.name, s, np.arange(s.num_images, dtype=np.int64))
+                      for s in read), tuple(skipped))
+    source = read[0]
+    names = RATIO_SPLIT_NAMES[:len(ratio)]
+    parts = stratified_split(source, ratio, seed)
+    outputs = tuple(OutputSplit(n, source, rows) for n, rows in zip(names, parts))
+    return outputs, tuple(replace(s, split=names[0]) for s in skipped)
+
+
+def subset(split: DetectionSplit, rows: np.ndarray) -> DetectionSplit:
+    """`split` holding only image `rows` (in that order) and their annotations: what
+    one Beam worker needs for one shard."""
+    starts, stops = split.ann_start[rows], split.ann_start[rows + 1]
+    ann = (np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in zip(starts, stops)])
+           if len(rows) else np.zeros(0, np.int64))
+    ann_start = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(stops - starts, out=ann_start[1:])
+    pick, rows_list = ann.tolist(), rows.tolist()
+
+    def per_ann(values):
+        return None if values is None else [values[k] for k in pick]
+
+    def per_image(values):
+        return None if values is None else [values[r] for r in rows_list]
+
+    return replace(
+        split, image_ids=split.image_ids[rows], file_names=per_image(split.file_names),
+        widths=split.widths[rows], heights=split.heights[rows], ann_start=ann_start,
+        ann_ids=split.ann_ids[ann], ann_category_ids=split.ann_category_ids[ann],
+        bbox=split.bbox[ann], bbox_status=split.bbox_status[ann], iscrowd=split.iscrowd[ann],
+        area=split.area[ann], segmentations=per_ann(split.segmentations),
+        keypoints=per_ann(split.keypoints), captions=per_image(split.captions),
+        source_ids=per_image(split.source_ids),
+        difficult=None if split.difficult is None else split.difficult[ann],
+        truncated=None if split.truncated is None else split.truncated[ann],
+        views=per_ann(split.views),
+    )
