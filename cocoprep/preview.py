@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from cocoprep.errors import InputError, UsageError
 from cocoprep.tfimport import error_text
 
@@ -116,13 +118,22 @@ def _label(draw, x: float, y_top: float, y_bottom: float, text: str, color, font
     draw.text((lx + 2 - left, ly + 1 - top), text, fill=_text_color(color), font=font)
 
 
+@dataclass(frozen=True)
+class _Style:
+    """Sizes that follow the tile size."""
+
+    tile: int
+    font: Any
+    small: Any
+    line: int
+
+
 def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | None = None,
            tile: int = 256, columns: int | None = None):
     """Draw `examples` (element dicts of `cocoprep.load`, as numpy values) into a grid.
 
     Returns (PIL image, placements), one `Placement` per example.
     """
-    import numpy as np
     from PIL import Image, ImageDraw
 
     n = len(examples)
@@ -131,80 +142,95 @@ def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | 
     columns = columns or max(1, math.ceil(math.sqrt(n)))
     columns = min(columns, n)
     canvas = Image.new("RGB", grid_size(n, tile=tile, columns=columns), BACKGROUND)
-    font = _font(max(10, tile // 20))
-    small = _font(max(10, tile // 22))
-    line = max(2, tile // 128)
+    style = _Style(tile, _font(max(10, tile // 20)), _font(max(10, tile // 22)),
+                   max(2, tile // 128))
     placements = []
     for i, ex in enumerate(examples):
         row, col = divmod(i, columns)
         cx, cy = PAD + col * (tile + PAD), PAD + row * (tile + CAPTION_HEIGHT + PAD)
-        pixels = _as_uint8(ex["image"])
-        h, w = pixels.shape[:2]
-        scale = min(tile / w, tile / h)
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        # centred across, resting on the caption strip so the caption stays close
-        ox, oy = cx + (tile - sw) // 2, cy + tile - sh
-        placements.append(Placement(ox, oy, sw, sh, scale))
-        img = Image.fromarray(pixels, "RGB").resize((sw, sh), Image.BILINEAR)
-        classes = [int(c) for c in np.asarray(ex.get("classes", []))]
-        masks = ex.get("masks")
-        if masks is not None and len(masks):
-            overlay = np.asarray(img, dtype=np.float32)
-            for k, mask in enumerate(np.asarray(masks)):
-                if k >= len(classes):
-                    break
-                m = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255, "L")
-                m = np.asarray(m.resize((sw, sh), Image.NEAREST)) > 0
-                color = np.asarray(class_color(classes[k]), np.float32)
-                overlay[m] = overlay[m] * (1 - MASK_ALPHA) + color * MASK_ALPHA
-            img = Image.fromarray(np.clip(overlay, 0, 255).astype(np.uint8), "RGB")
-        canvas.paste(img, (ox, oy))
+        place, img = _picture(ex, cx, cy, tile)
+        placements.append(place)
+        canvas.paste(img, (place.x, place.y))
         draw = ImageDraw.Draw(canvas)
-        cell = (cx, cy, cx + tile, cy + tile)
         if task == "detection":
-            boxes = np.asarray(ex.get("boxes", np.zeros((0, 4)))).reshape(-1, 4)
-            crowd = np.asarray(ex.get("is_crowd", np.zeros(len(boxes), bool)))
-            names = class_names or []
-            drawn = []
-            for k, (ymin, xmin, ymax, xmax) in enumerate(boxes):
-                c = classes[k] if k < len(classes) else -1
-                color = class_color(c)
-                x0, y0 = ox + xmin * sw, oy + ymin * sh
-                x1, y1 = ox + xmax * sw - 1, oy + ymax * sh - 1
-                draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], outline=color, width=line)
-                name = names[c] if 0 <= c < len(names) else f"id {int(ex['label_ids'][k])}"
-                if k < len(crowd) and crowd[k]:
-                    name += " (crowd)"
-                drawn.append((x0, y0, name, color))
-            keypoints = ex.get("keypoints")
-            if keypoints is not None:
-                vis = np.asarray(ex.get("keypoint_visibility", np.ones(np.shape(keypoints)[:2])))
-                r = max(2, tile // 96)
-                for k, points in enumerate(np.asarray(keypoints)):
-                    color = class_color(classes[k] if k < len(classes) else -1)
-                    for (ky, kx), v in zip(points, vis[k]):
-                        if v > 0:  # 0: not labelled
-                            px, py = ox + kx * sw, oy + ky * sh
-                            draw.ellipse([px - r, py - r, px + r, py + r], fill=color,
-                                         outline=(255, 255, 255))
-            # labels after all boxes, so no box line runs over a label
-            for x0, y0, name, color in drawn:
-                _label(draw, x0, y0, y0, name, color, font, cell)
-            caption = _text(ex.get("image_id", b"")) or _text(ex.get("filename", b""))
-            caption = f"image {caption}" if caption else ""
-            caption_color = TEXT_COLOR
+            caption, caption_color = _draw_objects(draw, ex, place, (cx, cy), style,
+                                                   class_names or [])
         else:
             label = int(np.asarray(ex["label"]))
             caption = f"{_text(ex.get('label_text', b''))} ({label})"
             caption_color = class_color(label)
             draw.rectangle([cx, cy + tile + 3, cx + 10, cy + tile + 13], fill=caption_color)
         if caption:
-            text = _fit(draw, caption, small, tile - 16)
-            left, top, _, _ = draw.textbbox((0, 0), text, font=small)
+            text = _fit(draw, caption, style.small, tile - 16)
+            left, top, _, _ = draw.textbbox((0, 0), text, font=style.small)
             x = cx + (16 if task != "detection" else 0)
             draw.text((x - left, cy + tile + 3 - top), text,
-                      fill=TEXT_COLOR if task != "detection" else caption_color, font=small)
+                      fill=TEXT_COLOR if task != "detection" else caption_color, font=style.small)
     return canvas, placements
+
+
+def _picture(ex: dict, cx: int, cy: int, tile: int):
+    """The example's image scaled into its tile (masks blended in) and its placement:
+    centred across, resting on the caption strip so the caption stays close."""
+    from PIL import Image
+
+    pixels = _as_uint8(ex["image"])
+    h, w = pixels.shape[:2]
+    scale = min(tile / w, tile / h)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    place = Placement(cx + (tile - sw) // 2, cy + tile - sh, sw, sh, scale)
+    img = Image.fromarray(pixels, "RGB").resize((sw, sh), Image.BILINEAR)
+    classes = [int(c) for c in np.asarray(ex.get("classes", []))]
+    masks = ex.get("masks")
+    if masks is None or not len(masks):
+        return place, img
+    overlay = np.asarray(img, dtype=np.float32)
+    for k, mask in enumerate(np.asarray(masks)):
+        if k >= len(classes):
+            break
+        m = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8) * 255, "L")
+        m = np.asarray(m.resize((sw, sh), Image.NEAREST)) > 0
+        color = np.asarray(class_color(classes[k]), np.float32)
+        overlay[m] = overlay[m] * (1 - MASK_ALPHA) + color * MASK_ALPHA
+    return place, Image.fromarray(np.clip(overlay, 0, 255).astype(np.uint8), "RGB")
+
+
+def _draw_objects(draw, ex: dict, place: "Placement", corner: tuple[int, int], style: _Style,
+                  names: Sequence[str]):
+    """Boxes, keypoints and labels of one detection example; its caption and colour."""
+    ox, oy, sw, sh = place.x, place.y, place.width, place.height
+    cx, cy = corner
+    classes = [int(c) for c in np.asarray(ex.get("classes", []))]
+    boxes = np.asarray(ex.get("boxes", np.zeros((0, 4)))).reshape(-1, 4)
+    crowd = np.asarray(ex.get("is_crowd", np.zeros(len(boxes), bool)))
+    drawn = []
+    for k, (ymin, xmin, ymax, xmax) in enumerate(boxes):
+        c = classes[k] if k < len(classes) else -1
+        color = class_color(c)
+        x0, y0 = ox + xmin * sw, oy + ymin * sh
+        x1, y1 = ox + xmax * sw - 1, oy + ymax * sh - 1
+        draw.rectangle([x0, y0, max(x0, x1), max(y0, y1)], outline=color, width=style.line)
+        name = names[c] if 0 <= c < len(names) else f"id {int(ex['label_ids'][k])}"
+        if k < len(crowd) and crowd[k]:
+            name += " (crowd)"
+        drawn.append((x0, y0, name, color))
+    keypoints = ex.get("keypoints")
+    if keypoints is not None:
+        vis = np.asarray(ex.get("keypoint_visibility", np.ones(np.shape(keypoints)[:2])))
+        r = max(2, style.tile // 96)
+        for k, points in enumerate(np.asarray(keypoints)):
+            color = class_color(classes[k] if k < len(classes) else -1)
+            for (ky, kx), v in zip(points, vis[k]):
+                if v > 0:  # 0: not labelled
+                    px, py = ox + kx * sw, oy + ky * sh
+                    draw.ellipse([px - r, py - r, px + r, py + r], fill=color,
+                                 outline=(255, 255, 255))
+    # labels after all boxes, so no box line runs over a label
+    cell = (cx, cy, cx + style.tile, cy + style.tile)
+    for x0, y0, name, color in drawn:
+        _label(draw, x0, y0, y0, name, color, style.font, cell)
+    caption = _text(ex.get("image_id", b"")) or _text(ex.get("filename", b""))
+    return (f"image {caption}" if caption else ""), TEXT_COLOR
 
 
 def _text(value: Any) -> str:

@@ -1,7 +1,9 @@
-"""`--ratio`: one rule for the split fractions that `convert` and `split` take."""
+"""`--ratio`: one rule for the split fractions that `convert` and `split` take, and
+one rule for how many of n items each fraction gets (`allocate`)."""
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Sequence
 
@@ -38,3 +40,32 @@ def parse_ratio(value: str | Sequence[float | str | Fraction] | None, *,
         raise UsageError("--ratio", f"fractions that sum to 1 (these sum to {float(total):g})",
                          shown)
     return tuple(r / total for r in ratios)
+
+
+def allocate(n: int, ratios: Sequence[Fraction]) -> tuple[int, ...]:
+    """How many of `n` images each split gets.
+
+    Largest-remainder rounding, so every split is within less than one image of
+    `n * ratio`; when `n` is at least the number of splits, the spare images go
+    first to splits that would otherwise be empty, so every split gets one. Only
+    when both rules cannot hold together (a tiny class with a skewed ratio, e.g.
+    3 images at 0.8/0.1/0.1) does an image move from the split with the most
+    surplus, and the minimum of one per split wins.
+    """
+    k = len(ratios)
+    exact = [n * Fraction(r) for r in ratios]
+    counts = [math.floor(e) for e in exact]
+    spare = n - sum(counts)
+    need_one = n >= k
+    order = sorted(range(k), key=lambda i: (not (need_one and counts[i] == 0),
+                                            -(exact[i] - counts[i]), i))
+    for i in order[:spare]:
+        counts[i] += 1
+    if need_one:
+        for j in range(k):
+            if counts[j] == 0:
+                donor = max((i for i in range(k) if counts[i] > 1),
+                            key=lambda i: (counts[i] - exact[i], counts[i], -i))
+                counts[donor] -= 1
+                counts[j] += 1
+    return tuple(counts)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cocoprep.errors import InputError, ItemSkipped, UsageError
-from cocoprep.ratio import parse_ratio
+from cocoprep.ratio import allocate, parse_ratio
 from cocoprep.sources import folder
 from cocoprep.sources.folder import ImageFile
 
@@ -26,16 +26,16 @@ def touch(path: Path, data: bytes = b"x") -> Path:
 
 def test_allocate_examples():
     half = (Fraction(1, 2), Fraction(1, 2))
-    assert folder.allocate(10, folder.DEFAULT_RATIO) == (8, 2)
-    assert folder.allocate(7, folder.DEFAULT_RATIO) == (6, 1)  # 5.6 / 1.4
-    assert folder.allocate(3, half) == (2, 1)  # ties go to the earlier split
-    assert folder.allocate(1, folder.DEFAULT_RATIO) == (1, 0)  # too small: train only
-    assert folder.allocate(0, folder.DEFAULT_RATIO) == (0, 0)
+    assert allocate(10, folder.DEFAULT_RATIO) == (8, 2)
+    assert allocate(7, folder.DEFAULT_RATIO) == (6, 1)  # 5.6 / 1.4
+    assert allocate(3, half) == (2, 1)  # ties go to the earlier split
+    assert allocate(1, folder.DEFAULT_RATIO) == (1, 0)  # too small: train only
+    assert allocate(0, folder.DEFAULT_RATIO) == (0, 0)
     r = parse_ratio("0.8,0.1,0.1")
-    assert folder.allocate(20, r) == (16, 2, 2)
-    assert folder.allocate(5, r) == (3, 1, 1)  # 4/.5/.5: empty splits get the spare first
+    assert allocate(20, r) == (16, 2, 2)
+    assert allocate(5, r) == (3, 1, 1)  # 4/.5/.5: empty splits get the spare first
     # 3 at 0.8/0.1/0.1 cannot be both within one image and one per split: one per split wins
-    assert folder.allocate(3, r) == (1, 1, 1)
+    assert allocate(3, r) == (1, 1, 1)
 
 
 @settings(max_examples=300, deadline=None)
@@ -43,7 +43,7 @@ def test_allocate_examples():
        parts=st.lists(st.integers(1, 100), min_size=2, max_size=3))
 def test_allocate_properties(n, parts):
     ratios = [Fraction(p, sum(parts)) for p in parts]
-    counts = folder.allocate(n, ratios)
+    counts = allocate(n, ratios)
     k = len(ratios)
     assert sum(counts) == n and all(c >= 0 for c in counts)
     if n >= k:
@@ -203,7 +203,7 @@ def test_assign_by_ratio_is_stratified_exact_and_seeded():
     assert sorted(everything, key=lambda f: f.path) == files  # disjoint, union = input
     for cls, n in counts.items():
         got = tuple(sum(f.class_name == cls for f in result.splits[s]) for s in result.splits)
-        assert got == folder.allocate(n, ratios)
+        assert got == allocate(n, ratios)
         assert all(g >= 1 for g in got)
     again = folder.assign_by_ratio(files, hashes, list(counts), ratios, seed=0)
     assert again == result

@@ -50,6 +50,49 @@ def _rows_of(image_ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
     return np.where(found, order[pos_c], -1)
 
 
+def _merged_keypoints(name: str, main: CocoFile, order: np.ndarray,
+                      keypoints: CocoFile | None, skipped: list[SkippedItem]):
+    """Per annotation (in `order`) its keypoints, from `main` or from a separate
+    person_keypoints file matched by annotation id; and the keypoints per object."""
+    if keypoints is None and main.keypoints is None:
+        return None, 0
+    kp_file = keypoints if keypoints is not None else main
+    num_kp = max((len(c.keypoints) for c in kp_file.categories), default=0)
+    if kp_file is main:
+        return ([main.keypoints[k] for k in order] if num_kp else None), num_kp
+    pos = {int(a): j for j, a in enumerate(main.ann_ids[order])}
+    kp_list = [KeypointsMark.ABSENT] * len(order)
+    for j in range(kp_file.num_annotations):
+        aid = int(kp_file.ann_ids[j])
+        p = pos.get(aid)
+        if p is None:
+            skipped.append(SkippedItem(
+                name, int(kp_file.ann_image_ids[j]), aid, None, UNMATCHED_KEYPOINTS,
+                f"{kp_file.path.name} has keypoints for annotation {aid}, which "
+                f"{main.path.name} does not list"))
+            continue
+        kp_list[p] = kp_file.keypoints[j]
+    return (kp_list if num_kp else None), num_kp
+
+
+def _merged_captions(name: str, main: CocoFile, captions: CocoFile | None,
+                     skipped: list[SkippedItem]) -> list[tuple[str, ...]] | None:
+    """Per image of `main` its captions (matched by image id)."""
+    if captions is None:
+        return None
+    cap_rows = _rows_of(main.image_ids, captions.ann_image_ids)
+    per_image: list[list[str]] = [[] for _ in range(main.num_images)]
+    for j, r in enumerate(cap_rows):
+        if r < 0:
+            skipped.append(SkippedItem(
+                name, int(captions.ann_image_ids[j]), int(captions.ann_ids[j]), None,
+                UNKNOWN_IMAGE, f"caption refers to image id {int(captions.ann_image_ids[j])}, "
+                f"which {main.path.name} does not list"))
+            continue
+        per_image[r].append(captions.captions[j])
+    return [tuple(c) for c in per_image]
+
+
 def assemble_split(name: str, image_dir: Path, main: CocoFile, *,
                    keypoints: CocoFile | None = None, captions: CocoFile | None = None,
                    files: SplitFiles | None = None) -> tuple[DetectionSplit, list[SkippedItem]]:
@@ -76,41 +119,8 @@ def assemble_split(name: str, image_dir: Path, main: CocoFile, *,
     np.cumsum(counts, out=ann_start[1:])
     segs = [main.segmentations[k] for k in order] if main.segmentations is not None else None
 
-    kp_list, num_kp = None, 0
-    if keypoints is not None or main.keypoints is not None:
-        kp_file = keypoints if keypoints is not None else main
-        num_kp = max((len(c.keypoints) for c in kp_file.categories), default=0)
-        if kp_file is main:
-            kp_list = [main.keypoints[k] for k in order]
-        else:
-            pos = {int(a): j for j, a in enumerate(main.ann_ids[order])}
-            kp_list = [KeypointsMark.ABSENT] * len(order)
-            for j in range(kp_file.num_annotations):
-                aid = int(kp_file.ann_ids[j])
-                p = pos.get(aid)
-                if p is None:
-                    skipped.append(SkippedItem(
-                        name, int(kp_file.ann_image_ids[j]), aid, None, UNMATCHED_KEYPOINTS,
-                        f"{kp_file.path.name} has keypoints for annotation {aid}, which "
-                        f"{main.path.name} does not list"))
-                    continue
-                kp_list[p] = kp_file.keypoints[j]
-        if num_kp == 0:
-            kp_list = None
-
-    caps = None
-    if captions is not None:
-        cap_rows = _rows_of(main.image_ids, captions.ann_image_ids)
-        per_image: list[list[str]] = [[] for _ in range(main.num_images)]
-        for j, r in enumerate(cap_rows):
-            if r < 0:
-                skipped.append(SkippedItem(
-                    name, int(captions.ann_image_ids[j]), int(captions.ann_ids[j]), None,
-                    UNKNOWN_IMAGE, f"caption refers to image id {int(captions.ann_image_ids[j])}, "
-                    f"which {main.path.name} does not list"))
-                continue
-            per_image[r].append(captions.captions[j])
-        caps = [tuple(c) for c in per_image]
+    kp_list, num_kp = _merged_keypoints(name, main, order, keypoints, skipped)
+    caps = _merged_captions(name, main, captions, skipped)
 
     split = DetectionSplit(
         name=name, image_dir=Path(image_dir), image_ids=main.image_ids,

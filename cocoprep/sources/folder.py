@@ -17,7 +17,6 @@ Only `list_tree` and `hash_files` touch the disk; the rest is pure.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from cocoprep.errors import InputError, ItemSkipped, UsageError
 from cocoprep.fsio import file_sha256
+from cocoprep.ratio import allocate
 from cocoprep.images import IMAGE_EXTENSIONS, UNREADABLE_FILE, read_bytes
 
 # Folder names that mark the `SRC/<split>/<class>/` layout, in output order.
@@ -158,35 +158,6 @@ def split_like_folders(top: Mapping[str, bool]) -> tuple[str, ...]:
     return tuple(sorted(n for n, has_dirs in top.items() if looks_like_split(n) and has_dirs))
 
 
-def allocate(n: int, ratios: Sequence[Fraction]) -> tuple[int, ...]:
-    """How many of `n` images each split gets.
-
-    Largest-remainder rounding, so every split is within less than one image of
-    `n * ratio`; when `n` is at least the number of splits, the spare images go
-    first to splits that would otherwise be empty, so every split gets one. Only
-    when both rules cannot hold together (a tiny class with a skewed ratio, e.g.
-    3 images at 0.8/0.1/0.1) does an image move from the split with the most
-    surplus, and the minimum of one per split wins.
-    """
-    k = len(ratios)
-    exact = [n * Fraction(r) for r in ratios]
-    counts = [math.floor(e) for e in exact]
-    spare = n - sum(counts)
-    need_one = n >= k
-    order = sorted(range(k), key=lambda i: (not (need_one and counts[i] == 0),
-                                            -(exact[i] - counts[i]), i))
-    for i in order[:spare]:
-        counts[i] += 1
-    if need_one:
-        for j in range(k):
-            if counts[j] == 0:
-                donor = max((i for i in range(k) if counts[i] > 1),
-                            key=lambda i: (counts[i] - exact[i], counts[i], -i))
-                counts[donor] -= 1
-                counts[j] += 1
-    return tuple(counts)
-
-
 # ------------------------------------------------------------------ listing (I/O)
 
 def _scan(path: Path) -> list[os.DirEntry]:
@@ -203,6 +174,20 @@ def _is_dir(entry: os.DirEntry) -> bool:
 
 def _unreadable(path: Path, e: OSError) -> InputError:
     return InputError(path, "a readable directory", e.strerror or str(e))
+
+
+def _class_dirs(layout: str, top_dirs, top_children, visible_dirs):
+    """(split or None, class folder entry, its sorted entries) for every class folder."""
+    if layout == LAYOUT_CLASSES:
+        return [(None, d, top_children[d.name]) for d in top_dirs]
+    class_dirs = []
+    for d in top_dirs:
+        for c in visible_dirs(top_children[d.name]):
+            try:
+                class_dirs.append((d.name, c, _scan(Path(c.path))))
+            except OSError as e:
+                raise _unreadable(Path(c.path), e) from None
+    return class_dirs
 
 
 def list_tree(src: str | Path) -> FolderListing:
@@ -252,19 +237,8 @@ def list_tree(src: str | Path) -> FolderListing:
     files: list[ImageFile] = []
     bad: list[ImageFile] = []
     classes: set[str] = set()
-    splits: list[str] = []
-    if layout == LAYOUT_CLASSES:
-        class_dirs = [(None, d, top_children[d.name]) for d in top_dirs]
-    else:
-        class_dirs = []
-        for d in top_dirs:
-            splits.append(d.name)
-            for c in visible_dirs(top_children[d.name]):
-                try:
-                    class_dirs.append((d.name, c, _scan(Path(c.path))))
-                except OSError as e:
-                    raise _unreadable(Path(c.path), e) from None
-    for split, d, children in class_dirs:
+    splits = [d.name for d in top_dirs] if layout == LAYOUT_SPLITS else []
+    for split, d, children in _class_dirs(layout, top_dirs, top_children, visible_dirs):
         classes.add(d.name)
         prefix = f"{split}/{d.name}" if split else d.name
         st = os.stat(d.path)
