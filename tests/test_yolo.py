@@ -499,3 +499,14 @@ def test_box_line_helper_round_trips():
     text, obj = box_line(1, 10, 5, 20, 10, 64, 48)
     assert text == "1 0.312500 0.208333 0.312500 0.208333"
     assert obj.box == pytest.approx((10, 5, 20, 10), abs=1e-4)
+
+
+def test_the_readme_fixture_converts(tmp_path, fixtures_dir):
+    out = tmp_path / "out"
+    code, output = convert(fixtures_dir / "yolo", out, "--masks")
+    assert code == 0, output
+    assert output.splitlines()[0] == "layout: YOLO (Roboflow data.yaml): splits train, val, test"
+    m = Manifest.read(out)
+    assert {s: (i.num_examples, i.num_objects) for s, i in m.splits.items()} == \
+        {"train": (4, 5), "val": (2, 3), "test": (1, 1)}
+    assert m.skipped == {"unknown_category": 1}
