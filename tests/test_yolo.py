@@ -32,7 +32,7 @@ from yolo_builders import (
 
 
 def convert(src: Path, out: Path, *args) -> tuple[int, str]:
-    return run_cli("convert", src, "-o", out, "--workers", "1", "--quiet", *args)
+    return run_cli("convert", src, "-o", out, "--workers", "1", *args)
 
 
 def request(**kw) -> SourceRequest:
@@ -157,7 +157,7 @@ def test_nc_without_names_names_the_classes_as_ultralytics_does(tmp_path):
     ("val: images/train", "expected names (a list or an {index: name} map) or nc, found "
                           "neither"),
     ("names: [a]\nval: [1, 2]", "expected val: a path or a list of paths, found [1, 2]"),
-    ("names: [a]\ntrain: [a", "expected YAML, found a syntax error at line 2"),
+    ("names: [a]\ntrain: [a", "expected YAML, found a syntax error at line 3"),
 ])
 def test_bad_data_yaml_is_one_error_line(tmp_path, text, message):
     root = _yaml(tmp_path / "set", text + "\n")
@@ -310,7 +310,7 @@ def test_negatives_and_png_are_written(tmp_path):
 def test_ratio_deals_one_split_out(tmp_path):
     darknet_folder(tmp_path / "d")
     out = tmp_path / "out"
-    code, output = convert(tmp_path / "d", out, "--ratio", "2,1")
+    code, output = convert(tmp_path / "d", out, "--ratio", "0.67,0.33")
     assert code == 0, output
     m = Manifest.read(out)
     assert {s: i.num_examples for s, i in m.splits.items()} == {"train": 2, "val": 1}
@@ -341,12 +341,12 @@ def test_each_bad_line_is_reported_with_its_line_number(tmp_path):
     got = [(i["reason"], i["image_id"], i["annotation_id"], i["file"], i["detail"])
            for i in items]
     assert got == [
-        ("unknown_category", 1, 4, "bad.jpg",
+        ("unknown_category", 1, 2, "bad.jpg",
          "labels/train/bad.txt line 3: class 5 is not in names (0..1)"),
-        ("malformed_label_line", 1, 5, "bad.jpg",
+        ("malformed_label_line", 1, 3, "bad.jpg",
          "labels/train/bad.txt line 4: expected class cx cy w h, or a class and 3 or "
          "more x y pairs, found 2 value(s) after the class"),
-        ("coordinates_out_of_range", 1, 6, "bad.jpg",
+        ("coordinates_out_of_range", 1, 4, "bad.jpg",
          "labels/train/bad.txt line 5: coordinate 120 is outside [0, 1] by more than "
          "0.01 (not normalized?)"),
         ("label_without_image", None, None, "labels/train/gone.txt",

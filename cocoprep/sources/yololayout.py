@@ -251,21 +251,24 @@ def resolve(entry: str, bases: Sequence[Path]) -> Path | None:
     return next((c for c in _candidates(entry, bases) if c.exists()), None)
 
 
-def read_list(path: Path, bases: Sequence[Path]) -> list[Path]:
+def read_list(path: Path, bases: Sequence[Path], root: Path) -> list[Path]:
     """The image paths of a .txt list: `./x` relative to the list's folder, others
-    looked up as `resolve` does (the first candidate when none exists, so that the
-    image is reported missing)."""
+    looked up as `resolve` does. An image that is not there keeps the place where
+    its label file is (so that its objects count as lost with it), else the first
+    candidate: the builder reports it missing."""
     out = []
     for line in _text(path).splitlines():
         line = line.strip()
         if not line:
             continue
         if line.startswith("./"):
-            out.append(path.parent / line[2:])
+            out.append(Path(os.path.normpath(path.parent / line[2:])))
             continue
-        found = resolve(line, (path.parent,) + tuple(bases))
-        out.append(os.path.normpath(found) if found else path.parent / line)
-    return [Path(p) for p in out]
+        places = _candidates(line, (path.parent,) + tuple(bases))
+        found = (next((c for c in places if c.exists()), None)
+                 or next((c for c in places if label_path(c, root).is_file()), places[0]))
+        out.append(Path(os.path.normpath(found)))
+    return out
 
 
 def split_files(name: str, entries: Sequence[str], bases: Sequence[Path], *,
@@ -286,7 +289,7 @@ def split_files(name: str, entries: Sequence[str], bases: Sequence[Path], *,
             images += list_images(found)
             label_dirs.append(label_path(found / "x", root).parent)
         else:
-            images += read_list(found, bases)
+            images += read_list(found, bases, root)
     seen: set[Path] = set()
     unique = [p for p in images if not (p in seen or seen.add(p))]
     return YoloSplitFiles(name, tuple(unique), tuple(label_dirs), tuple(resolved))
