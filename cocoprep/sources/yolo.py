@@ -30,6 +30,7 @@ import numpy as np
 
 from cocoprep.errors import UsageError
 from cocoprep.labelmap import LabelMap
+from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources import yololayout
 from cocoprep.sources.coco import Category
@@ -45,6 +46,7 @@ FORMAT = "yolo"
 EXPECTED = ("a YOLO data set (data.yaml or obj.data, or images with .txt labels and "
             "classes.txt/obj.names)")
 LABEL_WITHOUT_IMAGE = "label_without_image"
+_BAR_FROM = 20_000  # label files: a progress bar while reading this many
 
 _FIXES = {
     LABEL_WITHOUT_IMAGE: "label files have no image of the same name: are the images in "
@@ -76,7 +78,7 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
     read: list[DetectionSplit] = []
     skipped: list[SkippedItem] = []
     for files in layout.splits:
-        split, skips = read_split(files, layout, masks=request.masks)
+        split, skips = read_split(files, layout, masks=request.masks, quiet=request.quiet)
         read.append(split)
         skipped += skips
     outputs, skipped_out = output_splits(read, ratio=request.ratio, seed=request.seed,
@@ -164,8 +166,8 @@ class _Columns:
         self.starts.append(len(self.ids))
 
 
-def read_split(files: YoloSplitFiles, layout: YoloLayout, *,
-               masks: bool = False) -> tuple[DetectionSplit, list[SkippedItem]]:
+def read_split(files: YoloSplitFiles, layout: YoloLayout, *, masks: bool = False,
+               quiet: bool = True) -> tuple[DetectionSplit, list[SkippedItem]]:
     """Every image of the split with its label file's objects, the lines that are
     not objects, and the split's label files without an image."""
     image_dir = image_folder(files, layout.root)
@@ -174,7 +176,10 @@ def read_split(files: YoloSplitFiles, layout: YoloLayout, *,
     skipped: list[SkippedItem] = []
     used: set[Path] = set()
     next_id = 1
+    bar = progress_bar(len(names), f"reading {files.name} labels", "file",
+                       quiet or len(names) < _BAR_FROM)
     for row, (image, name) in enumerate(zip(files.images, names)):
+        bar.update(1)
         lpath = label_path(image, layout.root)
         used.add(lpath)
         parsed = _read_label(lpath, len(layout.names), layout.keypoint_values)
@@ -189,6 +194,7 @@ def read_split(files: YoloSplitFiles, layout: YoloLayout, *,
                     cols.add(next_id, item)
                 next_id += 1
         cols.close_image()
+    bar.close()
     skipped += _orphans(files, layout, used)
     m = len(cols.ids)
     categories = [Category(i, n) for i, n in enumerate(layout.names)]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from cocoprep.errors import UNKNOWN_CATEGORY
+
 # Fractions: how far outside [0, 1] a coordinate may lie and still be read as the
 # image's edge (float error in exports: 1.0000001, -0.0004). Beyond this a value is
 # not a normalized coordinate (pixels, or a broken export): the object is skipped.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 TOLERANCE = 0.01
 
 # Skip reasons (the COCO path's `unknown_category` for a class outside the names).
-UNKNOWN_CLASS = "unknown_category"
+UNKNOWN_CLASS = UNKNOWN_CATEGORY
 MALFORMED_LINE = "malformed_label_line"
 OUT_OF_RANGE = "coordinates_out_of_range"
 
