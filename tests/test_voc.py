@@ -407,7 +407,7 @@ def test_malformed_xml_is_skipped_and_named(tmp_path):
     result = convert(tmp_path / "src", out)
     assert result.exit_code == 0, result.output
     (line,) = skipped_lines(out)
-    assert line == {"split": "train", "image_id": None, "annotation_id": None, "file": "1.xml",
+    assert line == {"split": "train", "image_id": 2, "annotation_id": None, "file": "1.xml",
                     "reason": "malformed_xml", "detail": "1.xml: not well-formed: mismatched "
                     "tag: line 1, column 22"}
     assert Manifest.read(out).splits["train"].num_examples == 2
@@ -544,3 +544,20 @@ def test_beam_writes_the_local_bytes(tmp_path):
                  beam_options=["--runner=DirectRunner", "--direct_running_mode=in_memory"],
                  **common)
     assert _tree(tmp_path / "beam") == _tree(tmp_path / "local")
+
+
+def test_the_readme_fixture(tmp_path):
+    """fixtures/voc (made from fixtures/coco by fixtures/voc/make_voc.py): what the
+    README shows."""
+    from conftest import FIXTURES
+
+    out = tmp_path / "out"
+    result = convert(FIXTURES / "voc", out, "--skip-difficult")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == ("layout: Pascal VOC (VOCdevkit: VOC2007): "
+                                             "splits train, val")
+    m = Manifest.read(out)
+    assert {s: (i.num_examples, i.num_objects) for s, i in m.splits.items()} == {
+        "train": (4, 4), "val": (2, 3)}
+    assert m.skipped == {"difficult_dropped": 1}
+    assert (out / "labels.txt").read_text().split() == ["car", "dog", "kite", "person"]

@@ -281,13 +281,12 @@ def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSki
     skipped: list[SkippedItem] = []
     found: Counter = Counter()
     next_ann = 1
-    for xml_name, record in read:
+    for image_id, (xml_name, record) in enumerate(read, 1):  # ids: places in the listing
         xml_path = f"{where}{xml_name}"
         if isinstance(record, ItemSkipped):
-            skipped.append(SkippedItem(files.name, None, None, xml_path, record.reason,
+            skipped.append(SkippedItem(files.name, image_id, None, xml_path, record.reason,
                                        f"{xml_path}: {record.detail}"))
             continue
-        image_id = len(cols.image_ids) + 1
         name, how = resolve_image(record.filename, xml_name[:-4], lookup)
         found[how] += 1
 
