@@ -535,12 +535,12 @@ def test_same_bytes_for_any_worker_count(tmp_path):
 
 @pytest.mark.slow
 def test_beam_writes_the_local_bytes(tmp_path):
-    from cocoprep.convert import convert_coco
+    from cocoprep.convert import convert_detection
 
     vocdevkit(tmp_path / "src", splits=(("train", 8), ("test", 2)))
     common = dict(num_shards=2, quiet=True, skip_difficult=True)
-    convert_coco(tmp_path / "src", tmp_path / "local", workers=2, **common)
-    convert_coco(tmp_path / "src", tmp_path / "beam", runner="beam",
+    convert_detection(tmp_path / "src", tmp_path / "local", workers=2, **common)
+    convert_detection(tmp_path / "src", tmp_path / "beam", runner="beam",
                  beam_options=["--runner=DirectRunner", "--direct_running_mode=in_memory"],
                  **common)
     assert _tree(tmp_path / "beam") == _tree(tmp_path / "local")
