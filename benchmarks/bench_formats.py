@@ -168,12 +168,12 @@ def main() -> None:
         if f in failed:
             print(f"  {f:<4}: failed: {failed[f]}")
             continue
-        rel = (f"  ({best['coco'] / best[f]:.0%} of COCO's throughput)"
+        rel = (f" ({best['coco'] / best[f]:.0%} of COCO's throughput)"
                if f != "coco" and "coco" not in failed else "")
         print(f"  {f:<4}: best wall {best[f]:6.2f} s = {args.images / best[f]:6.0f} images/s "
               f"(whole process, best of {max(1, args.rounds)}){rel}; wrote {counts[f][0]} "
               f"images, {counts[f][1]} objects")
-    print(f"  same images and objects written by every format: "
+    print(f"  same images and objects written by {', '.join(counts)}: "
           f"{len(set(counts.values())) == 1}")
     print(f"load average during the runs: {min(loads):.1f}-{max(loads):.1f}; "
           f"after: {os.getloadavg()[0]:.1f}")
