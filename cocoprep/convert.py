@@ -114,6 +114,7 @@ def detection_job(source: DetectionSource, *, detection: DetectionOptions,
         class_order=tuple(label_map.names),
         extra_files={PBTXT_NAME: label_map.to_pbtxt(), LABELS_TXT_NAME: label_map.to_labels_txt()},
         pre_skipped=tuple(source.skipped), missing_hint=source.missing_hint,
+        fixes=dict(source.fixes),
     )
 
 

@@ -145,5 +145,13 @@ EMPTY_IMAGE = "empty_image"            # --skip-empty (asked for: never a loss)
 NO_MASK = "no_mask"                    # --missing-masks skip-image: an object had no mask
 UNKNOWN_IMAGE = "unknown_image"        # an annotation of an image the source does not list
 UNMATCHED_KEYPOINTS = "unmatched_keypoints"
+# Pascal VOC
+MALFORMED_XML = "malformed_xml"        # the file does not parse as a VOC <annotation>
+MISSING_XML = "missing_xml"            # a split list names an id without an XML file
+UNNAMED_OBJECT = "unnamed_object"      # an <object> without a <name>
+# YOLO
+MALFORMED_LABEL_LINE = "malformed_label_line"
+COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
+LABEL_WITHOUT_IMAGE = "label_without_image"
 # Skips the user asked for: they never count as losses.
 DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE})

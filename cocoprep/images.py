@@ -35,13 +35,11 @@ from PIL import Image
 from cocoprep import fsio, pngcheck
 from cocoprep.errors import (
     CORRUPT_IMAGE, DECOMPRESSION_BOMB, MISSING_FILE, SIZE_MISMATCH, UNREADABLE_FILE, UNSAFE_PATH,
-    ItemSkipped, UsageError, stable_text,
+    ItemSkipped, stable_text,
 )
-from cocoprep.options import ENCODINGS, JPEG_QUALITY, check_resize_options
+from cocoprep.options import JPEG_QUALITY
 from cocoprep.records import EncodedImage
 from cocoprep.resize import Resize, draft_for_resize, fit_within, resize_pixels
-
-# Reason codes (counted in the manifest, written to skipped.jsonl).
 
 PNG_COMPRESS_LEVEL = 6
 

@@ -97,8 +97,9 @@ def _reasons(counts: Counter) -> str:
 
 
 def _fix(loss: SplitLoss, reasons: Counter, items: Sequence[SkippedItem],
-         hint: Hint | None) -> str:
-    """The most likely fix: the source's own hint first, then one per top reason."""
+         hint: Hint | None, fixes: dict[str, str]) -> str:
+    """The most likely fix: the source's own hint first, then one per top reason (the
+    source's `fixes` before the general ones)."""
     if hint is not None:
         text = hint(loss, items)
         if text:
@@ -106,14 +107,15 @@ def _fix(loss: SplitLoss, reasons: Counter, items: Sequence[SkippedItem],
     for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
         if reason == IMAGE_SKIPPED:
             continue
-        if reason in _FIXES:
-            return _FIXES[reason]
+        if reason in fixes or reason in _FIXES:
+            return fixes.get(reason) or _FIXES[reason]
         break
     return ""
 
 
 def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str | Path,
-                 allow_partial: bool = False, hint: Hint | None = None) -> None:
+                 allow_partial: bool = False, hint: Hint | None = None,
+                 fixes: dict[str, str] | None = None) -> None:
     """Raise `DataLossError` when a split is empty or mostly lost (unless `allow_partial`).
 
     `hint(split_loss, skipped_items_of_that_split)` may return a source-specific fix
@@ -129,7 +131,7 @@ def check_losses(manifest: Manifest, skipped: Sequence[SkippedItem], *, out: str
     problem, reasons = first.problem()
     items = [i for i in skipped if i.split == first.split and i.reason not in DELIBERATE]
     parts = [problem + (f" ({_reasons(reasons)})" if reasons else "")]
-    fix = _fix(first, reasons, items, hint)
+    fix = _fix(first, reasons, items, hint, fixes or {})
     if fix:
         parts.append(fix)
     if len(losses) > 1:
@@ -152,7 +154,7 @@ def _check_unassigned(manifest: Manifest, skipped: Sequence[SkippedItem],
     lost = sum(early.values()) + sum(s.images_lost for s in splits)
     total = lost + sum(s.images_written for s in splits)
     if 2 * lost > total:
-        fix = _fix(splits[0], early, (), None) if splits else ""
+        fix = _fix(splits[0], early, (), None, {}) if splits else ""
         err = DataLossError(f"{lost} of {total} images skipped ({_reasons(early)} before "
                             "splitting)" + (f"; {fix}" if fix else "")
                             + f" [output written to {out} (reasons in "

@@ -13,7 +13,7 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from cocoprep.errors import CocoprepError
 from cocoprep.progress import mark_worker_process, set_reporter

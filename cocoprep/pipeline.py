@@ -36,6 +36,7 @@ class WriteJob:
     extra_files: dict[str, str] = field(default_factory=dict)
     pre_skipped: tuple[SkippedItem, ...] = ()
     missing_hint: Callable[[Any, Sequence[SkippedItem]], str | None] | None = None
+    fixes: dict[str, str] = field(default_factory=dict)  # per reason, over `losses`' own
 
 
 def local_bytes(root: str | Path, names: Sequence[Any]) -> int:
@@ -72,7 +73,7 @@ def run_job(out: str | Path, job: WriteJob, options: WriteOptions) -> Manifest:
         class_order=job.class_order, extra_files=job.extra_files, pre_skipped=job.pre_skipped,
     )
     check_losses(manifest, skipped, out=out, allow_partial=options.allow_partial,
-                 hint=job.missing_hint)
+                 hint=job.missing_hint, fixes=job.fixes)
     if options.strict and skipped:
         err = StrictModeError(len(skipped), fsio.join(str(out), SKIPPED_NAME))
         err.manifest = manifest

@@ -100,10 +100,10 @@ class LabelPlan:
 
 @dataclass(frozen=True)
 class OutputSplit:
-    """One split to write: the `CocoSplit` its rows index, and the rows (JSON order)."""
+    """One split to write: the `DetectionSplit` its rows index, and the rows (source order)."""
 
     name: str
-    source: CocoSplit
+    source: DetectionSplit
     rows: np.ndarray
 
 
@@ -121,9 +121,11 @@ class DetectionSource:
     source_paths: dict[str, dict[str, str]] = field(default_factory=dict)
     # (SplitLoss, skipped items) -> a hint where the missing files may be, or None
     missing_hint: Callable[[Any, Sequence[SkippedItem]], str | None] | None = None
+    # the likely fix per skip reason, where this format knows better than `losses`
+    fixes: dict[str, str] = field(default_factory=dict)
 
 
-def stratified_split(split: CocoSplit, ratio: Sequence[float], seed: int) -> list[np.ndarray]:
+def stratified_split(split: DetectionSplit, ratio: Sequence[float], seed: int) -> list[np.ndarray]:
     """Image rows for each ratio part, stratified by category presence.
 
     Each image's stratum is the rarest category it contains (images without objects

@@ -28,8 +28,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from cocoprep.errors import (
-    IMAGE_SKIPPED, MALFORMED_BBOX, MISSING_BBOX, MISSING_FILE, UNKNOWN_CATEGORY, ItemSkipped,
-    UsageError,
+    MALFORMED_BBOX, MALFORMED_XML, MISSING_BBOX, MISSING_XML, UNKNOWN_CATEGORY, UNNAMED_OBJECT,
+    ItemSkipped, UsageError,
 )
 from cocoprep.images import IMAGE_EXTENSIONS
 from cocoprep.labelmap import LabelMap
@@ -48,9 +48,6 @@ EXPECTED = ("Pascal VOC XMLs (VOCdevkit Annotations/ + JPEGImages/, images/ + "
 
 # Skip reasons found while reading (the builder adds the per-image ones; MISSING_BBOX,
 # MALFORMED_BBOX and UNKNOWN_CATEGORY are COCO's names for the same faults).
-MALFORMED_XML = "malformed_xml"      # the file does not parse as a VOC <annotation>
-MISSING_XML = "missing_xml"          # a split list names an id without an XML file
-UNNAMED_OBJECT = "unnamed_object"    # an <object> without a <name>
 _TRUE = frozenset({"1", "true", "yes", "1.0"})
 
 __all__ = ["FORMAT", "EXPECTED", "detect", "discover", "load", "parse_voc"]
@@ -342,16 +339,13 @@ _FIXES = {
 
 
 def _hint(image_dirs: dict[str, Path], src: Path):
-    """The fix for a lost split, for the reasons VOC sources have."""
+    """Where a lost split's missing images may be."""
 
     def hint(loss, items: Sequence[SkippedItem]) -> str | None:
-        reasons = Counter(i.reason for i in items if i.reason != IMAGE_SKIPPED)
-        for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
-            if reason == MISSING_FILE and loss.split in image_dirs:
-                return missing_files_hint(image_dirs[loss.split], items,
-                                          images_written=loss.images_written, search_from=src)
-            return _FIXES.get(reason)
-        return None
+        if loss.split not in image_dirs:
+            return None
+        return missing_files_hint(image_dirs[loss.split], items,
+                                  images_written=loss.images_written, search_from=src)
 
     return hint
 
@@ -397,7 +391,8 @@ def load(src: str | Path, request: SourceRequest) -> DetectionSource:
         format=FORMAT, layout=layout.describe(), splits=outputs, labels=labels,
         skipped=skipped, notes=_notes(names, request, found),
         source_paths={s.name: s.paths() for s in layout.splits},
-        missing_hint=_hint({o.name: o.source.image_dir for o in outputs}, Path(src)))
+        missing_hint=_hint({o.name: o.source.image_dir for o in outputs}, Path(src)),
+        fixes=_FIXES)
 
 
 def _relative(folder: Path, src: Path) -> str:

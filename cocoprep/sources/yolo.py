@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cocoprep.errors import UsageError
+from cocoprep.errors import LABEL_WITHOUT_IMAGE, UsageError
 from cocoprep.labelmap import LabelMap
 from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
@@ -45,7 +45,6 @@ from cocoprep.sources.yololayout import YoloLayout, YoloSplitFiles, label_path
 FORMAT = "yolo"
 EXPECTED = ("a YOLO data set (data.yaml or obj.data, or images with .txt labels and "
             "classes.txt/obj.names)")
-LABEL_WITHOUT_IMAGE = "label_without_image"
 _BAR_FROM = 20_000  # label files: a progress bar while reading this many
 
 _FIXES = {
@@ -93,7 +92,7 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
         splits=outputs, labels=plan_labels(layout.names), skipped=skipped_out,
         notes=tuple(notes), source_paths={s.name: _paths(s, f, layout)
                                           for s, f in zip(read, layout.splits)},
-        missing_hint=_hint,
+        fixes=_FIXES,
     )
 
 
@@ -110,18 +109,6 @@ def _paths(split: DetectionSplit, files: YoloSplitFiles, layout: YoloLayout) -> 
         out["config"] = str(layout.config)
     out["entries"] = ", ".join(files.entries)
     return out
-
-
-def _hint(loss, items: Sequence[SkippedItem]) -> str | None:
-    """The fix for the split's most frequent YOLO reason, if it has one."""
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item.reason] = counts.get(item.reason, 0) + 1
-    for reason, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        if reason in _FIXES:
-            return _FIXES[reason]
-        return None
-    return None
 
 
 # ------------------------------------------------------------------ one split

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cocoprep.errors import UNKNOWN_CATEGORY
+from cocoprep.errors import COORDINATES_OUT_OF_RANGE, MALFORMED_LABEL_LINE, UNKNOWN_CATEGORY
 
 # Fractions: how far outside [0, 1] a coordinate may lie and still be read as the
 # image's edge (float error in exports: 1.0000001, -0.0004). Beyond this a value is
@@ -24,8 +24,8 @@ TOLERANCE = 0.01
 
 # Skip reasons (the COCO path's `unknown_category` for a class outside the names).
 UNKNOWN_CLASS = UNKNOWN_CATEGORY
-MALFORMED_LINE = "malformed_label_line"
-OUT_OF_RANGE = "coordinates_out_of_range"
+MALFORMED_LINE = MALFORMED_LABEL_LINE
+OUT_OF_RANGE = COORDINATES_OUT_OF_RANGE
 
 
 @dataclass(frozen=True)
