@@ -1,15 +1,17 @@
-"""cocoprep: correct, fast, deterministic TFRecords from COCO JSON and image folders.
+"""cocoprep: correct, fast, deterministic TFRecords from COCO, Pascal VOC, YOLO and
+image folders.
 
 The package imports nothing heavy at start-up; TensorFlow is loaded only by the
-functions that need it, so the command line starts fast. `load`, `describe` and
-the `augment` module are imported on first use.
+functions that need it, so the command line starts fast. `convert_detection`,
+`split_folder`, `load`, `describe` and the `augment` module are imported on first use.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "CocoprepError", "LabelMap", "load", "describe", "augment"]
+__all__ = ["__version__", "CocoprepError", "LabelMap", "convert_detection", "split_folder",
+           "load", "describe", "augment"]
 
 from cocoprep.errors import CocoprepError
 from cocoprep.labelmap import LabelMap
@@ -21,6 +23,14 @@ def __getattr__(name: str):
         from cocoprep import reader
 
         return getattr(reader, name)
+    if name == "convert_detection":
+        from cocoprep.convert import convert_detection
+
+        return convert_detection
+    if name == "split_folder":
+        from cocoprep.split import split_folder
+
+        return split_folder
     if name == "augment":
         import importlib
 

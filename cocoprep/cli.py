@@ -152,23 +152,28 @@ def _skipped_line(manifest) -> str:
 @click.option("--skip-difficult", is_flag=True,
               help="Pascal VOC: drop objects marked difficult (reported in skipped.jsonl).")
 @click.option("--classes", default=None, metavar="A,B,...",
-              help="Pascal VOC: class names in label order (ids 1..N; objects of other "
-                   "classes are skipped) [default: every name in the XMLs, sorted].")
+              help="Class names in label order (ids 1..N; objects of other classes are "
+                   "skipped). Pascal VOC [default: every name in the XMLs, sorted]; YOLO: "
+                   "names a folder without a names file.")
 @options(*_write_options("detection"))
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_masks,
                 contiguous_ids, skip_empty, crowd, skip_difficult, classes, **write):
-    """Convert COCO JSON + images into sharded detection TFRecords.
+    """Convert a detection dataset (COCO JSON, Pascal VOC or YOLO) + images into
+    sharded detection TFRecords. The format is recognised by itself; the summary's
+    first line names what was understood.
 
     SRC is a COCO root (annotations/instances_<split>.json with images in <split>/
     or images/<split>/; person_keypoints_ and captions_ files are merged, image_info_
-    files give records without objects), an export from a labelling tool (CVAT
+    files give records without objects), a COCO export from a labelling tool (CVAT
     annotations/instances_default.json, Roboflow <split>/_annotations.coco.json,
-    Label Studio result.json, FiftyOne labels.json), or one JSON file (images beside
-    it, or --images DIR).
+    Label Studio result.json, FiftyOne labels.json), one COCO JSON file (images
+    beside it, or --images DIR); a Pascal VOC folder (VOCdevkit with
+    Annotations/ + JPEGImages/ + ImageSets/Main/, or images with one XML each); or a
+    YOLO data set (data.yaml, obj.data, or images with .txt labels and classes.txt).
 
     Writes OUT/{split}.tfrecord-{i:05d}-of-{n:05d}, label_map.pbtxt, labels.txt,
     manifest.json and skipped.jsonl (every skipped image or annotation, with its
-    reason). Bad JSON is an error and nothing is written. A split written empty, or
+    reason). A malformed annotation file is an error and nothing is written. A split written empty, or
     that lost more than half of its images or objects, exits 1 after writing.
 
     Example:
