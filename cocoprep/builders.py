@@ -62,6 +62,37 @@ def image_counters(image: EncodedImage) -> dict[str, int]:
     return counters
 
 
+# plain ints: comparing to an IntEnum member looks it up on the class every time
+_BBOX_MISSING, _BBOX_MALFORMED = int(BboxStatus.MISSING), int(BboxStatus.MALFORMED)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """One image's annotation columns as Python lists (one conversion per image
+    instead of a numpy scalar per field and annotation)."""
+
+    rows: range
+    ids: list
+    categories: list
+    status: list
+    crowd: list
+    bbox: list
+    area: list
+    difficult: list | None
+    truncated: list | None
+
+    @classmethod
+    def of(cls, src: DetectionSplit, row: int) -> "_Columns":
+        lo, hi = int(src.ann_start[row]), int(src.ann_start[row + 1])
+
+        def column(values):
+            return None if values is None else values[lo:hi].tolist()
+
+        return cls(range(lo, hi), column(src.ann_ids), column(src.ann_category_ids),
+                   column(src.bbox_status), column(src.iscrowd), column(src.bbox),
+                   column(src.area), column(src.difficult), column(src.truncated))
+
+
 @dataclass
 class _Row:
     """One image row being built: where it is and what it has produced so far."""
@@ -137,8 +168,9 @@ class DetectionBuilder:
         if isinstance(loaded, BuildResult):
             return loaded
         state = _Row(split_name, src, row, loaded, image_counters(loaded))
-        for r in src.annotation_rows(row):
-            self._add_object(state, r)
+        cols = _Columns.of(src, row)
+        for k in range(len(cols.rows)):
+            self._add_object(state, cols, k)
         if state.no_mask:
             return self._skip_for_masks(state)
         if self.skip_empty and src.has_objects and not state.objects:
@@ -173,34 +205,34 @@ class DetectionBuilder:
                       for r in src.annotation_rows(row)]
             return BuildResult(example=None, skipped=tuple(items))
 
-    def _refusal(self, src: DetectionSplit, r: int, state: _Row) -> SkippedItem | None:
-        """Why annotation `r` is not written before its box is looked at, or None."""
-        ann_id, cat = int(src.ann_ids[r]), int(src.ann_category_ids[r])
+    def _refusal(self, cols: _Columns, k: int, state: _Row) -> SkippedItem | None:
+        """Why annotation `k` of the image is not written before its box is looked
+        at, or None."""
+        ann_id, cat = cols.ids[k], cols.categories[k]
         if cat not in self.labels:
             return state.skip(UNKNOWN_CATEGORY, f"category id {cat} is not in the file's "
                               "categories", ann_id)
-        if src.iscrowd[r] and self.crowd == "drop":
+        if cols.crowd[k] and self.crowd == "drop":
             return state.skip(CROWD_DROPPED, "crowd annotation dropped (--crowd drop)", ann_id)
-        if self.skip_difficult and src.difficult is not None and src.difficult[r]:
+        if self.skip_difficult and cols.difficult is not None and cols.difficult[k]:
             return state.skip(DIFFICULT_DROPPED, "difficult object dropped (--skip-difficult)",
                               ann_id)
-        status = src.bbox_status[r]
-        if status == BboxStatus.MISSING:
+        status = cols.status[k]
+        if status == _BBOX_MISSING:
             return state.skip(MISSING_BBOX, "the annotation has no bbox", ann_id)
-        if status == BboxStatus.MALFORMED:
+        if status == _BBOX_MALFORMED:
             return state.skip(MALFORMED_BBOX, "bbox is not [x, y, width, height] with finite "
                               "numbers and width, height >= 0", ann_id)
         return None
 
-    def _add_object(self, state: _Row, r: int) -> None:
-        src = state.src
-        refusal = self._refusal(src, r, state)
+    def _add_object(self, state: _Row, cols: _Columns, k: int) -> None:
+        refusal = self._refusal(cols, k, state)
         if refusal is not None:
             state.skipped.append(refusal)
             return
-        ann_id = int(src.ann_ids[r])
+        src, r, ann_id = state.src, cols.rows[k], cols.ids[k]
         width, height = state.size
-        x, y, w, h = src.bbox[r].tolist()
+        x, y, w, h = cols.bbox[k]
         if src.normalized:
             x, y, w, h = x * width, y * height, w * width, h * height
         x2, y2 = x + w, y + h
@@ -220,16 +252,16 @@ class DetectionBuilder:
                 return
         if overshoot > CLIP_TOLERANCE:
             _count(state.counters, BOXES_CLIPPED)
-        area = float(src.area[r])
+        area = cols.area[k]
         if math.isnan(area):
             area = (cx2 - cx1) * (cy2 - cy1)
-        label_id, text = self.labels[int(src.ann_category_ids[r])]
+        label_id, text = self.labels[cols.categories[k]]
         state.objects.append(ObjectAnnotation(
             xmin=cx1 / width, ymin=cy1 / height, xmax=cx2 / width, ymax=cy2 / height,
-            label=label_id, text=text, is_crowd=bool(src.iscrowd[r]), area=area,
+            label=label_id, text=text, is_crowd=bool(cols.crowd[k]), area=area,
             annotation_id=ann_id, mask_png=mask, keypoints=self._keypoints(state, r),
-            difficult=bool(src.difficult[r]) if src.difficult is not None else False,
-            truncated=bool(src.truncated[r]) if src.truncated is not None else False,
+            difficult=bool(cols.difficult[k]) if cols.difficult is not None else False,
+            truncated=bool(cols.truncated[k]) if cols.truncated is not None else False,
             view=src.views[r] if src.views is not None else "",
         ))
         state.class_counts[text] = state.class_counts.get(text, 0) + 1

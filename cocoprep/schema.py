@@ -57,9 +57,13 @@ class TaskSchema:
                 return f
         raise KeyError(name)
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
+
+    @cached_property
+    def name_set(self) -> frozenset[str]:
+        return frozenset(self.names)
 
     @cached_property
     def wire_order(self) -> tuple[tuple[Feature, bytes], ...]:
@@ -201,7 +205,7 @@ def encode(schema: TaskSchema, values: Mapping[str, Any]) -> bytes:
     Scalars are single values; lists any sequence. Optional features may be absent
     or None; required ones must be present. Lists of one group must agree in length.
     """
-    unknown = set(values) - set(schema.names)
+    unknown = values.keys() - schema.name_set
     if unknown:
         raise SchemaError(schema.task, f"names from {schema.names}", sorted(unknown))
     group_len: dict[str, tuple[str, int]] = {}
