@@ -21,6 +21,7 @@ import numpy as np
 
 from cocoprep.errors import InputError
 from cocoprep.sources.jsonstream import JsonStream, typename
+from cocoprep.sources.segstore import SegmentationStore
 from cocoprep.sources.layout import (
     CAPTIONS, GENERIC, IMAGE_INFO, INSTANCES, KEYPOINTS, kind_and_split,
 )
@@ -68,7 +69,7 @@ class CocoFile:
     bbox_status: np.ndarray        # int8 (m,)
     iscrowd: np.ndarray            # uint8 (m,)
     area: np.ndarray               # float64 (m,), nan when absent/invalid
-    segmentations: list | None = None   # per annotation, only when kept
+    segmentations: SegmentationStore | None = None  # per annotation, only when kept
     keypoints: list | None = None       # per annotation: tuple of floats or a KeypointsMark
     captions: list[str] | None = None   # per annotation (captions files)
 
@@ -173,7 +174,7 @@ class CocoCollector:
         self._bbox_status = array("b")
         self._iscrowd = array("B")
         self._area = array("d")
-        self._segs: list | None = [] if self.keep_segmentation else None
+        self._segs = SegmentationStore() if self.keep_segmentation else None
         # Keypoints: every annotation of a person_keypoints_ file; in any other
         # instances file only those that carry them (by annotation row), so the
         # common keypoint-free file keeps the fast path.

@@ -24,6 +24,7 @@ from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources import coco
 from cocoprep.sources.coco import Category, CocoFile, KeypointsMark
+from cocoprep.sources.segstore import take
 from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, OutputSplit, SourceRequest, output_splits,
 )
@@ -117,7 +118,7 @@ def assemble_split(name: str, image_dir: Path, main: CocoFile, *,
         np.zeros(main.num_images, np.int64)
     ann_start = np.zeros(main.num_images + 1, np.int64)
     np.cumsum(counts, out=ann_start[1:])
-    segs = [main.segmentations[k] for k in order] if main.segmentations is not None else None
+    segs = take(main.segmentations, order)
 
     kp_list, num_kp = _merged_keypoints(name, main, order, keypoints, skipped)
     caps = _merged_captions(name, main, captions, skipped)

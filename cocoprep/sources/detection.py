@@ -20,6 +20,7 @@ from cocoprep.labelmap import LabelMap
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.layout import SplitFiles
+from cocoprep.sources.segstore import take
 
 RATIO_SPLIT_NAMES = ("train", "val", "test")
 
@@ -63,7 +64,7 @@ class DetectionSplit:
     bbox_status: np.ndarray
     iscrowd: np.ndarray
     area: np.ndarray
-    segmentations: list | None = None
+    segmentations: Sequence | None = None  # per annotation: a SegmentationStore or a list
     keypoints: list | None = None      # per annotation: tuple of floats or a KeypointsMark
     num_keypoints: int = 0
     captions: list[tuple[str, ...]] | None = None  # per image
@@ -195,7 +196,7 @@ def subset(split: DetectionSplit, rows: np.ndarray) -> DetectionSplit:
         widths=split.widths[rows], heights=split.heights[rows], ann_start=ann_start,
         ann_ids=split.ann_ids[ann], ann_category_ids=split.ann_category_ids[ann],
         bbox=split.bbox[ann], bbox_status=split.bbox_status[ann], iscrowd=split.iscrowd[ann],
-        area=split.area[ann], segmentations=per_ann(split.segmentations),
+        area=split.area[ann], segmentations=take(split.segmentations, pick),
         keypoints=per_ann(split.keypoints), captions=per_image(split.captions),
         source_ids=per_image(split.source_ids),
         difficult=None if split.difficult is None else split.difficult[ann],

@@ -1,0 +1,143 @@
+"""Compact storage of per-annotation segmentations (`--masks`).
+
+COCO-train holds about 860k polygon segmentations; as Python lists of floats they
+take gigabytes (every coordinate a float object, every polygon a list), and every
+worker got a copy. Here every well-formed polygon list is packed into one float64
+array with offsets (8 bytes a coordinate); anything else (RLE dicts, None, malformed
+values) is kept as the original object, so `masks.to_rle` sees exactly what the file
+held and reports the same reasons. Reading an item gives a fresh list of lists.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+_EXACT_INT = 2**53  # larger integers do not survive a float64 round trip
+
+
+def _packable(seg: Any) -> bool:
+    """A list of polygons, each a list of finite ints/floats a float64 holds exactly."""
+    if type(seg) is not list:
+        return False
+    for poly in seg:
+        if type(poly) is not list:
+            return False
+        for v in poly:
+            t = type(v)
+            if t is float:
+                if not math.isfinite(v):
+                    return False
+            elif t is not int or not -_EXACT_INT <= v <= _EXACT_INT:
+                return False
+    return True
+
+
+class SegmentationStore:
+    """A sequence of segmentations, one per annotation, in a few flat arrays.
+
+    `coords` holds every packed polygon's numbers; polygon p spans
+    `coords[poly_end[p - 1]:poly_end[p]]`; annotation k owns polygons
+    `ann_poly[k]:ann_poly[k + 1]`. `others` maps an annotation index to the object
+    kept as it was (not a packable polygon list).
+    """
+
+    def __init__(self):
+        self._coords = array("d")
+        self._poly_end = array("q")
+        self._ann_poly = array("q", [0])
+        self._ints: set[int] = set()   # annotations whose numbers were all ints
+        self.others: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._ann_poly) - 1
+
+    def append(self, seg: Any) -> None:
+        k = len(self)
+        if _packable(seg):
+            all_int = True
+            for poly in seg:
+                self._coords.extend(poly)
+                self._poly_end.append(len(self._coords))
+                all_int = all_int and all(type(v) is int for v in poly)
+            if all_int and seg and any(seg):
+                self._ints.add(k)
+        else:
+            self.others[k] = seg
+        self._ann_poly.append(len(self._poly_end))
+
+    def __getitem__(self, k: int) -> Any:
+        if k < 0:
+            k += len(self)
+        if k in self.others:
+            return self.others[k]
+        lo, hi = self._ann_poly[k], self._ann_poly[k + 1]
+        out = []
+        start = self._poly_end[lo - 1] if lo > 0 else 0
+        cast = int if k in self._ints else float
+        for p in range(lo, hi):
+            end = self._poly_end[p]
+            out.append([cast(v) for v in self._coords[start:end]])
+            start = end
+        return out
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SegmentationStore):
+            other = list(other)
+        return isinstance(other, list) and list(self) == other
+
+    __hash__ = None  # mutable (append)
+
+    def take(self, indices: Iterable[int]) -> "SegmentationStore":
+        """A store of the items at `indices`, in that order (array gathers, no lists)."""
+        idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices,
+                         dtype=np.int64)
+        ann_poly = np.frombuffer(self._ann_poly, dtype=np.int64)
+        poly_end = np.frombuffer(self._poly_end, dtype=np.int64)
+        poly_start = np.concatenate([np.zeros(1, np.int64), poly_end[:-1]])
+        polys = _ranges(ann_poly[idx], ann_poly[idx + 1])
+        lengths = poly_end[polys] - poly_start[polys]
+        coords = np.frombuffer(self._coords, dtype=np.float64)[
+            _ranges(poly_start[polys], poly_end[polys])]
+        out = SegmentationStore()
+        out._coords = array("d", coords.tobytes())
+        out._poly_end = array("q", np.cumsum(lengths, dtype=np.int64).tobytes())
+        counts = ann_poly[idx + 1] - ann_poly[idx]
+        out._ann_poly = array("q", np.concatenate(
+            [np.zeros(1, np.int64), np.cumsum(counts, dtype=np.int64)]).tobytes())
+        if self.others or self._ints:
+            for new, k in enumerate(idx.tolist()):
+                if k in self.others:
+                    out.others[new] = self.others[k]
+                elif k in self._ints:
+                    out._ints.add(new)
+        return out
+
+    def nbytes(self) -> int:
+        """Bytes held by the packed arrays (the kept objects not counted)."""
+        return sum(a.itemsize * len(a) for a in (self._coords, self._poly_end, self._ann_poly))
+
+
+def take(values: Sequence[Any] | None, indices: np.ndarray | Sequence[int]) -> Any:
+    """`values` at `indices` (in that order): a store stays a store, a list a list."""
+    if values is None:
+        return None
+    if isinstance(values, SegmentationStore):
+        return values.take(indices)
+    return [values[int(k)] for k in indices]
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """The concatenation of `range(starts[i], stops[i])` for every i, as one array."""
+    counts = stops - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    offsets = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(starts, counts) + (np.arange(total, dtype=np.int64) - offsets)
