@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from cocoprep import schema
 from cocoprep.labelmap import LabelMap
-from cocoprep.manifest import Manifest
+from cocoprep.manifest import MANIFEST_NAME, Manifest
 
 DATASET_INFO_NAME = "dataset_info.json"
 FEATURES_NAME = "features.json"
@@ -221,3 +221,67 @@ def with_tfds_files(manifest: Manifest, texts: Mapping[str, str]
     files = tfds_files(manifest, label_map_from(manifest, texts))
     digests = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     return replace(manifest, tfds_files=digests), files
+
+
+# ------------------------------------------------------------------ checking
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A TFDS file (or the manifest's list of them) that is not what it must be."""
+
+    file: str
+    what: str
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _difference(expected: Any, found: Any, where: str = "") -> str | None:
+    """Where two JSON values first differ (`splits[0].shardLengths[1]: ...`)."""
+    if isinstance(expected, dict) and isinstance(found, dict):
+        for key in sorted(set(expected) | set(found)):
+            here = f"{where}.{key}" if where else key
+            if key not in found or key not in expected:
+                return f"{here} {'missing' if key not in found else 'not expected'}"
+            diff = _difference(expected[key], found[key], here)
+            if diff:
+                return diff
+        return None
+    if isinstance(expected, list) and isinstance(found, list) and len(expected) == len(found):
+        return next((d for i, (a, b) in enumerate(zip(expected, found))
+                     if (d := _difference(a, b, f"{where}[{i}]"))), None)
+    if expected != found:
+        return f"{where or 'the file'}: {_short(found)}, expected {_short(expected)}"
+    return None
+
+
+def _describe_difference(name: str, expected: bytes, found: bytes) -> str:
+    if name.endswith(".json"):
+        try:
+            return _difference(json.loads(expected), json.loads(found)) or "layout"
+        except ValueError:
+            return "not valid JSON"
+    want = expected.decode("utf-8").split("\n")
+    got = found.decode("utf-8", "replace").split("\n")
+    return next((f"line {i + 1}: {_short(b)}, expected {_short(a)}"
+                 for i, (a, b) in enumerate(zip(want, got)) if a != b),
+                f"{len(got) - 1} lines, expected {len(want) - 1}")
+
+
+def mismatches(manifest: Manifest, label_map: LabelMap | None,
+               found: Mapping[str, bytes]) -> list[Mismatch]:
+    """What differs between the TFDS files `found` (name -> bytes, those there)
+    and the ones `manifest` and `label_map` give: a file the manifest should list
+    and does not (or lists and should not), and any file whose bytes differ."""
+    expected = tfds_files(manifest, label_map)
+    out = []
+    for name in sorted(set(expected) ^ set(manifest.tfds_files)):
+        what = "not listed" if name in expected else "listed but not a TFDS file of this output"
+        out.append(Mismatch(MANIFEST_NAME, f"tfds_files: {name} {what}"))
+    for name, data in expected.items():
+        if name in found and found[name] != data:
+            out.append(Mismatch(name, "does not match the shards and manifest.json ("
+                                f"{_describe_difference(name, data, found[name])})"))
+    return out
