@@ -102,13 +102,25 @@ def names_file(key: str) -> str:
 
 # ------------------------------------------------------------------ features.json
 
+# Optional lists each source format may write (manifest.sources["format"]); an
+# output whose manifest names no format gets every optional list described.
+FORMAT_LISTS = {
+    "coco": ("keypoint_x", "keypoint_y", "keypoint_visibility", "caption"),
+    "voc": ("difficult", "truncated", "view"),
+    "yolo": (),
+}
+
+
 def written_features(manifest: Manifest) -> frozenset[str]:
-    """Names of the optional features the run wrote (or may have, for lists):
-    masks with --masks, the original size (in every record) with --max-side,
-    every other optional list always (absent from a record = an empty list)."""
+    """Names of the optional features the run wrote: masks with --masks, the
+    original size (in every record) with --max-side, and the lists its source
+    format writes (keypoints and captions: COCO; difficult/truncated/view: VOC).
+    A list may still be absent from some records: TFDS reads that as empty."""
     task_schema = schema.schema_for(manifest.task)
-    names = {f.name for f in task_schema.features
-             if not f.required and f.shape == schema.LIST and f.kind != schema.MASK}
+    lists = [f.name for f in task_schema.features
+             if not f.required and f.shape == schema.LIST and f.kind != schema.MASK]
+    fmt = manifest.sources.get("format") if manifest.task == "detection" else None
+    names = set(lists if fmt not in FORMAT_LISTS else FORMAT_LISTS[fmt])
     if manifest.options.get("masks"):
         names.update(f.name for f in task_schema.features if f.kind == schema.MASK)
     if manifest.options.get("max_side") is not None:

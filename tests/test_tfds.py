@@ -101,6 +101,7 @@ def test_fixture_coco_opens_in_tfds(tmp_path):
     convert_coco(FIXTURES / "coco", out, num_shards=2, workers=1, quiet=True)
     features = json.loads((out / "features.json").read_text())["featuresDict"]["features"]
     assert "image/object/mask" not in features  # no --masks: not described
+    assert "image/object/difficult" not in features  # a VOC key
     check_detection(out)
     check_slicing_and_dataframe(out, "train")
 
@@ -132,6 +133,23 @@ def test_tool_exports_open_in_tfds(tmp_path, export):
     convert_coco(src, out, masks=export == "cvat", workers=1, quiet=True)
     check_detection(out, masks=export == "cvat")
     check_slicing_and_dataframe(out, "train" if export == "roboflow" else "default")
+
+
+@pytest.mark.parametrize("fmt", ["voc", "yolo"])
+def test_voc_and_yolo_fixtures_open_in_tfds(tmp_path, fmt):
+    """Each format's own lists are described (VOC: difficult/truncated/view), no other's."""
+    out = tmp_path / "out"
+    convert_coco(FIXTURES / fmt, out, workers=1, quiet=True)
+    check_detection(out)
+    features = json.loads((out / "features.json").read_text())["featuresDict"]["features"]
+    voc_keys = {"image/object/difficult", "image/object/truncated", "image/object/view"}
+    assert (voc_keys <= set(features)) == (fmt == "voc")
+    assert "image/caption" not in features and "image/object/keypoint/x" not in features
+    if fmt == "voc":
+        split = next(iter(Manifest.read(out).splits))
+        rec = tfds_records(out, split)[0]
+        n = len(rec[DET_LABEL])
+        assert len(rec["image/object/difficult"]) == len(rec["image/object/view"]) == n
 
 
 @pytest.mark.parametrize("offset", [0, 1])
