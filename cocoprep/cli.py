@@ -328,8 +328,9 @@ def inspect_command(path: str, as_json: bool) -> None:
 
     Examples, objects (per image: mean and max), every class with its count and
     a bar, crowd objects, masks/keypoints/captions, image size range, shards
-    and their sizes, and skipped items by reason (from manifest.json). PATH is
-    an output directory or a quoted shard glob.
+    and their sizes, skipped items by reason (from manifest.json), and the two
+    lines that open an output directory with TensorFlow Datasets. PATH is an
+    output directory or a quoted shard glob.
 
     Example:
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cocoprep import schema
-from cocoprep.errors import InputError
+from cocoprep.errors import InputError, UsageError
 from cocoprep.shards import Shards, resolve, task_of
+from cocoprep.splitnames import default_split
 from cocoprep.tfimport import error_text
 
 _PARSE_BATCH = 256
@@ -172,7 +173,8 @@ def _split_entry(shards: Shards, split: str, task: str) -> dict[str, Any]:
 def inspect(path: str | Path) -> dict:
     """Per-split statistics of an output directory (or a shard glob), as a dict
     ready for JSON: examples, objects, per-class counts (sorted, largest first),
-    crowd, masks/keypoints/captions, image size range, shards, skipped by reason."""
+    crowd, masks/keypoints/captions, image size range, shards, skipped by reason;
+    and `tfds`, the two lines that open the output with TensorFlow Datasets."""
     shards = resolve(path)
     task = task_of(shards)
     schema.schema_for(task)
@@ -181,7 +183,21 @@ def inspect(path: str | Path) -> dict:
         raise InputError(missing[0], "a shard listed in manifest.json",
                          "no such file (run `cocoprep verify`)")
     return {"path": str(path), "task": task,
-            "splits": {split: _split_entry(shards, split, task) for split in shards.splits}}
+            "splits": {split: _split_entry(shards, split, task) for split in shards.splits},
+            "tfds": tfds_lines(shards)}
+
+
+def tfds_lines(shards: Shards) -> list[str] | None:
+    """The two lines that open an output with TensorFlow Datasets (None for a glob
+    or an output written without the TFDS metadata)."""
+    if shards.manifest is None or not shards.manifest.tfds_files or not shards.splits:
+        return None
+    try:
+        split = default_split(list(shards.splits), counts=shards.counts)
+    except UsageError:  # no train-like split among several
+        split = next(iter(shards.splits))
+    return [f"builder = tfds.builder_from_directory({str(shards.directory)!r})",
+            f"ds = builder.as_dataset(split={split!r})"]
 
 
 def _human_bytes(n: float) -> str:
@@ -238,4 +254,7 @@ def format_inspect(report: dict, *, bar_width: int = 30) -> str:
         lines += ["", f"split {split}"]
         lines += [f"  {k:<11} {v}" for k, v in _rows_of(report["task"], s)]
         lines += _class_lines(report["task"], s["classes"], bar_width)
+    if report.get("tfds"):
+        lines += ["", "TensorFlow Datasets (import tensorflow_datasets as tfds):"]
+        lines += [f"  {line}" for line in report["tfds"]]
     return "\n".join(lines)

@@ -56,6 +56,9 @@ class Manifest:
     options: dict[str, Any] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    # The TensorFlow Datasets metadata beside the shards (cocoprep.tfdsmeta):
+    # file name -> sha256 of its bytes. Empty in outputs written before it existed.
+    tfds_files: dict[str, str] = field(default_factory=dict)
     format_version: str = FORMAT_VERSION
     created_by: str = ""
 

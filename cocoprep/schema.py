@@ -1,8 +1,9 @@
 """The record schema: the ONLY module that spells feature keys.
 
 Each task has one declarative table of `Feature`s. The encoder (values ->
-serialized `tf.train.Example`) and the `tf.io` parse spec used by the reader are
-both derived from that table, so they cannot drift apart.
+serialized `tf.train.Example`), the `tf.io` parse spec used by the reader and the
+TensorFlow Datasets description (`tfds_features`) are all derived from that table,
+so they cannot drift apart.
 
 Serialization is written directly in the protobuf wire format with keys in sorted
 order: it needs no TensorFlow (workers stay light), and the bytes are identical for
@@ -23,6 +24,8 @@ SCHEMA_VERSION = "1.0"
 
 BYTES, INT64, FLOAT = "bytes", "int64", "float"
 SCALAR, LIST = "scalar", "list"
+# What a value is beyond its wire type (None: text for bytes, a plain number otherwise).
+IMAGE, MASK, CLASS_ID = "image", "mask", "class_id"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class Feature:
         shape: `scalar` (exactly one value) or `list` (any length).
         required: optional features may be absent from a record.
         group: lists in one group must have the same length (e.g. one per object).
+        kind: IMAGE (an encoded JPEG or PNG), MASK (a one-channel PNG), CLASS_ID (an
+            id of the output's label map); None: text (bytes) or a plain number.
     """
 
     key: str
@@ -44,6 +49,7 @@ class Feature:
     shape: str = SCALAR
     required: bool = True
     group: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ class TaskSchema:
 
 
 _IMAGE = (
-    Feature("image/encoded", "encoded", BYTES),
+    Feature("image/encoded", "encoded", BYTES, kind=IMAGE),
     Feature("image/format", "format", BYTES),
     Feature("image/height", "height", INT64),
     Feature("image/width", "width", INT64),
@@ -96,10 +102,12 @@ DETECTION = TaskSchema(
         Feature("image/object/bbox/xmax", "xmax", FLOAT, LIST, group="object"),
         Feature("image/object/bbox/ymax", "ymax", FLOAT, LIST, group="object"),
         Feature("image/object/class/text", "class_text", BYTES, LIST, group="object"),
-        Feature("image/object/class/label", "class_label", INT64, LIST, group="object"),
+        Feature("image/object/class/label", "class_label", INT64, LIST, group="object",
+                kind=CLASS_ID),
         Feature("image/object/is_crowd", "is_crowd", INT64, LIST, group="object"),
         Feature("image/object/area", "area", FLOAT, LIST, group="object"),
-        Feature("image/object/mask", "mask", BYTES, LIST, required=False, group="object"),
+        Feature("image/object/mask", "mask", BYTES, LIST, required=False, group="object",
+                kind=MASK),
         Feature("image/object/keypoint/x", "keypoint_x", FLOAT, LIST, False, "keypoint"),
         Feature("image/object/keypoint/y", "keypoint_y", FLOAT, LIST, False, "keypoint"),
         Feature(
@@ -119,7 +127,7 @@ CLASSIFICATION = TaskSchema(
     _IMAGE
     + (
         Feature("image/key/sha256", "sha256", BYTES),
-        Feature("image/class/label", "label", INT64),
+        Feature("image/class/label", "label", INT64, kind=CLASS_ID),
         Feature("image/class/text", "label_text", BYTES),
     ),
 )
@@ -340,3 +348,50 @@ def keys_of(schema: TaskSchema, names: Iterable[str] | None = None) -> dict[str,
     """Feature name -> key, for tools that must read raw records (e.g. verify)."""
     wanted = set(names) if names is not None else None
     return {f.name: f.key for f in schema.features if wanted is None or f.name in wanted}
+
+
+# ---------------------------------------------------------------- TFDS description
+
+@dataclass(frozen=True)
+class TfdsFeature:
+    """How TensorFlow Datasets reads one key (rendered by `cocoprep.tfdsmeta`).
+
+    Attributes:
+        key: the tf.train.Example key (also the key of TFDS's elements).
+        connector: `image` (3 channels), `mask` (PNG, 1 channel), `text`,
+            `class_label` or `tensor`.
+        dtype: `int64` or `float32` for `tensor` and `class_label`, else None.
+        sequence: a list (any length, absent = empty) rather than one value.
+    """
+
+    key: str
+    connector: str
+    dtype: str | None
+    sequence: bool
+
+
+def tfds_features(task_schema: TaskSchema, *, written: Iterable[str],
+                  named_labels: bool) -> tuple[TfdsFeature, ...]:
+    """The TFDS description of a task's records, in key order.
+
+    Required features are always described; optional ones only when their name is
+    in `written` (an optional single value must be in every record TFDS reads; a
+    list may be absent from some, which reads as an empty list). Class ids are a
+    `class_label` when `named_labels`, else plain int64.
+    """
+    wanted = set(written)
+    out = []
+    for f in sorted(task_schema.features, key=lambda f: f.key):
+        if not f.required and f.name not in wanted:
+            continue
+        dtype = None
+        if f.kind in (IMAGE, MASK):
+            connector = f.kind
+        elif f.kind == CLASS_ID and named_labels:
+            connector, dtype = "class_label", "int64"
+        elif f.dtype == BYTES:
+            connector = "text"
+        else:
+            connector, dtype = "tensor", "int64" if f.dtype == INT64 else "float32"
+        out.append(TfdsFeature(f.key, connector, dtype, f.shape == LIST))
+    return tuple(out)

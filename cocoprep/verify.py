@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cocoprep import schema
+from cocoprep import schema, tfdsmeta
 from cocoprep.errors import LabelMapError, ManifestError
 from cocoprep.framing import BATCH, read_shard
 from cocoprep.fsio import file_sha256
@@ -324,26 +324,30 @@ def check_shard(ctx: _Context) -> ShardCheck:
 
 
 
-def _load_labels(root: Path, manifest: Manifest) -> tuple[dict[int, str] | None, str,
-                                                          list[Problem]]:
-    """stored label -> name, from the label map the manifest names."""
-    if manifest.task == "detection":
-        name = manifest.label_map or manifest.labels_txt
-    else:
-        name = manifest.labels_txt or manifest.label_map
+def _load_label_map(root: Path, manifest: Manifest) -> tuple[LabelMap | None, str,
+                                                             list[Problem]]:
+    """The label map that names the stored ids (`tfdsmeta.labels_file`)."""
+    name = tfdsmeta.labels_file(manifest)
     if not name:
         return None, "", []
     path = root / name
     if not path.is_file():
         return None, name, [Problem(name, "missing (named in manifest.json); labels not checked")]
     try:
-        if name.endswith(".pbtxt"):
-            lm = LabelMap.read_pbtxt(path)
-        else:
-            lm = LabelMap.read_labels_txt(path, start=manifest.label_offset)
+        text = path.read_text(encoding="utf-8")
+        return tfdsmeta.parse_label_map(manifest, name, text, path=path), name, []
+    except (OSError, UnicodeDecodeError) as e:
+        what = f"cannot read: {e}"
     except LabelMapError as e:
-        return None, name, [Problem(name, f"unreadable label map ({e.what}); labels not checked")]
-    return {item.id: item.name for item in lm}, name, []
+        what = e.what
+    return None, name, [Problem(name, f"unreadable label map ({what}); labels not checked")]
+
+
+def _load_labels(root: Path, manifest: Manifest) -> tuple[dict[int, str] | None, str,
+                                                          list[Problem]]:
+    """stored label -> name, from the label map the manifest names."""
+    lm, name, problems = _load_label_map(root, manifest)
+    return (None if lm is None else {item.id: item.name for item in lm}), name, problems
 
 
 def _glob_contexts(shards: Shards) -> list[_Context]:
@@ -452,6 +456,31 @@ def _empty_splits(manifest: Manifest, results: list[ShardCheck]
     return problems, warnings
 
 
+def _tfds_problems(root: Path, manifest: Manifest) -> tuple[list[Problem], list[str]]:
+    """The TFDS metadata against manifest.json: each listed file there with its
+    sha256, and its contents what the manifest and label map say they must be
+    (`tfdsmeta`), so a file edited together with its listed digest is caught too."""
+    if not manifest.tfds_files:
+        return [], ["no TensorFlow Datasets metadata (written by an older cocoprep): "
+                    "convert again to open it with tfds.builder_from_directory"]
+    problems: list[Problem] = []
+    present: dict[str, bytes] = {}
+    for name, digest in manifest.tfds_files.items():
+        path = root / name
+        if not path.is_file():
+            problems.append(Problem(name, "missing (listed in manifest.json)"))
+            continue
+        present[name] = path.read_bytes()
+        if hashlib.sha256(present[name]).hexdigest() != digest:
+            problems.append(Problem(name, "sha256 differs from manifest.json"))
+    label_map, _, label_problems = _load_label_map(root, manifest)
+    if label_problems:  # already reported with the labels
+        return problems, []
+    for m in tfdsmeta.mismatches(manifest, label_map, present):
+        problems.append(Problem(m.file, m.what))
+    return problems, []
+
+
 def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False) -> VerifyReport:
     """Check an output directory (through its manifest.json) or a shard glob.
 
@@ -460,7 +489,9 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
     decode at their stored size, boxes in [0, 1] with min <= max, labels in the
     label map), and the per-shard, per-split and per-class counts equal to the
     manifest's, and every split holding an example (a detection split without
-    any object gets a warning). A glob gets the checks that need no manifest.
+    any object gets a warning), and the TFDS metadata (dataset_info.json,
+    features.json, class names) listed with its sha256 and matching the manifest
+    and label map. A glob gets the checks that need no manifest.
     """
     shards = resolve(path)
     manifest = shards.manifest
@@ -480,6 +511,9 @@ def verify(path: str | Path, *, workers: int | None = None, quiet: bool = False)
         problems += _against_manifest(manifest, results)
         empty, warnings = _empty_splits(manifest, results)
         problems += empty
+        tfds_problems, tfds_warnings = _tfds_problems(shards.directory, manifest)
+        problems += tfds_problems
+        warnings += tfds_warnings
     return VerifyReport(
         num_examples=sum(r.num_examples for r in results),
         num_shards=len(results),

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from cocoprep import fsio
+from cocoprep import fsio, tfdsmeta
 from cocoprep.errors import InputError, UsageError
 from cocoprep.manifest import MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo
 from cocoprep.options import WriteOptions
@@ -45,7 +45,7 @@ STAGING_PREFIX = ".cocoprep-staging-"
 # (killed, or its machine gone); a live run writes at least a shard in that time.
 STALE_AFTER_S = 6 * 3600
 _OUTPUT_PATTERNS = ("*.tfrecord-?????-of-?????", MANIFEST_NAME, SKIPPED_NAME,
-                    "label_map.pbtxt", "labels.txt")
+                    "label_map.pbtxt", "labels.txt") + tfdsmeta.FILE_PATTERNS
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def write_dataset(
         results = _run(tasks, builder, options, beam_flags)
         final, skipped = _assemble(plans, results, manifest, class_order)
         final, skipped = _with_pre_skipped(final, skipped, pre_skipped)
-        _write_reports(staging, plans, results, final, skipped, extra_files or {})
+        final = _write_reports(staging, plans, results, final, skipped, extra_files or {})
         _swap_in(out, staging)
     except BaseException:
         fsio.remove_tree(staging)
@@ -252,9 +252,12 @@ def _with_pre_skipped(final: Manifest, skipped: list[SkippedItem],
 
 
 def _write_reports(staging: str, plans: Sequence[SplitPlan], results: list[ShardResult],
-                   final: Manifest, skipped: list[SkippedItem], extra: dict[str, str]) -> None:
-    """Label maps, split listings, skipped.jsonl and manifest.json into staging."""
+                   final: Manifest, skipped: list[SkippedItem], extra: dict[str, str]) -> Manifest:
+    """Label maps, split listings, skipped.jsonl, the TFDS metadata and manifest.json
+    (returned: it lists the TFDS files) into staging."""
     files = {name: text.encode("utf-8") for name, text in extra.items()}
+    final, tfds_files = tfdsmeta.with_tfds_files(final, extra)
+    files.update(tfds_files)
     for plan in plans:
         if plan.listing_name:
             lines = [line for r in results if r.split == plan.name for line in r.listing]
@@ -267,6 +270,7 @@ def _write_reports(staging: str, plans: Sequence[SplitPlan], results: list[Shard
     files[MANIFEST_NAME] = final.to_json().encode("utf-8")
     for name, data in files.items():
         fsio.write_all(fsio.join(staging, name), data)
+    return final
 
 
 def _assemble(plans, results: list[ShardResult], manifest: Manifest,

@@ -425,6 +425,7 @@ def test_rerun_replaces_old_output(tmp_path):
     assert len(list(out.glob("train.tfrecord-*"))) == 3
     assert run(FIXTURES / "coco", "-o", out, "--workers", "1", "--splits", "val").exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "dataset_info.json", "features.json", "image.object.class.label.labels.txt",
         "label_map.pbtxt", "labels.txt", "manifest.json", "skipped.jsonl",
         "val.tfrecord-00000-of-00001"]
 

@@ -46,7 +46,8 @@ def test_fixtures_split_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert "train" in result.stdout and "val" in result.stdout
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["labels.txt", "manifest.json", "skipped.jsonl",
+    assert names == ["dataset_info.json", "features.json", "image.class.label.labels.txt",
+                     "labels.txt", "manifest.json", "skipped.jsonl",
                      "train.tfrecord-00000-of-00001", "train.txt",
                      "val.tfrecord-00000-of-00001", "val.txt"]
     classes = ["circle", "square", "stripes", "triangle"]

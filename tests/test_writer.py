@@ -44,7 +44,8 @@ def test_write_dataset_shards_manifest_and_skips(tmp_path):
     manifest, skipped = _write(tmp_path / "out", workers=1)
     out = tmp_path / "out"
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["labels.txt", "manifest.json", "skipped.jsonl", "train.tfrecord-00000-of-00004",
+    assert names == ["dataset_info.json", "features.json", "image.class.label.labels.txt",
+                     "labels.txt", "manifest.json", "skipped.jsonl", "train.tfrecord-00000-of-00004",
                      "train.tfrecord-00001-of-00004", "train.tfrecord-00002-of-00004",
                      "train.tfrecord-00003-of-00004", "train.txt", "val.tfrecord-00000-of-00001"]
     train = manifest.splits["train"]
