@@ -307,8 +307,16 @@ def _read_exif(im: Image.Image) -> Image.Exif | bytes:
         raise _corrupt("EXIF block does not parse", e) from None
 
 
+EMPTY_FILE_DETAIL = "an empty file (0 bytes)"
+
+
 def _check(data: bytes, *, orientation: str, expected_size: tuple[int, int] | None,
            fast: bool, max_side: int | None = None) -> tuple[ImageCheck, Image.Image | None]:
+    if not data:
+        # Said plainly: an interrupted copy or download leaves 0-byte files, and
+        # Pillow's "cannot identify image file" hides that. The reason stays
+        # corrupt_image (its hint already asks whether the files are complete).
+        raise ItemSkipped(CORRUPT_IMAGE, EMPTY_FILE_DETAIL)
     if data.startswith(pngcheck.SIGNATURE):
         return _check_png(data, orientation=orientation, expected_size=expected_size), None
     return _check_with_pillow(data, orientation=orientation, expected_size=expected_size,
