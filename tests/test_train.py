@@ -61,7 +61,7 @@ def cls_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def det_run(tmp_path_factory):
-    """The bare command right after `cocoprep convert`."""
+    """Right after `cocoprep convert`: the image-level head (--head multilabel), one phase."""
     work = tmp_path_factory.mktemp("bare_convert")
     before = os.getcwd()
     os.chdir(work)
@@ -579,8 +579,46 @@ def test_model_keras_reloads_to_the_same_predictions(cls_run):
     assert not np.allclose(base.layers[top].kernel, init.layers[top].kernel)
 
 
+@pytest.fixture(scope="module")
+def det_default_run(tmp_path_factory):
+    """The README's main example: `cocoprep convert fixtures/coco`, then the default
+    detector (no --head) on ./tfrecords; smaller and shorter (96 px, 2 x 30 steps at
+    --lr 3e-3) to stay fast on a CPU."""
+    work = tmp_path_factory.mktemp("default_detector")
+    before = os.getcwd()
+    os.chdir(work)
+    try:
+        _quiet_tree(work, "convert", FIXTURES / "coco", None)
+        code, text = run_cli("smoketrain", "--weights", "none", "--image-size", "96",
+                             "--steps", "30", "--lr", "3e-3")
+    finally:
+        os.chdir(before)
+    return code, text, work / "smoketrain"
+
+
 @pytest.mark.slow
-def test_bare_command_after_convert_passes(det_run):
+def test_default_detector_after_convert_passes(det_default_run):
+    code, text, run_dir = det_default_run
+    assert code == 0, text
+    lines = text.splitlines()
+    assert lines[1] == ("data: tfrecords (detection, 4 classes), train split 'train' "
+                        "(7 images), validation split 'val'")
+    assert lines[2] == ("model: inception_v3, weights none, 96x96 px, batch 16, CenterNet "
+                        "detection head on mixed2 (9x9 cells)")
+    assert lines[3].startswith("phase 1 (head only, lr 0.003): 30 steps, loss ")
+    assert ", heatmap " in lines[3] and ", box " in lines[3]
+    assert lines[4].startswith("phase 2 (top 30 backbone layers, 7 with weights, lr 0.0003)")
+    assert lines[5].startswith("val: num_examples 3, num_objects 6, loss ")
+    assert lines[-2].startswith("PASS: loss fell ") and "; box fell " in lines[-2] \
+        and "; heatmap fell " in lines[-2]
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert (m["head"], m["grid"], m["steps"]) == ("detection", 9, 60)
+    assert [c["term"] for c in m["judgement"]["checks"]] == ["loss", "box", "heatmap"]
+    assert 0.0 <= m["val"]["map50"] <= 1.0
+
+
+@pytest.mark.slow
+def test_multilabel_head_after_convert_passes(det_run):
     code, text, run_dir = det_run
     assert code == 0, text
     assert "data: tfrecords (detection, 4 classes)" in text
