@@ -463,8 +463,9 @@ def test_split_folder_tree_named_tfrecords_gets_another_output_name(tmp_path):
            "smoketrain tfrecords-records`" in text
 
 
-def test_coco_dataset_says_to_run_convert_first(tmp_path):
-    coco = FIXTURES / "coco"
+@pytest.mark.parametrize("name", ["coco", "voc", "yolo"])
+def test_detection_dataset_says_to_run_convert_first(tmp_path, name):
+    coco = FIXTURES / name
     code, text = run_cli("smoketrain", str(coco), "--weights", "none")
     assert code == 2
     assert text.strip() == (
@@ -481,7 +482,7 @@ def test_empty_directory_names_the_fix(tmp_path):
     assert text.strip() == (
         f"Error: {empty}: expected a directory written by `cocoprep convert` or `cocoprep "
         f"split`, found an empty directory: write records with `cocoprep convert SRC -o "
-        f"{empty}` (COCO) or `cocoprep split SRC -o {empty}` (a folder per class), or pass "
+        f"{empty}` (COCO, Pascal VOC, YOLO) or `cocoprep split SRC -o {empty}` (a folder per class), or pass "
         "the directory they went to")
 
 

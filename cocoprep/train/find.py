@@ -68,8 +68,9 @@ def find_data(data: str, train_split: str | None, val_split: str | None) -> Trai
 
 def refuse_unwritten(data: str) -> None:
     """A directory that holds no records yet (empty, a class-folder tree of images, a
-    COCO dataset): say which command writes them, with DATA filled in."""
+    detection dataset): say which command writes them, with DATA filled in."""
     from cocoprep.manifest import MANIFEST_NAME
+    from cocoprep.sources import formats
     from cocoprep.sources.folder import is_hidden
 
     path = Path(data)
@@ -82,10 +83,10 @@ def refuse_unwritten(data: str) -> None:
     next_step = f"then `cocoprep smoketrain {out}`"
     if not entries:
         raise InputError(data, f"{_TOOLS}", "an empty directory: write records with "
-                         f"`cocoprep convert SRC -o {data}` (COCO) or `cocoprep split SRC -o "
+                         f"`cocoprep convert SRC -o {data}` (COCO, Pascal VOC, YOLO) or `cocoprep split SRC -o "
                          f"{data}` (a folder per class), or pass the directory they went to")
     folders = [e for e in entries if (path / e).is_dir()]
-    if "annotations" in folders or any(e.lower().endswith(".json") for e in entries):
+    if any(module.detect(path) for module in formats()):  # COCO, Pascal VOC, YOLO
         raise InputError(data, _TOOLS, "annotations, not records: run "
                          f"`cocoprep convert {data} -o {out}` first, {next_step}")
     if folders and any(_holds_images(path / f) for f in folders):
