@@ -142,8 +142,9 @@ def _open(data: bytes) -> Image.Image:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as e:
             raise ItemSkipped(DECOMPRESSION_BOMB, error_text(e)) from None
-        except Exception as e:  # Pillow raises many types for unknown/garbled headers
-            raise _corrupt("not a readable image", e) from None
+        except Exception as e:  # Pillow raises many types; 0 bytes: an interrupted copy
+            raise (_corrupt("not a readable image", e) if data
+                   else ItemSkipped(CORRUPT_IMAGE, "an empty file (0 bytes)")) from None
     _bomb_check(im.width, im.height)
     return im
 
@@ -307,16 +308,8 @@ def _read_exif(im: Image.Image) -> Image.Exif | bytes:
         raise _corrupt("EXIF block does not parse", e) from None
 
 
-EMPTY_FILE_DETAIL = "an empty file (0 bytes)"
-
-
 def _check(data: bytes, *, orientation: str, expected_size: tuple[int, int] | None,
            fast: bool, max_side: int | None = None) -> tuple[ImageCheck, Image.Image | None]:
-    if not data:
-        # Said plainly: an interrupted copy or download leaves 0-byte files, and
-        # Pillow's "cannot identify image file" hides that. The reason stays
-        # corrupt_image (its hint already asks whether the files are complete).
-        raise ItemSkipped(CORRUPT_IMAGE, EMPTY_FILE_DETAIL)
     if data.startswith(pngcheck.SIGNATURE):
         return _check_png(data, orientation=orientation, expected_size=expected_size), None
     return _check_with_pillow(data, orientation=orientation, expected_size=expected_size,
