@@ -190,7 +190,7 @@ def ops(repeats: int = 40) -> None:
             lambda x: aug.letterbox({"image": x}, (SIZE, SIZE)), image),
         "letterbox 600x450 crop -> 640 (upscale)": (
             lambda x: aug.letterbox({"image": x}, (SIZE, SIZE)), crop),
-        "12 masks resize, one [H,W,N] op": (lambda m: aug._resize_masks(m, size), masks),
+        "12 masks resize, one [H,W,N] op": (lambda m: aug.resize_masks(m, size), masks),
         "12 masks resize, one op per mask (before)": (
             lambda m: tf.image.resize(m[..., None], size, method="nearest")[..., 0], masks),
         "default detection ops, boxes": (lambda x: aug.Compose(aug.default_ops(

@@ -142,8 +142,9 @@ def _open(data: bytes) -> Image.Image:
             im = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as e:
             raise ItemSkipped(DECOMPRESSION_BOMB, error_text(e)) from None
-        except Exception as e:  # Pillow raises many types for unknown/garbled headers
-            raise _corrupt("not a readable image", e) from None
+        except Exception as e:  # Pillow raises many types; 0 bytes: an interrupted copy
+            raise (_corrupt("not a readable image", e) if data
+                   else ItemSkipped(CORRUPT_IMAGE, "an empty file (0 bytes)")) from None
     _bomb_check(im.width, im.height)
     return im
 

@@ -53,162 +53,20 @@ from __future__ import annotations
 import numbers
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from cocoprep import schema
-from cocoprep.errors import InputError, ManifestError, UsageError
+from cocoprep.datasetinfo import DECODE_SCALES, DatasetInfo, describe
+from cocoprep.errors import UsageError
 from cocoprep.labelmap import LabelMap
-from cocoprep.manifest import MANIFEST_NAME, Manifest
-from cocoprep.shards import resolve
-from cocoprep.tfimport import error_text
+
+__all__ = ["load", "describe", "DatasetInfo", "DEFAULT_SHUFFLE_BUFFER"]
 
 DEFAULT_SHUFFLE_BUFFER = 1024
 _PARSE_BATCH = 64
 _READ_BUFFER = 8 << 20
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What `load` found out about a split before building the pipeline.
-
-    Attributes:
-        task: ``detection`` or ``classification``.
-        files: shard paths in stored order.
-        num_examples: examples in those shards (None when read from a glob
-            without a manifest).
-        label_map: the label map (label-map ids for detection, stored labels for
-            classification), or None when none was found.
-        label_offset: subtracted from stored classification labels.
-        has_masks / num_keypoints / has_captions: optional features present.
-        split: the split name (None for a glob).
-    """
-
-    task: str
-    files: tuple[str, ...]
-    num_examples: int | None
-    label_map: LabelMap | None
-    label_offset: int = 0
-    has_masks: bool = False
-    has_keypoints: bool = False
-    num_keypoints: int = 0
-    has_captions: bool = False
-    split: str | None = None
-    manifest: Manifest | None = field(default=None, repr=False)
-
-    @property
-    def num_classes(self) -> int | None:
-        return len(self.label_map) if self.label_map is not None else None
-
-    @property
-    def class_names(self) -> list[str] | None:
-        return self.label_map.names if self.label_map is not None else None
-
-
-# ------------------------------------------------------------------ discovery
-
-def _read_label_map(directory: Path, manifest: Manifest | None, task: str) -> LabelMap | None:
-    if task == "detection":
-        name = manifest.label_map if manifest is not None else "label_map.pbtxt"
-        if name and (directory / name).is_file():
-            return LabelMap.read_pbtxt(directory / name)
-        return None
-    name = manifest.labels_txt if manifest is not None else "labels.txt"
-    start = manifest.label_offset if manifest is not None else 0
-    if name and (directory / name).is_file():
-        return LabelMap.read_labels_txt(directory / name, start=start)
-    return None
-
-
-def _peek(files: Sequence[str], scan: int = 1000) -> tuple[set[str] | None, int]:
-    """The feature keys of the first record in `files` (None if all are empty) and
-    the keypoints per object (0 if none among the first `scan` records with objects)."""
-    import tensorflow as tf
-    from google.protobuf.message import DecodeError
-
-    keys = None
-    kx = schema.DETECTION.feature("keypoint_x").key
-    labels = schema.DETECTION.feature("class_label").key
-    seen = 0
-    for f in files:
-        try:
-            for raw in tf.data.TFRecordDataset(f).take(scan - seen):
-                try:
-                    feature = tf.train.Example.FromString(raw.numpy()).features.feature
-                except DecodeError:
-                    raise InputError(f, "cocoprep records", "a record that is not a "
-                                     "tf.train.Example") from None
-                if keys is None:
-                    keys = set(feature.keys())
-                    if kx not in keys:
-                        return keys, 0
-                n = len(feature[labels].int64_list.value)
-                if n:
-                    return keys, len(feature[kx].float_list.value) // n
-                seen += 1
-        except (tf.errors.DataLossError, tf.errors.OutOfRangeError) as e:
-            # TensorFlow's message ("corrupted record at 0") names no file.
-            raise InputError(f, "readable TFRecord shards",
-                             f"{error_text(e)} (run `cocoprep verify` to list every damaged "
-                             "record)") from None
-        if seen >= scan:
-            break
-    return keys, 0
-
-
-def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
-    """Find the shards, task, label map and optional features of `path`/`split`.
-
-    `path` is an output directory of `cocoprep convert`/`split` (read through its
-    manifest.json) or a glob of shard files (task inferred from the record keys;
-    a manifest or label map beside the shards is used when present).
-    """
-    shards = resolve(path)
-    directory, manifest = shards.directory, shards.manifest
-    if manifest is None and (directory / MANIFEST_NAME).is_file():
-        try:  # a manifest beside the shards of a glob gives the label map
-            manifest = Manifest.read(directory)
-        except ManifestError:
-            manifest = None
-    files = list(shards.split_files(split))
-    if not shards.from_glob:
-        missing = shards.missing(split)
-        if missing:
-            raise ManifestError(directory / MANIFEST_NAME,
-                                f"split {split!r} lists {len(missing)} shard(s) that do not "
-                                f"exist, e.g. {Path(missing[0]).name}")
-    split_name = None if shards.from_glob else split
-    num_examples = None if shards.from_glob else manifest.splits[split].num_examples
-
-    keys, num_keypoints = _peek(files)
-    known_task = manifest is not None and manifest.task in schema.SCHEMAS
-    if known_task and (keys is None or not shards.from_glob):
-        task = manifest.task
-    elif keys is not None:
-        task = schema.infer_task(keys)
-        if task is None:
-            raise InputError(files[0], "cocoprep detection or classification records",
-                             "records with other feature keys")
-    else:
-        raise InputError(shards.path, "shards with at least one record", "only empty shards")
-    task_schema = schema.schema_for(task)
-    present = set(keys or ())
-    has = {f.name: f.key in present for f in task_schema.features}
-    label_map = _read_label_map(directory, manifest, task)
-    return DatasetInfo(
-        task=task,
-        files=tuple(files),
-        num_examples=num_examples,
-        label_map=label_map,
-        label_offset=manifest.label_offset if manifest is not None else 0,
-        has_masks=has.get("mask", False),
-        has_keypoints=has.get("keypoint_x", False),
-        num_keypoints=num_keypoints,
-        has_captions=has.get("caption", False),
-        split=split_name,
-        manifest=manifest,
-    )
 
 
 # ------------------------------------------------------------------ parsing
@@ -269,6 +127,7 @@ class _Options:
     deterministic: bool
     repeat: bool
     drop_remainder: bool
+    decode_scale: str = "auto"
 
 
 def _size_pair(image_size) -> tuple[int, int] | None:
@@ -296,7 +155,10 @@ def _positive_int(name: str, value) -> None:
 
 
 def _check_options(info: DatasetInfo, *, image_size, batch_size, max_boxes, shuffle, seed,
-                   shuffle_buffer, deterministic, repeat, drop_remainder) -> _Options:
+                   shuffle_buffer, deterministic, repeat, drop_remainder,
+                   decode_scale: str = "auto") -> _Options:
+    if decode_scale not in DECODE_SCALES:
+        raise UsageError("decode_scale", " or ".join(map(repr, DECODE_SCALES)), decode_scale)
     size = _size_pair(image_size)
     if batch_size is not None:
         _positive_int("batch_size", batch_size)
@@ -318,7 +180,7 @@ def _check_options(info: DatasetInfo, *, image_size, batch_size, max_boxes, shuf
                     max_boxes=int(max_boxes), shuffle=bool(shuffle),
                     shuffle_buffer=int(shuffle_buffer), base_seed=base_seed,
                     deterministic=bool(deterministic), repeat=bool(repeat),
-                    drop_remainder=bool(drop_remainder))
+                    drop_remainder=bool(drop_remainder), decode_scale=decode_scale)
 
 
 # ------------------------------------------------------------------ record stream
@@ -441,10 +303,13 @@ def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
     ops = list(pipeline.ops) if pipeline is not None else []
     detection = info.task == "detection"
     steps: list = []
-    if not (ops and getattr(ops[0], "decodes", False)):
+    full = opts.decode_scale == "full"
+    if full or not (ops and getattr(ops[0], "decodes", False)):
         # A reduced-scale decode only where nothing before the resize depends on the
-        # pixel size, and masks (decoded at stored size) are absent.
-        reduce = (opts.size is not None and not info.has_masks
+        # pixel size, and masks (decoded at stored size) are absent (DECODE_RULES).
+        # With "full", an op that would decode only its window (RandomResizedCrop)
+        # gets decoded pixels instead and crops them.
+        reduce = (not full and opts.size is not None and not info.has_masks
                   and all(getattr(op, "scale_invariant", False) for op in ops))
         steps.append(_augment.Decode(opts.size if reduce else None, keep_aspect=detection))
     steps += ops
@@ -495,6 +360,7 @@ def load(
     drop_remainder: bool = False,
     deterministic: bool | None = None,
     prefetch: bool = True,
+    decode_scale: str = "auto",
 ):
     """Read a split of cocoprep records as a `tf.data.Dataset`.
 
@@ -507,8 +373,16 @@ def load(
             docstring for padding values). Needs `image_size` so that images stack.
         image_size: int or (height, width). Detection: letterbox (keep aspect
             ratio, pad bottom/right with 0; boxes, masks and keypoints remapped).
-            Classification: plain resize. Images become float32 0..255. A JPEG that
-            shrinks 2x or more is decoded at reduced DCT scale (never below the size).
+            Classification: plain resize. Images become float32 0..255.
+        decode_scale: ``"auto"``: a JPEG that the resize shrinks 2x or more is
+            decoded at reduced DCT scale (1/2, 1/4, 1/8; never below the size),
+            unless the records hold masks (then always at full scale: masks keep
+            the stored size, and the image must match them); so the same JPEG can
+            give slightly different pixels with and without masks (`describe(...)`
+            `.decode_rule` says which rule applies). ``"full"``: always decode at
+            full scale, then resize: the pixels of ``tf.io.decode_image`` followed
+            by ``tf.image.resize`` (or the letterbox), for evaluation that must
+            match a serving pipeline; slower on large JPEGs.
         shuffle: shuffle shard order and records (buffer `shuffle_buffer`);
             default: only for the ``train`` split.
         augment: ``"default"`` (a preset for the task), a `cocoprep.augment`
@@ -535,7 +409,8 @@ def load(
     opts = _check_options(info, image_size=image_size, batch_size=batch_size,
                           max_boxes=max_boxes, shuffle=shuffle, seed=seed,
                           shuffle_buffer=shuffle_buffer, deterministic=deterministic,
-                          repeat=repeat, drop_remainder=drop_remainder)
+                          repeat=repeat, drop_remainder=drop_remainder,
+                          decode_scale=decode_scale)
     to_element = _element_fn(info, opts, augment)
     records = _record_stream(info.files, opts, input_context)
     parse = _parse_batch(schema.schema_for(info.task), _parsed_names(info))

@@ -341,10 +341,10 @@ def test_masks_resize_as_one_image_equals_one_resize_per_mask():
     rng = np.random.default_rng(3)
     masks = tf.constant((rng.random((5, 37, 53)) > 0.5).astype(np.uint8))
     for size in [(80, 111), (20, 29), (37, 53)]:
-        one = aug._resize_masks(masks, tf.constant(size))
+        one = aug.resize_masks(masks, tf.constant(size))
         each = tf.image.resize(masks[..., None], size, method="nearest")[..., 0]
         np.testing.assert_array_equal(one.numpy(), each.numpy())
-    empty = aug._resize_masks(tf.zeros([0, 37, 53], tf.uint8), tf.constant((8, 9)))
+    empty = aug.resize_masks(tf.zeros([0, 37, 53], tf.uint8), tf.constant((8, 9)))
     assert empty.shape == (0, 8, 9)
 
 

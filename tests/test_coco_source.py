@@ -72,6 +72,88 @@ def test_discover_errors(tmp_path):
         layout.discover(tmp_path)
 
 
+def _coco_beside_images(root, json_name, fixtures_dir):
+    """`annotations/<json_name>` with the fixture's train images flat in `images/`."""
+    import shutil
+
+    (root / "annotations").mkdir(parents=True)
+    shutil.copy(fixtures_dir / "coco" / "annotations" / "instances_train.json",
+                root / "annotations" / json_name)
+    shutil.copytree(fixtures_dir / "coco" / "train", root / "images")
+    return root
+
+
+@pytest.mark.parametrize("json_name, split", [("instances.json", "train"),
+                                              ("instances_train.json", "train"),
+                                              ("instances_minival2014.json", "minival2014")])
+def test_annotations_json_beside_flat_images_is_a_coco_root(tmp_path, fixtures_dir,
+                                                            json_name, split):
+    from conftest import run_cli
+
+    src = _coco_beside_images(tmp_path / "src", json_name, fixtures_dir)
+    [s] = layout.discover(src).splits
+    assert (s.name, s.image_dir, s.instances.name) == (split, src / "images", json_name)
+    code, text = run_cli("convert", str(src), "-o", str(tmp_path / "out"), "--workers", "1")
+    assert code == 0, text
+    first, second = text.splitlines()[:2]
+    assert first == "layout: COCO layout (1 split)"
+    assert second.split() == [split, "7", "images", "14", "objects", "in", "1", "shard(s)"]
+
+
+def test_bare_kind_json_names_the_whole_set(tmp_path):
+    assert layout.kind_and_split(tmp_path / "instances.json") == (layout.INSTANCES, "train")
+    assert layout.kind_and_split(tmp_path / "person_keypoints.json") == (layout.KEYPOINTS,
+                                                                         "train")
+    assert layout.kind_and_split(tmp_path / "export.json") == (layout.GENERIC, "export")
+
+
+def test_json_alone_stops_before_writing_and_names_images(tmp_path, fixtures_dir):
+    from conftest import run_cli
+
+    src = _coco_beside_images(tmp_path / "src", "instances_train.json", fixtures_dir)
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "instances_train.json").write_bytes(
+        (src / "annotations" / "instances_train.json").read_bytes())
+    out = tmp_path / "out"
+    code, text = run_cli("convert", str(lone / "instances_train.json"), "-o", str(out))
+    assert code == 2
+    assert text.strip() == (f"Error: {lone / 'instances_train.json'}: expected its images "
+                            "beside it, or their folder given with --images DIR, found no "
+                            f"image file in {lone}")
+    assert not out.exists()
+    # An images folder nearby is named.
+    moved = lone / "ann"
+    moved.mkdir()
+    (lone / "instances_train.json").rename(moved / "x.json")
+    (src / "images").rename(lone / "images")
+    code, text = run_cli("convert", str(moved / "x.json"), "-o", str(out))
+    assert code == 2 and text.strip().endswith(
+        f"found no image file in {moved} (--images {lone / 'images'}?)")
+    assert not out.exists()
+    code, text = run_cli("convert", str(moved / "x.json"), "--images", str(lone / "images"),
+                         "-o", str(out), "--workers", "1")
+    assert code == 0, text
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"foo": 1}', "expected the top-level key(s) 'images', 'annotations', 'categories', "
+                   "found keys foo"),
+    ("[1, 2]", "expected a JSON object ('{') with images, annotations and categories at line "
+               "1 column 1, found a JSON list ('[')"),
+])
+def test_json_that_is_not_coco_as_src(tmp_path, text, message):
+    from conftest import run_cli, write_image
+
+    src = tmp_path / "data.json"
+    src.write_text(text)
+    write_image(tmp_path / "a.jpg")
+    code, out = run_cli("convert", str(src), "-o", str(tmp_path / "out"))
+    assert code == 2
+    assert out.strip() == f"Error: {src}: {message}"
+    assert not (tmp_path / "out").exists()
+
+
 def test_select_splits_unknown_name(fixtures_dir):
     found = layout.discover(fixtures_dir / "coco")
     assert [s.name for s in layout.select_splits(found, ["val"]).splits] == ["val"]
@@ -110,22 +192,48 @@ def test_stream_reader_across_chunk_boundaries(tmp_path, monkeypatch, chunk):
     assert got.bbox[0].tolist() == [0.125, 2e-3, 100.5, 3.0]
 
 
-@pytest.mark.parametrize("text, found", [
-    ("", "an empty file"),
-    ("[1, 2]", "expected a JSON object"),
-    ('{"images": [}', "Expecting value"),
-    ('{"images": [], "annotations": [], "categories": []', "found the end of the file"),
-    ('{"images": [], "annotations": [], "categories": []} x', "extra data"),
-    ('{"images": [', "the file ends too early"),
-    ('{"images": [{"id": 1, "file_name": "a', "the file ends too early"),
-    ('{"images": [{"id": 1,}]}', "Expecting property name"),
+@pytest.mark.parametrize("text, message", [
+    ("", "expected a JSON object, found an empty file"),
+    ("[1, 2]", "expected a JSON object ('{') with images, annotations and categories at line 1 "
+               "column 1, found a JSON list ('[')"),
+    ('"x"', "expected a JSON object ('{') with images, annotations and categories at line 1 "
+            "column 1, found a JSON string"),
+    ('{"images": [}', "expected valid JSON at line 1 column 13, found a syntax error "
+                      "(Expecting value)"),
+    ('{"images": [], "annotations": [], "categories": []',
+     "expected ',' or '}' at line 1 column 51, found the end of the file"),
+    ('{"images": [], "annotations": [], "categories": []} x',
+     "expected the end of the file after the top-level object at line 1 column 53, found more "
+     "data"),
+    ('{"images": [', "expected the rest of the JSON at line 1 column 13, found the end of the "
+                     "file (truncated?)"),
+    ('{"images": [{"id": 1, "file_name": "a', "expected the rest of the JSON at line 1 column "
+                                             "36, found the end of the file (truncated?)"),
+    ('{"images": [{"id": 1,}]}', "expected valid JSON at line 1 column 22, found a syntax "
+                                 "error (Expecting property name enclosed in double quotes)"),
+    ("{1: 2}", "expected a key in double quotes at line 1 column 2, found '1'"),
+    ('{"foo": 1}', "expected the top-level key(s) 'images', 'annotations', 'categories', found "
+                   "keys foo"),
+    ('{"info": {}, "images": []}', "expected the top-level key(s) 'annotations', "
+                                   "'categories', found keys images, info"),
+    ("{}", "expected the top-level key(s) 'images', 'annotations', 'categories', found an "
+           "empty object"),
 ])
-def test_invalid_json_is_an_input_error(tmp_path, text, found):
+def test_invalid_json_is_an_input_error(tmp_path, text, message):
+    """Each message says what was expected and what was found, once each."""
     path = tmp_path / "instances_bad.json"
     path.write_text(text)
-    with pytest.raises(InputError, match=found) as e:
+    with pytest.raises(InputError) as e:
         coco.read_coco_file(path)
-    assert str(e.value).startswith(str(path))
+    assert str(e.value) == f"{path}: {message}"
+    assert str(e.value).count("expected") == 1 and e.value.exit_code == 2
+
+
+def test_dict_without_coco_keys_names_the_keys_found():
+    with pytest.raises(InputError) as e:
+        coco.parse_coco_dict({"foo": 1, 2: 3}, "x.json")
+    assert str(e.value) == ("x.json: expected the top-level key(s) 'images', 'annotations', "
+                            "'categories', found keys 2, foo")
 
 
 def test_invalid_json_error_names_the_line(tmp_path):
@@ -354,8 +462,8 @@ def test_too_deeply_nested_json_is_an_input_error(tmp_path):
     path = tmp_path / "instances_t.json"
     path.write_text('{"info": ' + "[" * 100000 + "]" * 100000 +
                     ', "images": [], "annotations": [], "categories": []}')
-    with pytest.raises(InputError, match=r"expected valid COCO JSON, found values nested too "
-                       r"deeply at line 1 column 10"):
+    with pytest.raises(InputError, match=r"expected JSON values nested less deeply at line 1 "
+                       r"column 10, found values nested too deeply for Python's JSON decoder"):
         coco.read_coco_file(path)
 
 

@@ -272,3 +272,32 @@ def test_a_broken_exif_block_only_matters_when_the_orientation_does():
         images.prepare_image(data, orientation="always")
     assert info.value.reason == images.CORRUPT_IMAGE
     assert info.value.detail.startswith("EXIF block does not parse (")
+
+
+def test_empty_file_is_reported_as_empty(tmp_path):
+    """A 0-byte .jpg (an interrupted copy) says so, not Pillow's 'cannot identify'."""
+    with pytest.raises(ItemSkipped) as info:
+        images.prepare_image(b"")
+    assert (info.value.reason, info.value.detail) == ("corrupt_image", "an empty file (0 bytes)")
+    with pytest.raises(ItemSkipped) as info:
+        images.check_image(b"")
+    assert info.value.detail == "an empty file (0 bytes)"
+
+
+def test_empty_jpg_in_a_conversion_is_reported_as_empty(tmp_path):
+    import json
+
+    from conftest import coco_dict, run_cli, write_image, write_json
+
+    src = tmp_path / "src"
+    write_json(src / "annotations" / "instances_train.json",
+               coco_dict([(1, "a.jpg", 32, 24), (2, "b.jpg", 32, 24), (3, "empty.jpg", 32, 24)],
+                         []))
+    write_image(src / "train" / "a.jpg")
+    write_image(src / "train" / "b.jpg")
+    (src / "train" / "empty.jpg").write_bytes(b"")
+    code, text = run_cli("convert", str(src), "-o", str(tmp_path / "out"), "--workers", "1")
+    assert code == 0, text
+    [line] = (tmp_path / "out" / "skipped.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert (record["reason"], record["detail"]) == ("corrupt_image", "an empty file (0 bytes)")

@@ -645,3 +645,70 @@ def test_reduced_decode_only_where_nothing_before_the_resize_depends_on_pixel_si
     assert isinstance(first(cls_out, "default"), aug.RandomResizedCrop)  # decodes its window
     det_out, _ = det  # masks: decoded at the stored size, so the image is too
     assert first(det_out, None).fit is None and first(det_out, None).keep_aspect
+
+
+# ------------------------------------------------------------------ decode scale
+
+@pytest.fixture(scope="module")
+def big_jpegs(tmp_path_factory):
+    """Classification records of two 400x520 photo-like JPEGs (stored byte for byte)."""
+    from conftest import photo_jpeg, run_cli
+
+    work = tmp_path_factory.mktemp("bigjpeg")
+    data = {}
+    for cls_name, (h, w) in (("a", (400, 520)), ("b", (520, 400))):
+        path = work / "src" / "train" / cls_name / f"{cls_name}.jpg"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(photo_jpeg(h, w))
+        data[cls_name] = path.read_bytes()
+    code, text = run_cli("split", str(work / "src"), "-o", str(work / "out"), "--quiet",
+                         "--workers", "1")
+    assert code == 0, text
+    return work / "out", data
+
+
+def test_full_scale_decode_matches_decode_image_then_resize(big_jpegs):
+    out, data = big_jpegs
+    full = as_numpy(cocoprep.load(out, "train", image_size=64, decode_scale="full",
+                                  shuffle=False))
+    auto = as_numpy(cocoprep.load(out, "train", image_size=64, shuffle=False))
+    assert len(full) == 2
+    for f, a in zip(full, auto):
+        name = f["label_text"].decode()
+        plain = tf.image.resize(tf.io.decode_image(data[name], channels=3), (64, 64)).numpy()
+        np.testing.assert_array_equal(f["image"], plain)
+        # The default (reduced DCT scale: 400 px -> 64 px is 1/4) gives other pixels.
+        assert np.abs(a["image"] - plain).max() > 1.0
+
+
+def test_full_scale_decode_with_the_default_crop_decodes_whole_images(big_jpegs):
+    """RandomResizedCrop would decode only its window at reduced scale; with "full" it
+    crops fully decoded pixels, so a seeded run equals the op on decode_image output."""
+    from cocoprep import augment as aug
+    from cocoprep.reader import _check_options, _element_steps
+
+    out, _ = big_jpegs
+    info = cocoprep.describe(out, "train")
+    opts = _check_options(info, image_size=64, batch_size=None, max_boxes=100, shuffle=None,
+                          seed=0, shuffle_buffer=8, deterministic=None, repeat=False,
+                          drop_remainder=False, decode_scale="full")
+    steps = _element_steps(info, opts, "default")
+    assert isinstance(steps[0], aug.Decode) and steps[0].fit is None
+    assert isinstance(steps[1], aug.RandomResizedCrop)
+
+
+def test_describe_states_the_decode_rule(det, det_kp):
+    from cocoprep.datasetinfo import DECODE_RULES
+
+    with_masks = cocoprep.describe(det[0], "train")
+    without = cocoprep.describe(det_kp[0], "train")
+    assert with_masks.has_masks and with_masks.decode_rule == DECODE_RULES["masks"]
+    assert with_masks.decode_rule.startswith("auto: full scale (the records hold masks")
+    assert not without.has_masks and without.decode_rule == DECODE_RULES["no_masks"]
+    assert "decode_rule=" in repr(without)
+
+
+def test_decode_scale_must_be_auto_or_full(big_jpegs):
+    with pytest.raises(UsageError) as err:
+        cocoprep.load(big_jpegs[0], "train", image_size=64, decode_scale="half")
+    assert str(err.value) == "decode_scale: expected 'auto' or 'full', found 'half'"

@@ -122,6 +122,19 @@ def test_plan_num_shards(items, total, kwargs, expected):
     assert writer.plan_num_shards(items, total, **kwargs) == expected
 
 
+def test_automatic_shards_one_per_128_items_at_most_16():
+    """Without --num-shards/--shard-size: about one shard per 128 items, never more
+    than 16 by that rule (the README's numbers, spelled out so a changed constant
+    shows here); bytes still add shards beyond it."""
+    assert (writer.AUTO_SHARD_IMAGES, writer.AUTO_SHARDS_MAX) == (128, 16)
+    assert writer.plan_num_shards(128, 0) == 1
+    assert writer.plan_num_shards(129, 0) == 2
+    assert writer.plan_num_shards(15 * 128 + 1, 0) == 16
+    assert writer.plan_num_shards(1_000_000, 1_000_000) == 16
+    assert writer.plan_num_shards(1_000_000, 20 * writer.DEFAULT_SHARD_SIZE + 1) == 21
+    assert writer.plan_num_shards(1_000_000, 1_000_000, shard_size=1 << 30) == 1
+
+
 def test_bad_shard_options():
     with pytest.raises(UsageError, match="--num-shards"):
         writer.plan_num_shards(5, 0, num_shards=0)

@@ -182,6 +182,7 @@ class CocoCollector:
         self._kps_by_row: dict[int, tuple | KeypointsMark] = {}
         self._captions: list[str] | None = [] if kind == CAPTIONS else None
         self.seen_keys: set[str] = set()
+        self.other_keys: set[str] = set()  # top-level keys not read (info, licenses, ...)
         # only instances: valid annotations can take the inline quick path
         self._instances_only = self._kps is None and self._captions is None
 
@@ -355,8 +356,10 @@ class CocoCollector:
     def finish(self) -> CocoFile:
         missing = [k for k in _REQUIRED_KEYS.get(self.kind, ()) if k not in self.seen_keys]
         if missing:
+            found = sorted(self.seen_keys | self.other_keys)
             raise InputError(self.path, f"the top-level key(s) {', '.join(map(repr, missing))}",
-                             f"keys {sorted(self.seen_keys) or 'none'}")
+                             f"keys {', '.join(found[:10])}{', ...' if len(found) > 10 else ''}"
+                             if found else "an empty object")
         image_ids = np.frombuffer(self._image_ids, dtype=np.int64).copy()
         if len(image_ids):
             order = np.argsort(image_ids, kind="stable")
@@ -428,6 +431,7 @@ def parse_coco_dict(data: Any, path: str | Path, kind: str = INSTANCES, *,
         raise InputError(path, "a JSON object with images, annotations and categories",
                          typename(data))
     col = CocoCollector(path, kind, keep_segmentation=keep_segmentation)
+    col.other_keys.update(str(k) for k in data if k not in col.handlers())
     for key, handler in col.handlers().items():
         if key not in data:
             continue
@@ -469,6 +473,6 @@ def _read_coco_file(path: Path, kind: str, keep_segmentation: bool, progress,
         raise InputError(path, "a readable COCO JSON file", e.strerror or str(e)) from None
     with f:
         JsonStream(f, path, progress, drop_polygons=drop_polygons).read_object(
-            col.handlers(), col.seen_keys)
+            col.handlers(), col.seen_keys, col.other_keys)
     return col.finish()
 

@@ -38,6 +38,15 @@ def _drop_polygons(text: str) -> str:
     return _POLYGONS.sub('"segmentation":0', text)
 
 
+# What a JSON text that is not an object starts with, for the error message.
+_TOP_LEVEL = {"[": "a JSON list ('[')", '"': "a JSON string", "t": "true", "f": "false",
+              "n": "null", "-": "a number", **{d: "a number" for d in "0123456789"}}
+
+
+def _found(c: str) -> str:
+    return repr(c) if c else "the end of the file"
+
+
 class JsonStream:
     """A minimal pull reader for one JSON object whose big values are arrays:
     it keeps only a window of the text and decodes one element at a time."""
@@ -103,9 +112,10 @@ class JsonStream:
         col = pos - last_nl if last_nl >= 0 else pos + 1 + (self.char_base if line == 1 else 0)
         return f"line {line} column {col}"
 
-    def error(self, what: str, pos: int | None = None) -> InputError:
+    def error(self, expected: str, found: str, pos: int | None = None) -> InputError:
+        """`path: expected <expected> at line L column C, found <found>`."""
         pos = self.pos if pos is None else pos
-        return InputError(self.path, "valid COCO JSON", f"{what} at {self._where(pos)}")
+        return InputError(self.path, f"{expected} at {self._where(pos)}", found)
 
     def peek(self) -> str:
         while True:
@@ -127,10 +137,12 @@ class JsonStream:
                     continue
                 if self.eof and (e.pos >= len(self.buf.rstrip())
                                  or e.msg.startswith("Unterminated string")):
-                    raise self.error("the file ends too early (truncated?)", e.pos) from None
-                raise self.error(e.msg, e.pos) from None
+                    raise self.error("the rest of the JSON", "the end of the file "
+                                     "(truncated?)", e.pos) from None
+                raise self.error("valid JSON", f"a syntax error ({e.msg})", e.pos) from None
             except RecursionError:
-                raise self.error("values nested too deeply") from None
+                raise self.error("JSON values nested less deeply", "values nested too "
+                                 "deeply for Python's JSON decoder") from None
             if end >= len(self.buf) and not self.eof and self._more():
                 continue  # a number may continue in the next chunk
             self.pos = end
@@ -139,17 +151,19 @@ class JsonStream:
     def expect(self, char: str, what: str) -> None:
         c = self.peek()
         if c != char:
-            raise self.error(f"expected {what}, found {c!r}" if c else f"expected {what}, "
-                             "found the end of the file")
+            raise self.error(what, _found(c))
         self.pos += 1
 
     def read_object(self, handlers: dict[str, Callable[[Any, int], None]],
-                    seen_keys: set[str]) -> None:
+                    seen_keys: set[str], other_keys: set[str] | None = None) -> None:
+        """Read the top-level object, passing each element of a handled key's list to
+        its handler; handled keys go into `seen_keys`, the others into `other_keys`."""
         c = self.peek()
         if c != "{":
             if not c:
                 raise InputError(self.path, "a JSON object", "an empty file")
-            raise self.error(f"expected a JSON object ('{{'), found {c!r}")
+            raise self.error("a JSON object ('{') with images, annotations and categories",
+                             _TOP_LEVEL.get(c, repr(c)))
         self.pos += 1
         first = True
         while True:
@@ -162,13 +176,14 @@ class JsonStream:
                 c = self.peek()
             first = False
             if c != '"':
-                raise self.error("expected a key in double quotes" if c else
-                                 "unexpected end of the file")
+                raise self.error("a key in double quotes", _found(c))
             key = self.value()
             self.expect(":", "':'")
             handler = handlers.get(key)
             if handler is None:
                 self.value()  # info, licenses, ...: not needed
+                if other_keys is not None:
+                    other_keys.add(key)
                 continue
             if self.peek() != "[":
                 found = self.value()
@@ -190,8 +205,7 @@ class JsonStream:
                     self.pos += 1
                     break
                 else:
-                    raise self.error(f"expected ',' or ']' after {key}[{i - 1}], found "
-                                     f"{c!r}" if c else f"unexpected end of the file in {key!r}")
+                    raise self.error(f"',' or ']' after {key}[{i - 1}]", _found(c))
         if self.peek():
-            raise self.error("extra data after the top-level object")
+            raise self.error("the end of the file after the top-level object", "more data")
 

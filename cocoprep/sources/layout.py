@@ -2,25 +2,30 @@
 
 Knows the layouts people actually have:
 
-* COCO 2017 (`annotations/instances_<split>.json`, images in `<split>/` or
-  `images/<split>/`), with `person_keypoints_`, `captions_` and `image_info_` files;
+* COCO 2017 (`annotations/instances_<split>.json`, images in `<split>/`,
+  `images/<split>/` or flat `images/`), with `person_keypoints_`, `captions_` and
+  `image_info_` files; one file without a split in its name
+  (`annotations/instances.json`) is split `train`, the whole set;
 * CVAT "COCO 1.0" (`annotations/instances_default.json`, images in
   `images/default/` or flat in `images/`);
 * Roboflow (`<split>/_annotations.coco.json` beside its images);
 * Label Studio (`result.json` with `images/` beside it);
 * FiftyOne COCODetectionDataset (`labels.json` with `data/` beside it);
-* any single COCO JSON file (images beside it, or `--images DIR`).
+* any single COCO JSON file (images beside it, or `--images DIR`; a file with no
+  image beside it is refused before anything is written, naming `--images`).
 
 Only names and folders are looked at here; nothing is parsed.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from cocoprep.errors import InputError, UsageError
+from cocoprep.images import IMAGE_EXTENSIONS
 
 INSTANCES, KEYPOINTS, CAPTIONS, IMAGE_INFO, GENERIC = (
     "instances", "keypoints", "captions", "image_info", "generic",
@@ -34,6 +39,9 @@ LABEL_STUDIO_NAME = "result.json"
 FIFTYONE_NAME = "labels.json"
 FIFTYONE_DATA = "data"
 CVAT_SPLIT = "default"
+# The split of a file named only by its kind (`instances.json`): the whole set, as
+# TFDS names the one split of a dataset that has one.
+WHOLE_SET_SPLIT = "train"
 
 # Layout names, as the summary shows them.
 COCO_LAYOUT = "COCO layout"
@@ -96,6 +104,8 @@ def kind_and_split(path: Path) -> tuple[str, str]:
     for prefix, kind in _PREFIXES:
         if stem.startswith(prefix) and len(stem) > len(prefix):
             return kind, stem[len(prefix):]
+        if stem == prefix[:-1]:
+            return kind, WHOLE_SET_SPLIT
     return GENERIC, stem
 
 
@@ -137,7 +147,36 @@ def _single_file(src: Path, images: str | Path | None) -> Layout:
     found[kind] = src
     if images is not None:
         image_dir = Path(images)
+    elif layout == JSON_FILE_LAYOUT and not _holds_images(image_dir):
+        # A plain JSON file whose own folder holds no image (tool exports and COCO
+        # roots name their image folder, whose missing files are reported per image).
+        raise _no_images_beside(src, image_dir)
     return Layout(layout, (_checked(SplitFiles(split, image_dir, **found), images),))
+
+
+def _holds_images(folder: Path) -> bool:
+    """An image file in `folder` or one folder below it (names like `train/x.jpg`)."""
+    try:
+        with os.scandir(folder) as entries:  # stops at the first image found
+            for entry in entries:
+                if entry.name.lower().endswith(IMAGE_EXTENSIONS) and entry.is_file():
+                    return True
+                if entry.is_dir() and any(n.lower().endswith(IMAGE_EXTENSIONS)
+                                          for n in os.listdir(entry.path)):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def _no_images_beside(src: Path, image_dir: Path) -> InputError:
+    """A JSON file alone: say so before any shard is written, and point at a folder
+    of images nearby when there is one."""
+    near = [image_dir / "images", image_dir.parent / "images", image_dir.parent]
+    guess = next((d for d in near if d != image_dir and d.is_dir() and _holds_images(d)), None)
+    hint = f" (--images {guess}?)" if guess is not None else ""
+    return InputError(src, "its images beside it, or their folder given with --images DIR",
+                      f"no image file in {image_dir}{hint}")
 
 
 def _coco_root(src: Path, images: str | Path | None) -> Layout | None:
@@ -179,7 +218,8 @@ def discover(src: str | Path, *, images: str | Path | None = None) -> Layout:
             if (src / name).is_file():
                 return _single_file(src / name, images)
         raise InputError(
-            src, "a COCO root (annotations/instances_<split>.json), a Roboflow export "
+            src, "a COCO root (annotations/instances_<split>.json or annotations/"
+            "instances.json), a Roboflow export "
             f"(<split>/{ROBOFLOW_NAME}), a Label Studio export ({LABEL_STUDIO_NAME}), a "
             f"FiftyOne export ({FIFTYONE_NAME}) or a JSON file", "none of these",
         )
@@ -188,7 +228,8 @@ def discover(src: str | Path, *, images: str | Path | None = None) -> Layout:
 
 def _checked(s: SplitFiles, images) -> SplitFiles:
     if not s.image_dir.is_dir():
-        what = "--images" if images is not None else f"the image directory of split {s.name!r}"
+        what = ("--images" if images is not None else
+                f"the image directory of split {s.name!r}; or pass --images DIR")
         raise InputError(s.image_dir, f"a directory of images ({what})", "no such directory")
     return s
 

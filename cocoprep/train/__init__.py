@@ -21,35 +21,38 @@ PASS or FAIL is decided by `verdict`; validation figures (mAP@0.5 for the
 detector) by `metrics`. TensorFlow and Keras are imported inside the functions
 that need them, so importing this package (and starting the CLI) stays fast.
 
-Modules: `backbones`, `heads`, `data`, `device`, `loop`, `verdict`, `metrics`,
-`run`.
+Modules: `find` (which records, or the command that writes them), `backbones`,
+`heads`, `data`, `device`, `loop`, `verdict`, `metrics`, `run`.
 """
 
 from __future__ import annotations
 
-from cocoprep.train.backbones import (BACKBONES, DEFAULT_BACKBONE, Backbone, _keras_cache_dir,
+from cocoprep.train.backbones import (BACKBONES, DEFAULT_BACKBONE, Backbone,
                                       backbone_layer, backbone_of, build_backbone,
-                                      feature_backbone, resolve_weights, unfreeze_top)
+                                      feature_backbone, keras_cache_dir, resolve_weights,
+                                      unfreeze_top)
 from cocoprep.train.data import detection_targets, make_dataset, multi_hot
 from cocoprep.train.device import DevicePlan, choose_device, detect_gpus, dtype_policy, make_strategy
+from cocoprep.train.find import TrainData, find_data, pick_train_val
 from cocoprep.train.heads import (HEADS, Detections, build_model, compile_model, decode,
                                   inference_model)
-from cocoprep.train.loop import PhaseResult, step_recorder
-from cocoprep.train.metrics import _auc, map50
+from cocoprep.train.loop import PhaseResult, json_number, step_recorder
+from cocoprep.train.metrics import auc, map50
 from cocoprep.train.run import (DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_FINE_TUNE_LAYERS,
                                 DEFAULT_LR, DEFAULT_RUN_DIR, DEFAULT_STEPS, DETECTION_HEADS,
                                 METRICS_NAME, MODEL_NAME, PHASE2_LR_FACTOR, SmokeTrainResult,
-                                _pick_splits, smoketrain)
+                                smoketrain)
 from cocoprep.train.verdict import (MIN_TOTAL_STEPS, NOISE_SIGMAS, RunVerdict, Verdict, combine,
                                     detrended_noise, judge)
 
 __all__ = [
     "BACKBONES", "DEFAULT_BACKBONE", "Backbone", "backbone_layer", "backbone_of",
-    "build_backbone", "feature_backbone", "resolve_weights", "unfreeze_top",
+    "build_backbone", "feature_backbone", "keras_cache_dir", "resolve_weights", "unfreeze_top",
     "detection_targets", "make_dataset", "multi_hot",
     "DevicePlan", "choose_device", "detect_gpus", "dtype_policy", "make_strategy",
     "HEADS", "Detections", "build_model", "compile_model", "decode", "inference_model",
-    "PhaseResult", "step_recorder", "map50",
+    "TrainData", "find_data", "pick_train_val",
+    "PhaseResult", "json_number", "step_recorder", "auc", "map50",
     "DEFAULT_BATCH_SIZE", "DEFAULT_DATA", "DEFAULT_FINE_TUNE_LAYERS", "DEFAULT_LR",
     "DEFAULT_RUN_DIR", "DEFAULT_STEPS", "DETECTION_HEADS", "METRICS_NAME", "MODEL_NAME",
     "PHASE2_LR_FACTOR", "SmokeTrainResult", "smoketrain",

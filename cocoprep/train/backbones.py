@@ -55,7 +55,7 @@ def backbone_of(name: str) -> Backbone:
         raise UsageError("--backbone", f"one of {', '.join(BACKBONES)}", name) from None
 
 
-def _keras_cache_dir() -> str:
+def keras_cache_dir() -> str:
     """Where Keras caches downloaded weights (`$KERAS_HOME/models`, default ~/.keras/models)."""
     try:
         from keras.src.backend import config as _config
@@ -102,7 +102,7 @@ def build_backbone(backbone: Backbone | str, *, image_size: int, weights: str | 
         download_failed = (isinstance(e, (OSError, urllib.error.URLError))
                            or "URL fetch failure" in str(e))
         if weights == "imagenet" and download_failed:
-            cache = _keras_cache_dir()
+            cache = keras_cache_dir()
             m = re.search(r"https?://\S+?/([^/\s:]+\.h5)", str(e))
             file_hint = f" ({m.group(1)})" if m else ""
             raise CocoprepError(

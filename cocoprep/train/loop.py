@@ -77,15 +77,16 @@ class PhaseResult:
         return {
             "name": self.name, "steps": self.steps, "learning_rate": self.learning_rate,
             "unfrozen_backbone_layers": self.unfrozen_layers,
-            "initial_loss": _num(self.initial_loss), "final_loss": _num(self.final_loss),
-            "terms": {t: {"initial": _num(v[0]), "final": _num(v[-1])}
+            "initial_loss": json_number(self.initial_loss),
+            "final_loss": json_number(self.final_loss),
+            "terms": {t: {"initial": json_number(v[0]), "final": json_number(v[-1])}
                       for t, v in self.terms.items()},
             "seconds": round(self.seconds, 3),
             "images_per_s": None if self.images_per_s is None else round(self.images_per_s, 2),
         }
 
 
-def _num(v: float | None):
+def json_number(v: float | None):
     """JSON-safe float (NaN/inf become strings, which json.dumps would reject strictly)."""
     if v is None:
         return None

@@ -7,7 +7,7 @@ import io
 from typing import Any, Sequence
 
 
-def _auc(y_true, scores) -> float | None:
+def auc(y_true, scores) -> float | None:
     """ROC AUC (micro: every image x class pair), by the rank-sum formula with
     average ranks for ties; None when only one kind of target is present."""
     import numpy as np
@@ -104,7 +104,7 @@ def evaluate(model, dataset, *, head: str, num_classes: int, image_size: int) ->
         out["accuracy"] = float(np.mean(np.argmax(p, axis=-1) == y))
     else:
         out["loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-        out["auc"] = _auc(y, p)
+        out["auc"] = auc(y, p)
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from cocoprep.errors import InputError, NothingToProve, UsageError
+from cocoprep.errors import InputError, UsageError
 from cocoprep.train import verdict as _verdict
 from cocoprep.train.backbones import (DEFAULT_BACKBONE, Backbone, backbone_layer, backbone_of,
                                       build_backbone, feature_backbone, resolve_weights,
@@ -17,7 +17,8 @@ from cocoprep.train.backbones import (DEFAULT_BACKBONE, Backbone, backbone_layer
 from cocoprep.train.data import make_dataset
 from cocoprep.train.device import DevicePlan, choose_device, detect_gpus, dtype_policy, make_strategy
 from cocoprep.train.heads import TERMS, build_model, compile_model, inference_model
-from cocoprep.train.loop import PhaseResult, _num, train_phase
+from cocoprep.train.find import TrainData, find_data
+from cocoprep.train.loop import PhaseResult, json_number, train_phase
 from cocoprep.train.metrics import evaluate
 from cocoprep.train.verdict import MIN_TOTAL_STEPS, RunVerdict
 
@@ -47,45 +48,18 @@ class SmokeTrainResult:
     model: Any = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class _Data:
-    """What the run trains on, found before anything is built."""
-
-    path: str
-    train: str
-    val: str | None
-    task: str
-    num_classes: int
-    class_names: list[str] | None
-    num_examples: int | None
-
-
-def _pick_splits(data: str, train_split: str | None, val_split: str | None):
-    """The train and validation split names of DATA (the shared rule of
-    `cocoprep.splitnames.pick_splits`) and its manifest (None for a shard glob,
-    whose split is `train_split` or `train`)."""
-    from cocoprep.shards import resolve
-    from cocoprep.splitnames import pick_splits
-
-    shards = resolve(data)
-    manifest = shards.manifest
-    if manifest is None:
-        return train_split or "train", None, None
-    counts = {n: s.num_examples for n, s in manifest.splits.items()}
-    choice = pick_splits(list(manifest.splits), counts=counts, train=train_split,
-                         val=val_split, where=str(data))
-    return choice.train, choice.val, manifest
-
-
 def _validate_options(*, bb: Backbone, steps: int, batch_size: int, image_size: int,
                       fine_tune_layers: int, lr: float) -> None:
     if steps < 1:
         raise UsageError("--steps", "a positive number of steps per phase", steps)
-    total = steps * (2 if fine_tune_layers > 0 else 1)
-    if total < MIN_TOTAL_STEPS:
-        raise UsageError(
-            "--steps", f"at least {MIN_TOTAL_STEPS} steps in all to judge the loss trend "
-                       f"(with --fine-tune-layers 0 there is one phase)", steps)
+    phases = 2 if fine_tune_layers > 0 else 1
+    if steps * phases < MIN_TOTAL_STEPS:
+        # Name --fine-tune-layers only when the user set it to 0 (the default is 30).
+        how = (f"--steps {-(-MIN_TOTAL_STEPS // 2)} or more (each of the 2 phases runs "
+               "--steps steps)" if phases == 2 else
+               f"--steps {MIN_TOTAL_STEPS} or more (--fine-tune-layers 0 leaves one phase)")
+        raise UsageError("--steps", f"at least {MIN_TOTAL_STEPS} steps in all to judge the "
+                                    f"loss trend: {how}", steps)
     if batch_size < 1:
         raise UsageError("--batch-size", "a positive batch size", batch_size)
     if image_size < bb.min_size:
@@ -109,42 +83,7 @@ def _choose_head(task: str, head: str | None) -> str:
     return head
 
 
-def _find_data(data: str, train_split: str | None, val_split: str | None) -> _Data:
-    from cocoprep import reader
-
-    from cocoprep.shards import is_glob
-
-    if not Path(data).exists() and not is_glob(data):
-        raise InputError(data, "a directory written by `cocoprep convert` or `cocoprep split` "
-                               "(run one of them first, or pass DATA)", "nothing at that path")
-    train_name, val_name, manifest = _pick_splits(data, train_split, val_split)
-    info = reader.describe(data, train_name)
-    if info.num_classes is None:
-        raise InputError(data, "a label map (label_map.pbtxt or labels.txt) beside the shards",
-                         "none")
-    if info.num_examples == 0:
-        raise InputError(data, f"examples in split {train_name!r}", "0")
-    if manifest is not None:
-        _check_provable(data, train_name, manifest.splits[train_name], info)
-    return _Data(data, train_name, val_name, info.task, info.num_classes, info.class_names,
-                 info.num_examples)
-
-
-def _check_provable(data: str, split: str, stats, info) -> None:
-    """Refuse data on which no training could show the records are right."""
-    if info.task == "detection" and stats.num_objects == 0:
-        raise NothingToProve(data, split, f"holds no objects (0 boxes in "
-                                          f"{stats.num_examples} images): a detector has "
-                                          "nothing to learn and its loss falls to 0 anyway")
-    if info.task == "classification":
-        present = [c for c, n in stats.class_counts.items() if n > 0]
-        if (len(present) if stats.class_counts else info.num_classes) < 2:
-            only = f" ({present[0]!r})" if present else ""
-            raise NothingToProve(data, split, f"holds a single class{only}: every label is "
-                                              "the same, so nothing shows they line up")
-
-
-def _build(bb: Backbone, d: _Data, head: str, *, size: int, weights, lr: float, xla: bool):
+def _build(bb: Backbone, d: TrainData, head: str, *, size: int, weights, lr: float, xla: bool):
     if head == "detection":
         base = feature_backbone(bb, image_size=size, weights=weights)
     else:
@@ -216,7 +155,7 @@ def _run_phases(model, dataset, *, head: str, steps: int, lr: float, fine_tune_l
     return phases
 
 
-def _say_setup(say, plan: DevicePlan, d: _Data) -> None:
+def _say_setup(say, plan: DevicePlan, d: TrainData) -> None:
     say(f"device: {plan.describe()}, precision {plan.precision}, "
         f"XLA {'on' if plan.xla else 'off'}")
     n_train = f"{d.num_examples} images" if d.num_examples is not None else "a glob"
@@ -282,11 +221,55 @@ def smoketrain(
     the detection model's output into boxes with `cocoprep.train.decode`.
     """
     say = log or (lambda _line: None)
+    setup = _prepare(data, run_dir, backbone=backbone, weights=weights, head=head, steps=steps,
+                     batch_size=batch_size, image_size=image_size,
+                     fine_tune_layers=fine_tune_layers, lr=lr, train_split=train_split,
+                     val_split=val_split)
+    plan = plan or choose_device(detect_gpus())
+    _say_setup(say, plan, setup.d)
+    trained = _train(setup, plan, steps=steps, batch_size=batch_size,
+                     fine_tune_layers=fine_tune_layers, lr=lr, seed=seed, progress=progress,
+                     say=say)
+    verdict = _judge(setup.head, trained.phases)
+    images_per_s = _throughput(trained.phases, batch_size)
+    _say_throughput(say, images_per_s, len(trained.phases))
+    metrics = _metrics(verdict, setup, trained, plan=plan, batch_size=batch_size, seed=seed,
+                       steps=steps, fine_tune_layers=fine_tune_layers,
+                       images_per_s=images_per_s)
+    out = Path(run_dir)
+    metrics_path, model_path = _write(out, metrics, trained.model)
+    return SmokeTrainResult(verdict.passed, verdict, metrics, out, metrics_path, model_path,
+                            tuple(trained.phases), trained.model)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """Everything decided before Keras is imported: options checked, data found."""
+
+    bb: Backbone
+    size: int
+    weights: str | None  # for keras.applications: "imagenet", None or a file
+    weights_label: str  # as metrics.json and the report name them
+    d: TrainData
+    head: str
+
+
+@dataclass(frozen=True)
+class _Trained:
+    model: Any
+    phases: list[PhaseResult]
+    val: dict | None
+    grid: int | None
+
+
+def _prepare(data, run_dir, *, backbone: str, weights: str, head: str | None, steps: int,
+             batch_size: int, image_size: int | None, fine_tune_layers: int, lr: float,
+             train_split: str | None, val_split: str | None) -> _Setup:
+    """Check the options, the run directory and the data, cheapest first."""
     bb = backbone_of(backbone)
     size = int(image_size) if image_size is not None else bb.native_size
     _validate_options(bb=bb, steps=steps, batch_size=batch_size, image_size=size,
                       fine_tune_layers=fine_tune_layers, lr=lr)
-    data = os.fspath(data)
     weights_arg = resolve_weights(weights)
     if Path(run_dir).exists() and not Path(run_dir).is_dir():
         # Found now, not after the training when model.keras is saved.
@@ -294,54 +277,47 @@ def smoketrain(
                          "a file")
     if head is not None and head not in DETECTION_HEADS:
         raise UsageError("--head", " or ".join(DETECTION_HEADS), head)
-    d = _find_data(data, train_split, val_split)
-    head = _choose_head(d.task, head)
+    d = find_data(os.fspath(data), train_split, val_split)
+    label = weights if weights_arg is None or weights_arg == "imagenet" else weights_arg
+    return _Setup(bb, size, weights_arg, label, d, _choose_head(d.task, head))
+
+
+def _train(s: _Setup, plan: DevicePlan, *, steps: int, batch_size: int,
+           fine_tune_layers: int, lr: float, seed: int, progress: bool, say) -> _Trained:
+    """Build the model, run the phases, evaluate on the validation split."""
     import keras
 
-    plan = plan or choose_device(detect_gpus())
-    _say_setup(say, plan, d)
-    weights_label = weights if weights_arg is None or weights_arg == "imagenet" else weights_arg
     keras.utils.set_random_seed(seed)
     with dtype_policy(plan.precision), make_strategy(plan).scope():
-        model = _build(bb, d, head, size=size, weights=weights_arg, lr=lr, xla=plan.xla)
-        grid = int(model.get_layer("box").output.shape[1]) if head == "detection" else None
-        where = f" on {bb.feature_layer} ({grid}x{grid} cells)" if grid else ""
-        say(f"model: {bb.name}, weights {weights_label}, {size}x{size} px, batch {batch_size}, "
-            f"{HEAD_WORDS[head]}{where}")
+        model = _build(s.bb, s.d, s.head, size=s.size, weights=s.weights, lr=lr, xla=plan.xla)
+        grid = int(model.get_layer("box").output.shape[1]) if s.head == "detection" else None
+        where = f" on {s.bb.feature_layer} ({grid}x{grid} cells)" if grid else ""
+        say(f"model: {s.bb.name}, weights {s.weights_label}, {s.size}x{s.size} px, "
+            f"batch {batch_size}, {HEAD_WORDS[s.head]}{where}")
 
         def dataset(split: str, *, train: bool, seed_: int, with_objects: bool = False):
-            return make_dataset(data, split, head=head, num_classes=d.num_classes, backbone=bb,
-                                batch_size=batch_size, image_size=size, train=train,
-                                seed=seed_, grid=grid, with_objects=with_objects)
+            return make_dataset(s.d.path, split, head=s.head, num_classes=s.d.num_classes,
+                                backbone=s.bb, batch_size=batch_size, image_size=s.size,
+                                train=train, seed=seed_, grid=grid, with_objects=with_objects)
 
         phases = _run_phases(
-            model, lambda i: dataset(d.train, train=True, seed_=seed + i), head=head,
+            model, lambda i: dataset(s.d.train, train=True, seed_=seed + i), head=s.head,
             steps=steps, lr=lr, fine_tune_layers=fine_tune_layers, xla=plan.xla,
-            batch_size=batch_size, progress=progress, data=data, say=say)
+            batch_size=batch_size, progress=progress, data=s.d.path, say=say)
         val = None
-        if d.val is not None:
-            val = evaluate(model, dataset(d.val, train=False, seed_=seed,
-                                          with_objects=head == "detection"),
-                           head=head, num_classes=d.num_classes, image_size=size)
-            val["split"] = d.val
+        if s.d.val is not None:
+            val = evaluate(model, dataset(s.d.val, train=False, seed_=seed,
+                                          with_objects=s.head == "detection"),
+                           head=s.head, num_classes=s.d.num_classes, image_size=s.size)
+            val["split"] = s.d.val
             say(_val_line(val))
-    verdict = _judge(head, phases)
-    images_per_s = _throughput(phases, batch_size)
-    _say_throughput(say, images_per_s, len(phases))
-    metrics = _metrics(verdict, plan=plan, bb=bb, d=d, head=head, weights=weights_label,
-                       size=size, batch_size=batch_size, seed=seed, steps=steps,
-                       fine_tune_layers=fine_tune_layers, phases=phases, val=val,
-                       images_per_s=images_per_s, grid=grid)
-    out = Path(run_dir)
-    metrics_path, model_path = _write(out, metrics, model)
-    return SmokeTrainResult(verdict.passed, verdict, metrics, out, metrics_path, model_path,
-                            tuple(phases), model)
+    return _Trained(model, phases, val, grid)
 
 
-def _metrics(verdict: RunVerdict, *, plan: DevicePlan, bb: Backbone, d: _Data, head: str,
-             weights: str, size: int, batch_size: int, seed: int, steps: int,
-             fine_tune_layers: int, phases: list[PhaseResult], val: dict | None,
-             images_per_s: float | None, grid: int | None) -> dict:
+def _metrics(verdict: RunVerdict, s: _Setup, trained: _Trained, *, plan: DevicePlan,
+             batch_size: int, seed: int, steps: int, fine_tune_layers: int,
+             images_per_s: float | None) -> dict:
+    phases, head, bb, d, num = trained.phases, s.head, s.bb, s.d, json_number
     losses = [v for p in phases for v in p.losses]
     return {
         "result": "PASS" if verdict.passed else "FAIL",
@@ -352,12 +328,12 @@ def _metrics(verdict: RunVerdict, *, plan: DevicePlan, bb: Backbone, d: _Data, h
         "precision": plan.precision,
         "xla": plan.xla,
         "backbone": bb.name,
-        "weights": weights,
+        "weights": s.weights_label,
         "head": head,
         "feature_layer": bb.feature_layer if head == "detection" else None,
-        "grid": grid,
+        "grid": trained.grid,
         "preprocess_input": f"keras.applications.{bb.module}.preprocess_input",
-        "image_size": size,
+        "image_size": s.size,
         "batch_size": batch_size,
         "task": d.task,
         "num_classes": d.num_classes,
@@ -374,17 +350,17 @@ def _metrics(verdict: RunVerdict, *, plan: DevicePlan, bb: Backbone, d: _Data, h
         "images_seen": len(losses) * batch_size,
         "judgement": {
             "checks": [{"term": c.term, "passed": c.passed, "window_steps": c.window,
-                        "first_mean": _num(c.first_mean), "last_mean": _num(c.last_mean),
-                        "noise_sigma": _num(c.noise), "required_drop": _num(c.required_drop),
-                        "z": _num(c.z)} for c in verdict.checks],
-            "phase1_heatmap_z": (_num(_verdict.judge(phases[0].terms["heatmap"]).z)
+                        "first_mean": num(c.first_mean), "last_mean": num(c.last_mean),
+                        "noise_sigma": num(c.noise), "required_drop": num(c.required_drop),
+                        "z": num(c.z)} for c in verdict.checks],
+            "phase1_heatmap_z": (num(_verdict.judge(phases[0].terms["heatmap"]).z)
                                  if head == "detection" else None),
             "noise_sigmas": _verdict.NOISE_SIGMAS,
             "min_relative_drop": _verdict.MIN_RELATIVE_DROP,
         },
-        "val": val,
-        "losses": [_num(v) for v in losses],
-        "term_losses": {t: [_num(v) for p in phases for v in p.terms[t]]
+        "val": trained.val,
+        "losses": [num(v) for v in losses],
+        "term_losses": {t: [num(v) for p in phases for v in p.terms[t]]
                         for t in (phases[0].terms if phases else {})},
     }
 
