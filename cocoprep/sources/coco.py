@@ -152,6 +152,18 @@ _REQUIRED_KEYS = {
 }
 
 
+def _checked_box(box: Any) -> tuple[tuple[float, ...], BboxStatus]:
+    """The four numbers of a `bbox` and its status (NaNs when it is not usable)."""
+    if box is None:
+        return (math.nan,) * 4, BboxStatus.MISSING
+    if type(box) is not list or len(box) != 4 or not all(_is_num(v) for v in box):
+        return (math.nan,) * 4, BboxStatus.MALFORMED
+    values = tuple(_finite_float(v) for v in box)
+    if None in values or values[2] < 0 or values[3] < 0:
+        return (math.nan,) * 4, BboxStatus.MALFORMED
+    return values, BboxStatus.OK
+
+
 class CocoCollector:
     """Validates COCO elements one at a time and packs them into arrays.
 
@@ -327,20 +339,8 @@ class CocoCollector:
         if crowd not in (0, 1) or type(crowd) not in (int, bool):
             raise self._error(f"annotations[{i}].iscrowd (annotation id {aid})", "0 or 1", crowd)
         self._iscrowd.append(int(crowd))
-        box = a.get("bbox")
-        status = BboxStatus.OK
-        if box is None:
-            status = BboxStatus.MISSING
-        elif type(box) is not list or len(box) != 4 or not all(_is_num(v) for v in box):
-            status = BboxStatus.MALFORMED
-        else:
-            box = [_finite_float(v) for v in box]
-            if None in box or box[2] < 0 or box[3] < 0:
-                status = BboxStatus.MALFORMED
-        if status == BboxStatus.OK:
-            self._bbox.extend(box)
-        else:
-            self._bbox.extend((math.nan,) * 4)
+        box, status = _checked_box(a.get("bbox"))
+        self._bbox.extend(box)
         self._bbox_status.append(status)
         area = a.get("area")
         area = _finite_float(area) if _is_num(area) else None
