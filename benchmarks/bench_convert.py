@@ -24,7 +24,7 @@ child, and of the whole process tree.
 Usage:
     python benchmarks/bench_convert.py [--images 2000] [--workers N]
     python benchmarks/bench_convert.py --runner beam [--images 2000] [--workers 2]
-    python benchmarks/bench_convert.py --coco-scale [--scale-images 118000 --scale-annotations 860000]
+    python benchmarks/bench_convert.py --coco-scale [--masks] [--scale-images 118000 --scale-annotations 860000]
 """
 
 from __future__ import annotations
@@ -364,6 +364,8 @@ def bench_scale(args) -> None:
     cmd = [sys.executable, "-m", "cocoprep", "convert", str(root), "-o", str(out), "--quiet"]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
+    if args.masks:
+        cmd += ["--masks"]
     print("running:", " ".join(cmd), f"(load {os.getloadavg()[0]:.1f})")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     peaks = {"parent": 0, "child": 0, "tree": 0, "pss": 0}
@@ -429,7 +431,8 @@ def main() -> None:
     p.add_argument("--keep", action="store_true", help="keep the output of --coco-scale")
     p.add_argument("--runner", choices=["local", "beam"], default="local",
                    help="beam: whole-process local vs Beam DirectRunner comparison")
-    p.add_argument("--masks", action="store_true", help="with --runner beam: convert --masks")
+    p.add_argument("--masks", action="store_true",
+                   help="with --runner beam or --coco-scale: convert --masks")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.coco_scale:
