@@ -23,12 +23,14 @@ import logging
 import os
 import pickle
 import shlex
+import signal
 import sys
+import threading
 import uuid
 from typing import Any, Sequence
 
-from cocoprep import fsio
-from cocoprep.errors import CocoprepError, UsageError
+from cocoprep import fsio, interrupt
+from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
 
 TASKS_DIR = "tasks"
 RESULTS_DIR = "results"
@@ -157,12 +159,86 @@ def run_task_file(path: str) -> str:
     if not _IN_DRIVER:
         mark_worker_process()
     task, builder = pickle.loads(fsio.read_all(path))
-    result = write_shard(task, builder)
+    try:
+        result = write_shard(task, builder)
+    except CocoprepError as e:  # Beam passes on only its text: the driver reads it here
+        with contextlib.suppress(Exception):
+            fsio.write_all(_result_path(task.staging, task.file) + ".error",
+                           pickle.dumps(e, protocol=4))
+        raise
     final = _result_path(task.staging, task.file)
     tmp = f"{final}.tmp-{uuid.uuid4().hex}"
     fsio.write_all(tmp, pickle.dumps(result, protocol=4))
     fsio.rename(tmp, final)
     return task.file
+
+
+@contextlib.contextmanager
+def _output_captured():
+    """Beam's own logging (INFO/WARNING lines from the driver and from every SDK
+    worker process, which inherit file descriptor 2) stays off the terminal while the
+    pipeline runs: cocoprep says what happens in its own `beam:` lines, and a failure
+    is one `Error:` line. A pipe drained by a thread, not a file: a file-size limit
+    (`ulimit -f`) or a full disk must not stop Beam's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    drain = threading.Thread(target=_drain, args=(read_fd,), daemon=True)
+    drain.start()
+    try:
+        with _logging_off():
+            os.dup2(write_fd, 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write_fd)  # the drain ends once no process holds the write end
+
+
+def _drain(read_fd: int) -> None:
+    try:
+        while os.read(read_fd, 1 << 16):
+            pass
+    finally:
+        os.close(read_fd)
+
+
+def _stop_local_workers() -> None:
+    """SIGKILL to this process's Beam SDK worker processes (DirectRunner's
+    multi_processing mode starts them through `sh -c`, so they are grandchildren).
+    Linux only: elsewhere Beam's own clean-up stops them, more slowly."""
+    parents: dict[int, list[tuple[int, bytes]]] = {}
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                parents.setdefault(ppid, []).append((pid, f.read()))
+        except (OSError, IndexError, ValueError):
+            continue
+    todo = [os.getpid()]
+    while todo:
+        for pid, cmdline in parents.get(todo.pop(), []):
+            if b"apache_beam" in cmdline:
+                todo.append(pid)
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _worker_error(tasks: Sequence[Any]) -> CocoprepError | None:
+    """The typed error a worker left beside its shard's result (the first, in shard
+    order), so that a full disk reads the same with either runner."""
+    for task in tasks:
+        try:
+            return pickle.loads(fsio.read_all(_result_path(task.staging, task.file) + ".error"))
+        except Exception:
+            continue
+    return None
 
 
 def _first_line(e: BaseException) -> str:
@@ -187,22 +263,33 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
         paths = write_task_files(tasks, builder)
     except CocoprepError:
         raise
+    except OSError as e:
+        raise OutputWriteError(f"the task files in {fsio.join(tasks[0].staging, TASKS_DIR)}",
+                               e) from None
     except Exception as e:
         raise BeamPipelineFailed("stage task files", _first_line(e)) from None
     _say(quiet, f"staged {len(paths)} task file(s); writing shards")
     _IN_DRIVER = True
     try:
-        pipeline = beam.Pipeline(options=options)
-        _ = (pipeline
-             | "ShardTasks" >> beam.Create(paths)
-             | "Spread" >> beam.Reshuffle()
-             | "WriteShards" >> beam.Map(run_task_file))
-        result = pipeline.run()
-        state = result.wait_until_finish()
+        # On Ctrl-C/SIGTERM the local SDK workers are stopped at once; Beam's own
+        # clean-up would first wait for their bundles to finish.
+        with _output_captured(), interrupt.on_signal(_stop_local_workers):
+            pipeline = beam.Pipeline(options=options)
+            _ = (pipeline
+                 | "ShardTasks" >> beam.Create(paths)
+                 | "Spread" >> beam.Reshuffle()
+                 | "WriteShards" >> beam.Map(run_task_file))
+            result = pipeline.run()
+            try:
+                state = result.wait_until_finish()
+            except KeyboardInterrupt:  # a runner that returned early: cancel the job
+                with contextlib.suppress(Exception):
+                    result.cancel()
+                raise
     except CocoprepError:
         raise
     except Exception as e:
-        raise BeamPipelineFailed("WriteShards", _first_line(e)) from None
+        raise _worker_error(tasks) or BeamPipelineFailed("WriteShards", _first_line(e)) from None
     finally:
         _IN_DRIVER = False
     if state is not None and str(state).split(".")[-1] not in ("DONE", "UNKNOWN"):

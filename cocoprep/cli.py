@@ -14,7 +14,7 @@ from typing import Callable
 
 import click
 
-from cocoprep import __version__
+from cocoprep import __version__, interrupt
 from cocoprep import train as _train  # no TensorFlow at import: only names and defaults
 from cocoprep.errors import CocoprepError
 from cocoprep.tfimport import import_tensorflow
@@ -28,16 +28,27 @@ def _import_tensorflow_quietly() -> None:
     import_tensorflow()
 
 
+_WRITES_OUT = ("convert", "split")
+
+
 class _Group(click.Group):
+    """Every command runs with SIGINT/SIGTERM raising `Interrupted`: a typed error
+    or an interrupt is one line on stderr and an exit code, never a traceback."""
+
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except CocoprepError as e:
-            click.echo(f"Error: {e}", err=True)
-            ctx.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("Interrupted; no finished output was replaced.", err=True)
-            ctx.exit(130)
+        with interrupt.signals_raise():
+            try:
+                return super().invoke(ctx)
+            except CocoprepError as e:
+                click.echo(f"Error: {e}", err=True)
+                ctx.exit(e.exit_code)
+            except OSError as e:  # the file system said no where no typed error was ready
+                where = f"{e.filename}: " if e.filename else ""
+                click.echo(f"Error: {where}{e.strerror or e}", err=True)
+                ctx.exit(1)
+            except KeyboardInterrupt as e:
+                click.echo(interrupt.message(ctx.invoked_subcommand in _WRITES_OUT), err=True)
+                ctx.exit(getattr(e, "exit_code", 130))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -74,9 +74,9 @@ def _plans(source: DetectionSource, roots: dict[str, str], options: WriteOptions
         if options.shuffle and len(rows) > 1:
             rows = rows[np.random.default_rng(options.seed).permutation(len(rows))]
         total = 0
-        if options.num_shards is None:
+        root = roots[out_split.name]
+        if options.num_shards is None or not fsio.is_remote(root):  # also the space check
             names = [out_split.source.file_names[r] for r in rows.tolist()]
-            root = roots[out_split.name]
             total = remote_bytes(root, names) if fsio.is_remote(root) else local_bytes(root, names)
         plans.append(plan_split(out_split.name, rows.astype(np.int32), total_bytes=total,
                                 options=options))

@@ -6,6 +6,7 @@ it into a single `Error: ...` line and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -31,6 +32,18 @@ class CocoprepError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self):
+        # Errors cross process boundaries (a pool worker raises, the parent reports);
+        # their __init__ signatures differ from Exception's, so rebuild from state.
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+def _rebuild(cls: type, message: str, state: dict) -> CocoprepError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class UsageError(CocoprepError):
@@ -155,3 +168,29 @@ COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 LABEL_WITHOUT_IMAGE = "label_without_image"
 # Skips the user asked for: they never count as losses.
 DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE})
+_OUT_OF_SPACE = {
+    errno.ENOSPC: "no space left on the device holding OUT",
+    errno.EDQUOT: "disk quota exceeded on the device holding OUT",
+    errno.EFBIG: "a file grew past the size limit of the device holding OUT or of "
+                 "`ulimit -f`",
+}
+
+
+class OutputWriteError(CocoprepError):
+    """Writing the output failed: a full disk, a quota, a file-size limit, or another
+    OS error. The run stops; nothing in OUT was replaced."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, error: OSError):
+        self.what, self.errno = what, error.errno
+        self.detail = error.strerror or str(error)
+        if error.errno in _OUT_OF_SPACE:
+            msg = f"{_OUT_OF_SPACE[error.errno]} (while writing {what})"
+        else:
+            msg = f"cannot write {what}: {self.detail}"
+        super().__init__(msg)
+
+    @property
+    def out_of_space(self) -> bool:
+        return self.errno in _OUT_OF_SPACE

@@ -2,21 +2,35 @@
 
 Used by the local runner (one task = one shard to write) and by verify (one task =
 one shard to check). Workers report progress through `progress.report_progress(n)`,
-which goes straight to the bar in-process and through a queue from a pool.
+which goes straight to the bar in-process and through the result queue from a pool.
+
+The pool is small and kept in the parent's hands: the parent hands each worker one
+task at a time, so it always knows which task a worker holds. A worker that dies
+(killed by the OS, a crash in a native library) is named with its signal and its
+task; on any error or interrupt in the parent (Ctrl-C, SIGTERM) every worker is
+terminated and waited for before the exception goes on, so the caller can remove
+what they wrote. Workers ignore SIGINT (the terminal sends it to the whole process
+group; the parent decides) and end themselves when the parent is gone.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import pickle
+import queue
+import signal
 import sys
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from cocoprep.errors import CocoprepError
 from cocoprep.progress import mark_worker_process, set_reporter
+
+_POLL_S = 0.1  # how often the parent looks for dead workers while it waits
+_STOP_GRACE_S = 1.0  # SIGTERM, then SIGKILL after this long
 
 
 class WorkerDied(CocoprepError):
@@ -24,19 +38,26 @@ class WorkerDied(CocoprepError):
 
     exit_code = 1
 
-    def __init__(self):
+    def __init__(self, exitcode: int | None, doing: str | None = None):
+        self.exitcode, self.doing = exitcode, doing
+        if exitcode is not None and exitcode < 0:
+            try:
+                name = signal.Signals(-exitcode).name
+            except ValueError:
+                name = f"signal {-exitcode}"
+            how = f"was killed by {name}"
+            why = {"SIGKILL": " (often the system running out of memory)",
+                   "SIGSEGV": " (a crash in a native library)",
+                   "SIGABRT": " (a crash in a native library)",
+                   "SIGBUS": " (a crash in a native library, or a file cut short "
+                             "while mapped)"}.get(name, "")
+        else:
+            how, why = f"exited with status {exitcode}", ""
+        where = f" while {doing}" if doing else ""
         super().__init__(
-            "a worker process died before finishing (killed, e.g. for lack of memory, or "
-            "a crash in a native library); nothing was replaced in the output. Re-run "
-            "with --workers 1 to see where it happens"
+            f"a worker process {how}{where}{why}; nothing was replaced in the output. "
+            "Re-run with --workers 1 to see where it happens"
         )
-
-
-def _pool_init(queue, init, init_args) -> None:
-    set_reporter(queue.put)
-    mark_worker_process()
-    if init is not None:
-        init(*init_args)
 
 
 @contextmanager
@@ -62,12 +83,115 @@ def _main_module_hidden():
         main.__dict__.update(saved)
 
 
+# ------------------------------------------------------------------ worker side
+
+def _portable(error: BaseException) -> BaseException:
+    """The error itself when it survives pickling, else a RuntimeError saying it."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _end_with_parent() -> None:
+    parent = mp.parent_process()
+    if parent is not None:
+        parent.join()
+        os._exit(1)
+
+
+def _worker_main(wid: int, func, init, init_args, tasks, results) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with_parent, daemon=True).start()
+    set_reporter(lambda n: results.put(("progress", wid, None, n)))
+    mark_worker_process()
+    try:
+        if init is not None:
+            init(*init_args)
+        while (item := tasks.get()) is not None:
+            index, task = item
+            results.put(("done", wid, index, func(task)))
+    except BaseException as e:  # sent to the parent, which raises it
+        results.put(("error", wid, None, _portable(e)))
+    finally:
+        results.close()
+        results.join_thread()
+
+
+# ------------------------------------------------------------------ parent side
+
+class _Pool:
+    def __init__(self, ctx, size: int, func, init, init_args):
+        self.results = ctx.Queue()
+        self.inboxes = [ctx.Queue() for _ in range(size)]
+        self.procs = [ctx.Process(target=_worker_main, daemon=True,
+                                  args=(wid, func, init, init_args, inbox, self.results))
+                      for wid, inbox in enumerate(self.inboxes)]
+        with _main_module_hidden():
+            for p in self.procs:
+                p.start()
+
+    def run(self, tasks: Sequence, bar, describe: Callable[[Any], str] | None) -> list:
+        out: list = [None] * len(tasks)
+        todo = deque(range(len(tasks)))
+        busy: dict[int, int] = {}
+        for wid in range(len(self.procs)):
+            self._feed(wid, todo, busy, tasks)
+        remaining = len(tasks)
+        while remaining:
+            try:
+                kind, wid, index, value = self.results.get(timeout=_POLL_S)
+            except queue.Empty:
+                self._check_alive(busy, tasks, describe)
+                continue
+            if kind == "progress":
+                bar.update(value)
+            elif kind == "error":
+                raise value
+            else:
+                out[index] = value
+                remaining -= 1
+                self._feed(wid, todo, busy, tasks)
+        return out
+
+    def _feed(self, wid: int, todo: deque, busy: dict, tasks: Sequence) -> None:
+        busy.pop(wid, None)
+        if todo:
+            busy[wid] = todo.popleft()
+            self.inboxes[wid].put((busy[wid], tasks[busy[wid]]))
+        else:
+            self.inboxes[wid].put(None)
+
+    def _check_alive(self, busy: dict, tasks: Sequence, describe) -> None:
+        for wid, p in enumerate(self.procs):
+            if p.exitcode is not None and wid in busy:
+                task = tasks[busy[wid]]
+                raise WorkerDied(p.exitcode, describe(task) if describe else None)
+
+    def stop(self) -> None:
+        """Terminate and wait for every worker still running (SIGKILL if needed)."""
+        for p in self.procs:
+            if p.exitcode is None:
+                p.terminate()
+        for p in self.procs:
+            p.join(_STOP_GRACE_S)
+            if p.exitcode is None:
+                p.kill()
+                p.join()
+        for q in (self.results, *self.inboxes):
+            q.cancel_join_thread()
+            q.close()
+
+
 def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
-              init: Callable | None = None, init_args: tuple = ()) -> list:
+              init: Callable | None = None, init_args: tuple = (),
+              describe: Callable[[Any], str] | None = None) -> list:
     """`[func(t) for t in tasks]`, in `workers` processes when more than one.
 
     `init(*init_args)` runs once in each worker (and once here when in-process);
-    results come back in task order.
+    results come back in task order. `describe(task)` says what a worker was doing
+    ("writing train.tfrecord-00003-of-00016") when it dies.
     """
     if workers <= 1 or len(tasks) <= 1:
         set_reporter(bar.update)
@@ -80,36 +204,11 @@ def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
     # forkserver: workers start from a clean interpreter, never from a parent that
     # may already have TensorFlow's runtime threads running.
     ctx = mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
-    queue = ctx.Queue()
-    stop = threading.Event()
-
-    def pump():
-        while not stop.is_set():
-            try:
-                n = queue.get(timeout=0.1)
-            except Exception:
-                continue
-            bar.update(n)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
+    pool = _Pool(ctx, min(workers, len(tasks)), func, init, init_args)
     try:
-        # An executor, not a Pool: when a worker dies (killed for memory, a crash in
-        # a native library) a Pool waits forever for its task; an executor fails.
-        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=ctx,
-                                 initializer=_pool_init,
-                                 initargs=(queue, init, init_args)) as executor:
-            with _main_module_hidden():  # workers are started while tasks are submitted
-                futures = [executor.submit(func, t) for t in tasks]
-            results = [f.result() for f in futures]
-    except BrokenProcessPool:
-        raise WorkerDied() from None
+        return pool.run(tasks, bar, describe)
     finally:
-        stop.set()
-        thread.join()
-    while not queue.empty():
-        bar.update(queue.get())
-    return results
+        pool.stop()
 
 
 def run_local(tasks: Sequence, builder, *, workers: int, quiet: bool) -> list:
@@ -120,7 +219,7 @@ def run_local(tasks: Sequence, builder, *, workers: int, quiet: bool) -> list:
     total = sum(len(t.items) for t in tasks)
     with progress_bar(total, "writing", "img", quiet) as bar:
         try:
-            return map_tasks(write_shard, tasks, workers=workers, bar=bar,
-                             init=init_worker, init_args=(builder,))
+            return map_tasks(write_shard, tasks, workers=workers, bar=bar, init=init_worker,
+                             init_args=(builder,), describe=lambda t: f"writing {t.file}")
         finally:
             init_worker(None)

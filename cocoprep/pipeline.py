@@ -63,7 +63,8 @@ def plan_split(name: str, items: Sequence[Any], *, total_bytes: int, options: Wr
     """A split's plan under the shard-count rule (`writer.plan_num_shards`)."""
     count = plan_num_shards(len(items), total_bytes, num_shards=options.num_shards,
                             shard_size=options.shard_size)
-    return SplitPlan(name=name, items=items, num_shards=count, listing_name=listing_name)
+    return SplitPlan(name=name, items=items, num_shards=count, listing_name=listing_name,
+                     source_bytes=total_bytes)
 
 
 def run_job(out: str | Path, job: WriteJob, options: WriteOptions) -> Manifest:

@@ -2,25 +2,26 @@
 
 A `ShardTask` names one whole shard (its split, place and items in final order,
 and the staging folder); `write_shard` builds every record with the task's
-`Builder`, writes the shard under a temporary name unique to the attempt and
-renames it when complete, returning a `ShardResult`. The runners (`parallel.py`'s
+`Builder`, writes the shard (TFRecord framing from `framing.RecordWriter`: no
+TensorFlow in workers) under a temporary name unique to the attempt and renames it
+when complete, returning a `ShardResult`. An OSError while writing (a full disk, a
+quota, a file-size limit) is one `OutputWriteError` naming the shard, in any process. The runners (`parallel.py`'s
 local pool, `beam_runner.py`) import this module; neither imports the writer.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
+import contextlib
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
 from cocoprep import fsio
+from cocoprep.errors import OutputWriteError
+from cocoprep.framing import RecordWriter
 from cocoprep.manifest import shard_name
-from cocoprep.progress import in_worker_process, report_progress
+from cocoprep.progress import report_progress
 from cocoprep.records import BuildResult, SkippedItem
-from cocoprep.tfimport import import_tensorflow, stderr_silenced
 
 
 class Builder(Protocol):
@@ -70,41 +71,14 @@ def init_worker(builder: Builder | None) -> None:
     _BUILDER = builder
 
 
-def _record_writer_class():
-    """TensorFlow's TFRecord writer (the C++ framing with CRC32C).
-
-    Pool workers need nothing else from TensorFlow, so they load just its record-I/O
-    extension module, which takes a tenth of the time of `import tensorflow`
-    (seconds per worker on a small machine). Anywhere else, or if that fails, the
-    public `tf.io.TFRecordWriter` is used: the same C++ writer, the same bytes.
-    """
-    if in_worker_process() and "tensorflow" not in sys.modules:
-        try:
-            import importlib.util
-
-            spec = importlib.util.find_spec("tensorflow")
-            base = os.path.join(os.path.dirname(spec.origin), "python", "lib", "io")
-            name = "tensorflow.python.lib.io._pywrap_record_io"
-            module = sys.modules.get(name)
-            if module is None:
-                so = next(f for f in sorted(os.listdir(base))
-                          if f.startswith("_pywrap_record_io") and f.endswith((".so", ".pyd")))
-                so_spec = importlib.util.spec_from_file_location(name, os.path.join(base, so))
-                # Loading TensorFlow's shared libraries (in module_from_spec) prints
-                # start-up notices (oneDNN, CUDA drivers) straight to fd 2 in every
-                # worker; a failure still raises.
-                with stderr_silenced():
-                    module = importlib.util.module_from_spec(so_spec)
-                    so_spec.loader.exec_module(module)
-                sys.modules[name] = module
-
-            def fast_writer(path: str):
-                return module.RecordWriter(path, module.RecordWriterOptions(""))
-
-            return fast_writer
-        except Exception:
-            pass
-    return import_tensorflow().io.TFRecordWriter
+@contextlib.contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """An OSError while writing `what` (a full disk, a quota, a file-size limit) is
+    one typed error naming it, in any process."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputWriteError(what, e) from None
 
 
 def write_shard(task: ShardTask, builder: Builder | None = None) -> ShardResult:
@@ -113,47 +87,45 @@ def write_shard(task: ShardTask, builder: Builder | None = None) -> ShardResult:
     builder = builder if builder is not None else _BUILDER
     result = ShardResult(split=task.split, index=task.index, file=task.file)
     final = fsio.join(task.staging, task.file)
-    attempt = uuid.uuid4().hex
-    remote = fsio.is_remote(task.staging)
-    if remote:  # TensorFlow's writer needs a local file; it is copied up once complete
-        fd, tmp = tempfile.mkstemp(prefix="cocoprep-shard-", suffix=".tmp")
-        os.close(fd)
-    else:
-        tmp = f"{final}.tmp-{attempt}"
+    tmp = f"{final}.tmp-{uuid.uuid4().hex}"
     try:
-        _write_records(tmp, task, builder, result)
-        result.sha256 = fsio.file_sha256(tmp)
-        result.size_bytes = os.path.getsize(tmp)
-        if remote:
-            upload = f"{final}.tmp-{attempt}"
-            fsio.copy_from_local(tmp, upload)
-            fsio.rename(upload, final)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if remote or os.path.exists(tmp):
+        with _writing(task.file):
+            f = fsio.open_write(tmp)
+        try:
+            writer = RecordWriter(f)
+            _write_records(writer, task, builder, result)
+        finally:
+            with _writing(task.file):
+                f.close()
+        result.sha256, result.size_bytes = writer.sha256(), writer.size_bytes
+        with _writing(task.file):
+            fsio.rename(tmp, final)
+    except BaseException:
+        with contextlib.suppress(Exception):
             fsio.delete([tmp])
+        raise
     return result
 
 
-def _write_records(path: str, task: ShardTask, builder: Builder, result: ShardResult) -> None:
+def _write_records(writer: RecordWriter, task: ShardTask, builder: Builder,
+                   result: ShardResult) -> None:
     pending = 0
-    with _record_writer_class()(path) as writer:
-        for item in task.items:
-            built = builder.build(task.split, item)
-            result.skipped.extend(built.skipped)
-            for k, v in built.counters.items():
-                result.counters[k] = result.counters.get(k, 0) + v
-            if built.example is not None:
+    for item in task.items:
+        built = builder.build(task.split, item)
+        result.skipped.extend(built.skipped)
+        for k, v in built.counters.items():
+            result.counters[k] = result.counters.get(k, 0) + v
+        if built.example is not None:
+            with _writing(task.file):
                 writer.write(built.example)
-                result.num_examples += 1
-                result.num_objects += built.num_objects
-                for k, v in built.class_counts.items():
-                    result.class_counts[k] = result.class_counts.get(k, 0) + v
-                if built.listing is not None:
-                    result.listing.append(built.listing)
-            pending += 1
-            if pending >= 8:
-                report_progress(pending)
-                pending = 0
+            result.num_examples += 1
+            result.num_objects += built.num_objects
+            for k, v in built.class_counts.items():
+                result.class_counts[k] = result.class_counts.get(k, 0) + v
+            if built.listing is not None:
+                result.listing.append(built.listing)
+        pending += 1
+        if pending >= 8:
+            report_progress(pending)
+            pending = 0
     report_progress(pending)

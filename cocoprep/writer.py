@@ -9,11 +9,12 @@ builds and serializes the records and writes the shard itself, so image bytes ne
 travel between processes. Shard contents depend only on the item order, never on the
 runner or the number of workers, so output is byte-identical whatever they are.
 
-Commit protocol: everything is written into a hidden staging folder inside OUT named
-by a run id; each shard under a temporary name unique to the attempt, renamed when
-complete; only when every file is finished are the old outputs in OUT replaced
-(manifest.json last, by the driver). A failed or killed run never leaves a file that
-looks finished, and leaves the previous outputs in place.
+Commit protocol (`outdir`): OUT's lock is taken and everything is written into a
+hidden staging folder inside OUT named by a run id; each shard under a temporary
+name unique to the attempt, renamed when complete; only when every file is finished
+are the old outputs in OUT replaced (manifest.json last, by the driver). A failed,
+interrupted or killed run never leaves a file that looks finished, and leaves the
+previous outputs in place.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from cocoprep import fsio, tfdsmeta
-from cocoprep.errors import InputError, UsageError
+from cocoprep import fsio, interrupt, outdir, tfdsmeta
+from cocoprep.errors import OutputWriteError, UsageError
 from cocoprep.manifest import MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo
 from cocoprep.options import WriteOptions
 from cocoprep.records import SkippedItem
@@ -40,12 +39,9 @@ DEFAULT_SHARD_SIZE = 200 * 1024 * 1024
 # worker owns a whole shard). Never depends on the machine.
 AUTO_SHARD_IMAGES = 128
 AUTO_SHARDS_MAX = 16
-STAGING_PREFIX = ".cocoprep-staging-"
-# A staging folder nobody has written to for this long belongs to a dead run
-# (killed, or its machine gone); a live run writes at least a shard in that time.
-STALE_AFTER_S = 6 * 3600
-_OUTPUT_PATTERNS = ("*.tfrecord-?????-of-?????", MANIFEST_NAME, SKIPPED_NAME,
-                    "label_map.pbtxt", "labels.txt") + tfdsmeta.FILE_PATTERNS
+# The space check's margin per item over the source image bytes (features, framing,
+# reports); --max-side and transcoding make the estimate an overestimate instead.
+ESTIMATE_ITEM_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +52,7 @@ class SplitPlan:
     items: Sequence[Any]
     num_shards: int
     listing_name: str | None = None  # e.g. "train.txt": one line per written example
+    source_bytes: int = 0  # the source images' total size (0: unknown): the space check
 
 
 def plan_num_shards(num_items: int, total_bytes: int, *, num_shards: int | None = None,
@@ -95,69 +92,6 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def new_run_id() -> str:
-    """`<unix seconds>-<random>`: unique across machines, and says when it started."""
-    return f"{int(time.time())}-{uuid.uuid4().hex[:12]}"
-
-
-def _run_started(name: str) -> float | None:
-    head = name[len(STAGING_PREFIX):].split("-", 1)[0]
-    return float(head) if head.isdigit() else None
-
-
-def _clean_stale_staging(out: str, run_id: str, now: float | None = None) -> None:
-    """Remove staging folders of other runs that nothing has written to for
-    STALE_AFTER_S (age of their newest file, else of their run id). A PID means
-    nothing across machines, so none is used."""
-    now = time.time() if now is None else now
-    found: dict[str, list[float]] = {}
-    for path, _, mtime in fsio.list_files(fsio.join(out, STAGING_PREFIX + "*", "**")):
-        rel = path[len(out):].lstrip("/" + os.sep)
-        found.setdefault(rel.replace(os.sep, "/").split("/", 1)[0], []).append(mtime or 0.0)
-    if not fsio.is_remote(out):
-        for p in Path(out).glob(STAGING_PREFIX + "*"):
-            found.setdefault(p.name, []).append(p.stat().st_mtime)
-    for name, times in sorted(found.items()):
-        if name == STAGING_PREFIX + run_id:
-            continue
-        started = _run_started(name)
-        last = max(times + ([started] if started is not None else []))
-        if now - last > STALE_AFTER_S:
-            fsio.remove_tree(fsio.join(out, name))
-
-
-def _prepare_out(out: str, run_id: str) -> tuple[str, bool]:
-    """Make OUT and this run's staging folder; returns (staging, OUT was created)."""
-    if fsio.is_remote(out):
-        staging = fsio.join(out, STAGING_PREFIX + run_id)
-        _clean_stale_staging(out, run_id)
-        return staging, False
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(out, "an output directory", "a file")
-    created = not os.path.exists(out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        _clean_stale_staging(out, run_id)
-        staging = os.path.join(out, STAGING_PREFIX + run_id)
-        os.mkdir(staging)
-    except OSError as e:
-        raise InputError(out, "a writable output directory", e.strerror or str(e)) from None
-    return staging, created
-
-
-def _old_outputs(out: str) -> list[str]:
-    old: set[str] = set()
-    for pattern in _OUTPUT_PATTERNS:
-        old.update(p for p, _, _ in fsio.list_files(fsio.join(out, pattern)))
-    try:
-        previous = Manifest.from_json(fsio.read_all(fsio.join(out, MANIFEST_NAME)).decode("utf-8"))
-        for split in previous.splits:
-            old.update(p for p, _, _ in fsio.list_files(fsio.join(out, f"{split}.txt")))
-    except Exception:
-        pass
-    return sorted(old)
-
-
 def write_dataset(
     out: str | Path,
     plans: Sequence[SplitPlan],
@@ -183,24 +117,27 @@ def write_dataset(
     """
     out = str(out)
     beam_flags = check_runner(options, out)  # checked before OUT is touched
-    run_id = new_run_id()
-    staging, created = _prepare_out(out, run_id)
+    staging = outdir.open_staging(out, outdir.new_run_id(), needed_bytes=estimate_bytes(plans))
     try:
-        tasks = plan_shards(plans, staging)
+        tasks = plan_shards(plans, staging.path)
         results = _run(tasks, builder, options, beam_flags)
         final, skipped = _assemble(plans, results, manifest, class_order)
         final, skipped = _with_pre_skipped(final, skipped, pre_skipped)
-        final = _write_reports(staging, plans, results, final, skipped, extra_files or {})
-        _swap_in(out, staging)
+        final = _write_reports(staging.path, plans, results, final, skipped, extra_files or {})
+        held = outdir.commit(staging)
     except BaseException:
-        fsio.remove_tree(staging)
-        if created:
-            try:
-                os.rmdir(out)
-            except OSError:
-                pass
+        outdir.discard(staging)
         raise
+    interrupt.raise_held(held)
     return final, skipped
+
+
+def estimate_bytes(plans: Sequence[SplitPlan]) -> int | None:
+    """The output size the space check expects: the source images' bytes (most of
+    them are stored as they are) plus a small margin per item; None when unknown."""
+    if not all(p.source_bytes for p in plans if len(p.items)):
+        return None
+    return sum(p.source_bytes + ESTIMATE_ITEM_BYTES * len(p.items) for p in plans)
 
 
 def _run(tasks: list[ShardTask], builder: Builder, options: WriteOptions,
@@ -269,7 +206,10 @@ def _write_reports(staging: str, plans: Sequence[SplitPlan], results: list[Shard
         for item in skipped).encode("utf-8", errors="backslashreplace")
     files[MANIFEST_NAME] = final.to_json().encode("utf-8")
     for name, data in files.items():
-        fsio.write_all(fsio.join(staging, name), data)
+        try:
+            fsio.write_all(fsio.join(staging, name), data)
+        except OSError as e:
+            raise OutputWriteError(name, e) from None
     return final
 
 
@@ -316,16 +256,3 @@ def _assemble(plans, results: list[ShardResult], manifest: Manifest,
     final = replace(manifest, splits=splits, skipped=dict(sorted(merged_skipped.items())),
                     counters=dict(sorted(merged_counters.items())))
     return final, all_skipped
-
-
-def _swap_in(out: str, staging: str) -> None:
-    """Replace the old outputs with the finished new ones; manifest.json goes last
-    so that a manifest on disk always describes complete shards."""
-    staged = sorted(p for p, _, _ in fsio.list_files(fsio.join(staging, "*")))
-    names = [p[len(staging):].lstrip("/" + os.sep) for p in staged]
-    fsio.delete(_old_outputs(out))
-    for name in names:
-        if name != MANIFEST_NAME:
-            fsio.rename(fsio.join(staging, name), fsio.join(out, name))
-    fsio.rename(fsio.join(staging, MANIFEST_NAME), fsio.join(out, MANIFEST_NAME))
-    fsio.remove_tree(staging)

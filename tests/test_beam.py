@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cocoprep import fsio, writer
+from cocoprep import fsio, outdir, writer
 from cocoprep.cli import cli
 from cocoprep.convert import convert_coco
 from cocoprep.manifest import Manifest
@@ -345,21 +345,32 @@ def test_cli_failed_pipeline_is_one_error_line(tmp_path, monkeypatch):
 
 
 def test_stale_staging_is_known_by_run_id_and_age(tmp_path):
+    """Remote OUT has no lock: another run's staging folder is removed only when
+    nothing was written to it for STALE_AFTER_S (the rule, on a local folder)."""
     out = tmp_path / "out"
-    old_id = f"{int(time.time()) - writer.STALE_AFTER_S - 60}-abc"
-    stale = out / f"{writer.STAGING_PREFIX}{old_id}"
-    fresh = out / f"{writer.STAGING_PREFIX}{writer.new_run_id()}"
-    busy = out / f"{writer.STAGING_PREFIX}{old_id}x"  # an old run still writing
+    old_id = f"{int(time.time()) - outdir.STALE_AFTER_S - 60}-abc"
+    stale = out / f"{outdir.STAGING_PREFIX}{old_id}"
+    fresh = out / f"{outdir.STAGING_PREFIX}{outdir.new_run_id()}"
+    busy = out / f"{outdir.STAGING_PREFIX}{old_id}x"  # an old run still writing
     for d in (stale, fresh, busy):
         (d / "tasks").mkdir(parents=True)
         (d / "tasks" / "t").write_bytes(b"x")
-    old = time.time() - writer.STALE_AFTER_S - 60
+    old = time.time() - outdir.STALE_AFTER_S - 60
     os.utime(stale / "tasks" / "t", (old, old))
     os.utime(stale / "tasks", (old, old))
     os.utime(stale, (old, old))
+    outdir._clean_stale_staging(str(out), "mine")
+    assert not stale.exists() and fresh.exists() and busy.exists()
+
+
+def test_a_local_out_holding_the_lock_removes_every_other_staging_folder(tmp_path):
+    out = tmp_path / "out"
+    left = out / f"{outdir.STAGING_PREFIX}{outdir.new_run_id()}"  # a run killed by SIGKILL
+    (left / "tasks").mkdir(parents=True)
     writer.write_dataset(out, [writer.SplitPlan("train", [1, 2], 1)], FailsOn(None),
                          manifest=_template(), options=WriteOptions(workers=1, quiet=True))
-    assert not stale.exists() and fresh.exists() and busy.exists()
+    assert not left.exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 # ------------------------------------------------------------------ options, install

@@ -1,0 +1,408 @@
+"""Faults users meet every day, in real processes: Ctrl-C and SIGTERM to the process
+group while shards are written, a worker killed by the OS, a file-size limit and a
+full disk, read-only and unreadable paths, two runs into one OUT.
+
+Each test checks the exit code, the one line printed, and that OUT is exactly as it
+was (byte for byte, hidden files included: no staging folder, no lock left behind).
+A run is held "while it writes" by a named pipe in place of one image: the worker
+that reaches it blocks in open() until the test acts, so nothing depends on timing.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from cocoprep import framing, interrupt, outdir, outlock
+from conftest import FIXTURES, REPO, run_cli
+
+FIFO_IMAGE = "000000000105.jpg"  # 5th of 7 train images: shard 1 of 2 with --no-shuffle
+FIFO_SHARD = "train.tfrecord-00001-of-00002"
+HANG_GUARD_S = 120  # only so that a broken build fails instead of hanging
+
+
+def tree_bytes(out: Path) -> dict[str, bytes]:
+    """Every file under OUT, hidden ones included."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file()}
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.strip()]
+
+
+@pytest.fixture
+def old_out(tmp_path) -> Path:
+    """An OUT holding a finished earlier run."""
+    out = tmp_path / "out"
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", out, "-q", "--workers", "1")
+    assert code == 0, output
+    return out
+
+
+@pytest.fixture
+def fifo_src(tmp_path) -> Path:
+    """fixtures/coco with one train image replaced by a named pipe."""
+    src = tmp_path / "coco"
+    shutil.copytree(FIXTURES / "coco", src)
+    (src / "train" / FIFO_IMAGE).unlink()
+    os.mkfifo(src / "train" / FIFO_IMAGE)
+    return src
+
+
+def start(*args, limit_file_size: int | None = None) -> subprocess.Popen:
+    """`cocoprep ARGS` in a process group of its own, as a terminal starts it."""
+    def preexec():
+        if limit_file_size is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "cocoprep", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True, preexec_fn=preexec)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    try:
+        _, err = proc.communicate(timeout=HANG_GUARD_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the process did not end")
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+def fifo_readers(fifo: Path) -> list[int]:
+    """Processes other than this one that have the named pipe open."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == str(fifo):
+                    found.append(int(pid))
+            except OSError:
+                continue
+    return found
+
+
+@contextmanager
+def held_while_writing(proc: subprocess.Popen, fifo: Path):
+    """Wait until a process of the run opens the named pipe (a worker mid-shard), and
+    hold it there, blocked in read(), for the block; yields its pid."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"ended before writing: {proc.communicate()[1].decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail("never started writing")
+        try:  # succeeds once a reader is waiting; keeping it open keeps it waiting
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            time.sleep(0.05)
+    try:
+        while not fifo_readers(fifo) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield fifo_readers(fifo)[0]
+    finally:
+        os.close(fd)
+
+
+def convert_args(src: Path, out: Path, *extra) -> list:
+    return ["convert", src, "-o", out, "--no-shuffle", "--num-shards", "2", *extra]
+
+
+# ------------------------------------------------------------------ interruption
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("runner", [["--workers", "1"], ["--workers", "2"],
+                                    ["--workers", "2", "--runner", "beam"]],
+                         ids=["local-1", "local-2", "beam"])
+def test_signal_to_the_group_stops_convert_and_leaves_out_as_it_was(
+        old_out, fifo_src, sig, code, runner):
+    before = tree_bytes(old_out)
+    proc = start(*convert_args(fifo_src, old_out, *runner))
+    with held_while_writing(proc, fifo_src / "train" / FIFO_IMAGE):
+        os.killpg(proc.pid, sig)
+        rc, err = finish(proc)
+    lines = [ln for ln in error_lines(err) if not ln.startswith("beam: ")]
+    assert (rc, lines) == (code, ["Interrupted: OUT was not changed"])
+    assert tree_bytes(old_out) == before
+    assert not fifo_readers(fifo_src / "train" / FIFO_IMAGE)  # no worker left behind
+
+
+def test_a_new_out_is_removed_when_interrupted(tmp_path, fifo_src):
+    out = tmp_path / "new"
+    proc = start(*convert_args(fifo_src, out, "--workers", "2"))
+    with held_while_writing(proc, fifo_src / "train" / FIFO_IMAGE):
+        os.killpg(proc.pid, signal.SIGINT)
+        assert finish(proc)[0] == 130
+    assert not out.exists()
+
+
+def test_a_signal_during_the_swap_waits_for_its_end(old_out, monkeypatch):
+    """The second Ctrl-C case: the swap of finished files is never cut halfway."""
+    into_out = []
+    real_rename = outdir.fsio.rename
+
+    def rename(src, dest):
+        if Path(dest).parent == old_out:
+            into_out.append(Path(dest).name)
+            if len(into_out) == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives between two renames
+        real_rename(src, dest)
+
+    monkeypatch.setattr(outdir.fsio, "rename", rename)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q", "--workers",
+                           "1", "--num-shards", "3", catch_exceptions=False)
+    assert (code, output.strip()) == (
+        130, "Interrupted after the new output was complete: OUT holds it")
+    assert into_out[-1] == "manifest.json"  # the swap ran to its last step
+    assert not [p for p in old_out.iterdir() if p.name.startswith(".")]
+    assert len(list(old_out.glob("train.tfrecord-*-of-00003"))) == 3
+    code, output = run_cli("verify", old_out)
+    assert code == 0, output
+
+
+@pytest.mark.parametrize("command,where", [
+    (["verify"], "cocoprep.verify.verify"),
+    (["inspect"], "cocoprep.inspection.inspect"),
+    (["preview", "-n", "4"], "cocoprep.preview.preview"),
+])
+def test_reading_commands_stop_with_one_line(old_out, tmp_path, monkeypatch, command, where):
+    module, name = where.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), name)
+
+    def interrupted(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handler raises here
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(where, interrupted)
+    code, output = run_cli(*command, old_out, *(["-o", tmp_path / "p.png"]
+                                              if command[0] == "preview" else []),
+                           catch_exceptions=False)
+    assert (code, output.strip()) == (130, "Interrupted")
+
+
+# ------------------------------------------------------------------ dead workers
+
+def test_a_killed_worker_is_named_with_its_signal_and_shard(old_out, fifo_src):
+    before = tree_bytes(old_out)
+    proc = start(*convert_args(fifo_src, old_out, "--workers", "2"))
+    with held_while_writing(proc, fifo_src / "train" / FIFO_IMAGE) as worker:
+        assert worker != proc.pid
+        os.kill(worker, signal.SIGKILL)
+        rc, err = finish(proc)
+    assert rc == 1
+    assert error_lines(err) == [
+        f"Error: a worker process was killed by SIGKILL while writing {FIFO_SHARD} (often "
+        "the system running out of memory); nothing was replaced in the output. Re-run "
+        "with --workers 1 to see where it happens"]
+    assert tree_bytes(old_out) == before
+
+
+# ------------------------------------------------------------------ space
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["convert", FIXTURES / "coco", "--workers", "1"],
+    ["convert", FIXTURES / "coco", "--workers", "2"],
+    ["convert", FIXTURES / "coco", "--workers", "2", "--runner", "beam"],
+    ["split", FIXTURES / "imgs", "--workers", "2"],
+], ids=["convert-1", "convert-2", "convert-beam", "split-2"])
+def test_a_file_size_limit_mid_run_is_one_line(tmp_path, args):
+    out = tmp_path / "out"
+    shutil.copytree(FIXTURES / "coco" / "annotations", out / "keep")  # an OUT in use
+    before = tree_bytes(out)
+    proc = start(*args, "-o", out, "-q", limit_file_size=6000)
+    rc, err = finish(proc)
+    lines = error_lines(err)
+    assert rc == 1 and len(lines) == 1, err
+    assert lines[0].startswith("Error: a file grew past the size limit of the device holding "
+                               "OUT or of `ulimit -f` (while writing "), err
+    assert tree_bytes(out) == before
+
+
+def test_no_space_left_is_one_line_naming_the_shard(old_out, monkeypatch):
+    before = tree_bytes(old_out)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(framing.RecordWriter, "write", full)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                           "--workers", "1", "--num-shards", "1", catch_exceptions=False)
+    assert (code, output.strip()) == (1, "Error: no space left on the device holding OUT "
+                                         "(while writing train.tfrecord-00000-of-00001)")
+    assert tree_bytes(old_out) == before
+
+
+def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
+    src = tmp_path / "coco"
+    shutil.copytree(FIXTURES / "coco", src)
+    free = shutil.disk_usage(tmp_path).free
+    with open(src / "train" / "000000000101.jpg", "r+b") as f:
+        f.truncate(free + 10**9)  # sparse: takes no room, but counts in the estimate
+    out = tmp_path / "out"
+    code, output = run_cli("convert", src, "-o", out, catch_exceptions=False)
+    assert code == 2
+    line = output.strip()
+    assert line.startswith("Error: OUT needs about ") and "(estimated from the source " in line
+    assert line.endswith(f" free on the disk holding {out}")
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ permissions
+
+@contextmanager
+def read_only(folder: Path):
+    """`folder` read-only for this process: by its mode for a normal user; as root
+    (whom modes do not stop), by remounting a small tmpfs holding it read-only."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield
+        finally:
+            folder.chmod(0o755)
+        return
+    saved = tree_bytes(folder) if folder.exists() else {}
+    folder.mkdir(parents=True, exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)]).returncode:
+        pytest.fail("running as root, and cannot mount a tmpfs to make a read-only folder")
+    try:
+        for name, data in saved.items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_out_is_one_line_and_left_alone(old_out):
+    with read_only(old_out):
+        before = tree_bytes(old_out)
+        code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                               catch_exceptions=False)
+        assert tree_bytes(old_out) == before
+    assert code == 2
+    assert output.strip() in (f"Error: {old_out}: expected a writable output directory, "
+                              f"found {why}" for why in ("Permission denied",
+                                                         "Read-only file system"))
+
+
+def test_an_out_inside_a_folder_you_may_not_write(tmp_path):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    with read_only(parent):
+        code, output = run_cli("convert", FIXTURES / "coco", "-o", parent / "out", "-q",
+                               catch_exceptions=False)
+    assert code == 2
+    assert output.strip() in (f"Error: {parent / 'out'}: expected a writable output "
+                              f"directory, found {why}" for why in ("Permission denied",
+                                                                    "Read-only file system"))
+
+
+def test_an_unreadable_src_is_one_line_naming_it(tmp_path):
+    src = tmp_path / "coco"
+    shutil.copytree(FIXTURES / "coco", src)
+    ann = src / "annotations" / "instances_train.json"
+    if os.geteuid() != 0:
+        ann.chmod(0)
+        why = "Permission denied"
+    else:  # root reads any mode: a folder where the file must be fails the same read
+        ann.unlink()
+        ann.mkdir()
+        why = "Is a directory"
+    code, output = run_cli("convert", src, "-o", tmp_path / "out", catch_exceptions=False)
+    assert code == 2
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and why in lines[0]
+    assert str(src / "annotations") in lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ the lock
+
+def test_a_second_run_into_the_same_out_is_refused_at_once(old_out, fifo_src):
+    before = tree_bytes(old_out)
+    first = start(*convert_args(fifo_src, old_out, "--workers", "2"))
+    with held_while_writing(first, fifo_src / "train" / FIFO_IMAGE):
+        code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                               catch_exceptions=False)
+        os.killpg(first.pid, signal.SIGINT)
+        assert finish(first)[0] == 130
+    assert code == 2
+    line = output.strip()
+    assert line.startswith(f"Error: {old_out} is being written by another cocoprep run "
+                           f"(process {first.pid} on host {socket.gethostname()}, run ")
+    assert line.endswith("; wait for it to finish, or write somewhere else with -o")
+    assert tree_bytes(old_out) == before
+
+
+def _lock(out: Path, *, host: str, pid: int) -> None:
+    (out / outlock.LOCK_NAME).write_text(json.dumps(
+        {"run_id": "1-dead", "host": host, "pid": pid, "started": "2026-01-01 00:00:00 UTC"}))
+
+
+def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(old_out):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    _lock(old_out, host=socket.gethostname(), pid=gone.pid)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                           catch_exceptions=False)
+    assert code == 0, output
+    assert output.strip() == (
+        f"note: took over {old_out / outlock.LOCK_NAME} from a run whose process is gone "
+        f"(process {gone.pid} on host {socket.gethostname()}, run 1-dead, started "
+        "2026-01-01 00:00:00 UTC)")
+    assert not (old_out / outlock.LOCK_NAME).exists()
+
+
+def test_a_lock_from_another_host_names_the_command_that_clears_it(old_out):
+    _lock(old_out, host="elsewhere.example", pid=os.getpid())
+    before = tree_bytes(old_out)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                           catch_exceptions=False)
+    assert code == 2
+    assert output.strip() == (
+        f"Error: {old_out} is locked by another cocoprep run (process {os.getpid()} on host "
+        "elsewhere.example, run 1-dead, started 2026-01-01 00:00:00 UTC); this host cannot "
+        "tell whether it still runs. If it does not, remove the lock: "
+        f"rm '{old_out / outlock.LOCK_NAME}'")
+    assert tree_bytes(old_out) == before
+
+
+# ------------------------------------------------------------------ Beam says three lines
+
+@pytest.mark.slow
+def test_beam_runner_prints_only_its_own_three_lines(tmp_path):
+    proc = start("convert", FIXTURES / "coco", "-o", tmp_path / "out", "--runner", "beam",
+                 "--workers", "2")
+    rc, err = finish(proc)
+    assert rc == 0, err
+    lines = error_lines(err)
+    assert len(lines) == 3 and all(ln.startswith("beam: ") for ln in lines), err
