@@ -17,7 +17,6 @@ Apache Beam is imported only here and only when this runner is asked for
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import logging
 import os
@@ -31,6 +30,7 @@ from typing import Any, Sequence
 
 from cocoprep import fsio, interrupt
 from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
+from cocoprep.shardwrite import shard_job
 
 TASKS_DIR = "tasks"
 RESULTS_DIR = "results"
@@ -138,10 +138,8 @@ def write_task_files(tasks: Sequence[Any], builder: Any) -> list[str]:
     """One pickled (task, builder) per shard, holding only that shard's rows."""
     paths = []
     for task in tasks:
-        shard_builder, items = builder, task.items
-        if hasattr(builder, "for_shard"):
-            shard_builder, items = builder.for_shard(task.split, task.items)
-        task = dataclasses.replace(task, items=items)
+        job = shard_job(task, builder)
+        task, shard_builder = job.task, job.builder
         fsio.makedirs(fsio.join(task.staging, TASKS_DIR))
         fsio.makedirs(fsio.join(task.staging, RESULTS_DIR))
         path = _task_path(task.staging, task)

@@ -22,7 +22,7 @@ import queue
 import signal
 import sys
 import threading
-from collections import deque
+from collections import abc, deque
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
 
@@ -211,15 +211,30 @@ def map_tasks(func: Callable, tasks: Sequence, *, workers: int, bar,
         pool.stop()
 
 
+class _Jobs(abc.Sequence):
+    """Each shard task with the builder cut down to its items, made when a worker
+    asks for it (never all at once)."""
+
+    def __init__(self, tasks: Sequence, builder):
+        self.tasks, self.builder = tasks, builder
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, i):
+        from cocoprep.shardwrite import shard_job
+
+        return shard_job(self.tasks[i], self.builder)
+
+
 def run_local(tasks: Sequence, builder, *, workers: int, quiet: bool) -> list:
-    """The local runner: every shard task written by `workers` processes (1: here)."""
+    """The local runner: every shard task written by `workers` processes (1: here).
+    A worker gets each shard's own slice of the source with the task, so no process
+    but this one holds the whole of it."""
     from cocoprep.progress import progress_bar
-    from cocoprep.shardwrite import init_worker, write_shard
+    from cocoprep.shardwrite import write_shard_job
 
     total = sum(len(t.items) for t in tasks)
     with progress_bar(total, "writing", "img", quiet) as bar:
-        try:
-            return map_tasks(write_shard, tasks, workers=workers, bar=bar, init=init_worker,
-                             init_args=(builder,), describe=lambda t: f"writing {t.file}")
-        finally:
-            init_worker(None)
+        return map_tasks(write_shard_job, _Jobs(tasks, builder), workers=workers, bar=bar,
+                         describe=lambda job: f"writing {job.task.file}")

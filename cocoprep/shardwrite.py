@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Protocol, Sequence
 
 from cocoprep import fsio
@@ -62,13 +62,26 @@ class ShardResult:
     listing: list[str] = field(default_factory=list)
 
 
-_BUILDER: Builder | None = None
+@dataclass(frozen=True)
+class ShardJob:
+    """A shard task with the builder that holds just its items: what a worker is
+    handed, so no worker holds the whole source (COCO's polygons are gigabytes)."""
+
+    task: ShardTask
+    builder: Builder
 
 
-def init_worker(builder: Builder | None) -> None:
-    """Set the builder `write_shard` uses when it is given none (once per worker)."""
-    global _BUILDER
-    _BUILDER = builder
+def shard_job(task: ShardTask, builder: Builder) -> ShardJob:
+    """`task` paired with `builder.for_shard(...)` (items renumbered to match) when the
+    builder can cut itself down, else with `builder` itself."""
+    if not hasattr(builder, "for_shard"):
+        return ShardJob(task, builder)
+    sub, items = builder.for_shard(task.split, task.items)
+    return ShardJob(replace(task, items=items), sub)
+
+
+def write_shard_job(job: ShardJob) -> ShardResult:
+    return write_shard(job.task, job.builder)
 
 
 @contextlib.contextmanager
@@ -81,10 +94,9 @@ def _writing(what: str) -> Iterator[None]:
         raise OutputWriteError(what, e) from None
 
 
-def write_shard(task: ShardTask, builder: Builder | None = None) -> ShardResult:
+def write_shard(task: ShardTask, builder: Builder) -> ShardResult:
     """Build and write one whole shard: a temp name unique to this attempt (a runner
     may retry a task while an earlier attempt still runs), then a rename."""
-    builder = builder if builder is not None else _BUILDER
     result = ShardResult(split=task.split, index=task.index, file=task.file)
     final = fsio.join(task.staging, task.file)
     tmp = f"{final}.tmp-{uuid.uuid4().hex}"

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 _EXACT_INT = 2**53  # larger integers do not survive a float64 round trip
+_CHUNK = 1 << 16   # annotations gathered at a time by `take`
 
 
 def _packable(seg: Any) -> bool:
@@ -95,22 +96,27 @@ class SegmentationStore:
     __hash__ = None  # mutable (append)
 
     def take(self, indices: Iterable[int]) -> "SegmentationStore":
-        """A store of the items at `indices`, in that order (array gathers, no lists)."""
+        """A store of the items at `indices`, in that order: array gathers in chunks
+        of `_CHUNK` annotations (bounded temporaries), no lists."""
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices,
                          dtype=np.int64)
+        if len(idx) == len(self) and np.array_equal(idx, np.arange(len(idx))):
+            return self  # already in order (COCO files usually are): share, not copy
         ann_poly = np.frombuffer(self._ann_poly, dtype=np.int64)
         poly_end = np.frombuffer(self._poly_end, dtype=np.int64)
-        poly_start = np.concatenate([np.zeros(1, np.int64), poly_end[:-1]])
-        polys = _ranges(ann_poly[idx], ann_poly[idx + 1])
-        lengths = poly_end[polys] - poly_start[polys]
-        coords = np.frombuffer(self._coords, dtype=np.float64)[
-            _ranges(poly_start[polys], poly_end[polys])]
+        coords = np.frombuffer(self._coords, dtype=np.float64)
         out = SegmentationStore()
-        out._coords = array("d", coords.tobytes())
-        out._poly_end = array("q", np.cumsum(lengths, dtype=np.int64).tobytes())
-        counts = ann_poly[idx + 1] - ann_poly[idx]
-        out._ann_poly = array("q", np.concatenate(
-            [np.zeros(1, np.int64), np.cumsum(counts, dtype=np.int64)]).tobytes())
+        for lo in range(0, len(idx), _CHUNK):
+            part = idx[lo:lo + _CHUNK]
+            polys = _ranges(ann_poly[part], ann_poly[part + 1])
+            starts = np.where(polys > 0, poly_end[np.maximum(polys - 1, 0)], 0)
+            ends = poly_end[polys]
+            base = len(out._coords)
+            out._coords.frombytes(coords[_ranges(starts, ends)].tobytes())
+            out._poly_end.frombytes((base + np.cumsum(ends - starts, dtype=np.int64)).tobytes())
+            counts = ann_poly[part + 1] - ann_poly[part]
+            out._ann_poly.frombytes((out._ann_poly[-1] + np.cumsum(counts, dtype=np.int64))
+                                    .tobytes())
         if self.others or self._ints:
             for new, k in enumerate(idx.tolist()):
                 if k in self.others:
