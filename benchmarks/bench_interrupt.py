@@ -10,7 +10,7 @@ was with no staging folder or lock left behind.
 
 Usage:
     python benchmarks/bench_interrupt.py [--images 2000] [--workers 2] [--runner local|beam]
-        [--signal INT|TERM] [--after 0.5] [--rounds 3]
+        [--signal INT|TERM] [--after 0.5] [--rounds 3] [--src COCO_ROOT]
 """
 
 from __future__ import annotations
@@ -67,14 +67,19 @@ def main() -> None:
     ap.add_argument("--after", type=float, default=0.5,
                     help="seconds after the first shard file appears")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--src", type=Path, default=None,
+                    help="an existing COCO root instead of generating --images photos (e.g. "
+                         "benchmarks/data/coco_scale_distinct_118000 from bench_convert.py "
+                         "--coco-scale)")
     args = ap.parse_args()
-    src = generate_set(DATA / f"coco_bench_{args.images}", args.images, args.workers)
+    src = args.src or generate_set(DATA / f"coco_bench_{args.images}", args.images,
+                                   args.workers)
     out = DATA / "out_interrupt"
     env = dict(os.environ, PYTHONPATH=str(HERE.parent), TF_CPP_MIN_LOG_LEVEL="3")
     subprocess.run(command(src, out, args), check=True, env=env)
     before = tree_digest(out)
     sig = getattr(signal, f"SIG{args.signal}")
-    print(f"{args.images} images, runner {args.runner}, {args.workers} workers, "
+    print(f"{src.name if args.src else args.images} images, runner {args.runner}, {args.workers} workers, "
           f"SIG{args.signal} {args.after} s into writing; load {os.getloadavg()[0]:.1f}")
     for i in range(args.rounds):
         took, code, last = one_round(src, out, args, sig)
