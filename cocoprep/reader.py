@@ -8,8 +8,8 @@ Pipeline (every parallel stage AUTOTUNE)::
        default) -> repeat
     -> batched parsing (schema spec)
     -> per-element steps (_element_steps), in parallel: decode (or an op that decodes
-       only what it keeps) -> augmentation ops -> final resize -> cut to max_boxes
-    -> batching (_batch): batch / padded batch -> prefetch
+       only what it keeps) -> augmentation ops -> final resize -> objects cut/padded to max_boxes
+    -> batching (_batch): batch (padded batch with masks or captions) -> prefetch
 
 Feature keys are never spelled here: the parse spec and the feature table come from
 `cocoprep.schema`.
@@ -293,7 +293,7 @@ def _classification_record(parsed: dict, info: DatasetInfo) -> dict:
 
 def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
     """The per-element pipeline, in order: decode (or an op that decodes only what it
-    keeps), the augmentation ops, the final resize, the object cut to `max_boxes`."""
+    keeps), the augmentation ops, the final resize, the objects cut and padded to `max_boxes`."""
     import functools
 
     from cocoprep import augment as _augment
@@ -317,7 +317,7 @@ def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
         steps.append(functools.partial(_augment.resize_to, size=opts.size,
                                        keep_aspect=detection))
     if opts.batch_size is not None and detection:
-        steps.append(functools.partial(_cut_objects, max_boxes=opts.max_boxes))
+        steps.append(functools.partial(_fit_objects, max_boxes=opts.max_boxes))
     return steps
 
 
@@ -437,24 +437,36 @@ def _batch(ds, info: DatasetInfo, opts: _Options):
 
     if opts.batch_size is None:
         return ds
-    if info.task != "detection":
+    spec = ds.element_spec
+    if all(s.shape.is_fully_defined() for s in spec.values()):
+        # Per-object tensors already padded per element (_fit_objects): a plain batch
+        # copies each image once, where padded_batch first fills the whole batch with
+        # the padding value (a second write of every pixel), and copies in parallel.
         return ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder,
                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=opts.deterministic)
     return ds.padded_batch(
-        opts.batch_size, padded_shapes=_padded_shapes(ds.element_spec, opts.max_boxes),
-        padding_values=_padding_values(ds.element_spec), drop_remainder=opts.drop_remainder)
+        opts.batch_size, padded_shapes=_padded_shapes(spec, opts.max_boxes),
+        padding_values=_padding_values(spec), drop_remainder=opts.drop_remainder)
 
 
-def _cut_objects(element: dict, max_boxes: int) -> dict:
-    """Keep the first `max_boxes` objects (in stored order)."""
+def _fit_objects(element: dict, max_boxes: int) -> dict:
+    """Keep the first `max_boxes` objects (in stored order), and pad the per-object
+    tensors except masks to `max_boxes` rows (the padding values of `_padding_values`;
+    masks are padded by the batch, to its largest object count)."""
     import tensorflow as tf
 
     from cocoprep.augment import OBJECT_KEYS
 
     out = dict(element)
     for key in OBJECT_KEYS:
-        if key in out:
-            out[key] = out[key][:max_boxes]
+        if key not in out:
+            continue
+        value = out[key][:max_boxes]
+        if key != "masks":
+            rows = [[0, max_boxes - tf.shape(value)[0]]] + [[0, 0]] * (value.shape.rank - 1)
+            value = tf.pad(value, rows, constant_values=_padding_value(key, value.dtype))
+            value = tf.ensure_shape(value, [max_boxes] + value.shape.as_list()[1:])
+        out[key] = value
     out["num_boxes"] = tf.minimum(tf.cast(element["num_boxes"], tf.int32), max_boxes)
     return out
 
@@ -476,17 +488,17 @@ def _padded_shapes(spec: dict, max_boxes: int) -> dict:
     return shapes
 
 
-def _padding_values(spec: dict) -> dict:
+def _padding_value(key: str, dtype):
     import tensorflow as tf
 
-    values = {}
-    for k, s in spec.items():
-        if k in ("classes", "label_ids"):
-            values[k] = tf.constant(-1, s.dtype)
-        elif s.dtype == tf.string:
-            values[k] = tf.constant(b"", tf.string)
-        elif s.dtype == tf.bool:
-            values[k] = tf.constant(False)
-        else:
-            values[k] = tf.constant(0, s.dtype)
-    return values
+    if key in ("classes", "label_ids"):
+        return tf.constant(-1, dtype)
+    if dtype == tf.string:
+        return tf.constant(b"", tf.string)
+    if dtype == tf.bool:
+        return tf.constant(False)
+    return tf.constant(0, dtype)
+
+
+def _padding_values(spec: dict) -> dict:
+    return {k: _padding_value(k, s.dtype) for k, s in spec.items()}
