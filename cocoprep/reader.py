@@ -6,9 +6,9 @@ Pipeline (every parallel stage AUTOTUNE)::
     -> record stream (_record_stream): shard files --(seeded shuffle, input_context
        shard)--> interleave(TFRecordDataset) -> record shuffle buffer (train only by
        default) -> repeat
-    -> batched parsing (schema spec)
-    -> per-element steps (_element_steps), in parallel: decode (or an op that decodes
-       only what it keeps) -> augmentation ops -> final resize -> objects cut/padded to max_boxes
+    -> per-element steps (_element_fn), in parallel: parse (schema spec) -> decode (or
+       an op that decodes only what it keeps) -> augmentation ops -> final resize ->
+       objects cut to max_boxes and padded to it
     -> batching (_batch): batch (padded batch with masks or captions) -> prefetch
 
 Feature keys are never spelled here: the parse spec and the feature table come from
@@ -65,35 +65,25 @@ from cocoprep.labelmap import LabelMap
 __all__ = ["load", "describe", "DatasetInfo", "DEFAULT_SHUFFLE_BUFFER"]
 
 DEFAULT_SHUFFLE_BUFFER = 1024
-_PARSE_BATCH = 64
 _READ_BUFFER = 8 << 20
 
 
 # ------------------------------------------------------------------ parsing
 
-def _parse_batch(task_schema: schema.TaskSchema, wanted: set[str]):
-    """A function: a batch of serialized records -> dict by feature name (lists ragged),
-    which `unbatch` turns into per-record dense tensors."""
+def _parser(task_schema: schema.TaskSchema, wanted: set[str]):
+    """A function: one serialized record -> dict by feature name (lists as 1-D
+    tensors). Parsing runs in the parallel element map: batching records to parse
+    them together copied every record's bytes once more (more than it saved)."""
     import tensorflow as tf
 
     spec = schema.parse_spec(task_schema)
     by_name = {f.name: f for f in task_schema.features if f.name in wanted}
     spec = {f.key: spec[f.key] for f in by_name.values()}
 
-    @tf.autograph.experimental.do_not_convert
     def parse(serialized):
-        parsed = tf.io.parse_example(serialized, spec)
-        out = {}
-        for name, f in by_name.items():
-            value = parsed[f.key]
-            if isinstance(value, tf.sparse.SparseTensor):
-                # VarLen parsing gives row-major indices: ragged-right by construction,
-                # so skip from_sparse's costly checks.
-                value = tf.RaggedTensor.from_value_rowids(
-                    value.values, value.indices[:, 0], nrows=value.dense_shape[0],
-                    validate=False)
-            out[name] = value
-        return out
+        parsed = tf.io.parse_single_example(serialized, spec)
+        return {name: (parsed[f.key].values if isinstance(parsed[f.key], tf.sparse.SparseTensor)
+                       else parsed[f.key]) for name, f in by_name.items()}
 
     return parse
 
@@ -332,8 +322,11 @@ def _element_fn(info: DatasetInfo, opts: _Options, augment):
     steps = Compose(_element_steps(info, opts, augment))
     base = tf.constant(opts.base_seed, tf.int64)
 
+    parse = _parser(schema.schema_for(info.task), _parsed_names(info))
+
     @tf.autograph.experimental.do_not_convert
-    def to_element(index, parsed):
+    def to_element(index, serialized):
+        parsed = parse(serialized)
         record = (_detection_record(parsed, info, lookup) if info.task == "detection"
                   else _classification_record(parsed, info))
         return steps(record, tf.stack([base, index]))
@@ -413,9 +406,7 @@ def load(
                           decode_scale=decode_scale)
     to_element = _element_fn(info, opts, augment)
     records = _record_stream(info.files, opts, input_context)
-    parse = _parse_batch(schema.schema_for(info.task), _parsed_names(info))
-    ds = records.batch(_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
+    ds = records.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=opts.deterministic)
     ds = _batch(ds, info, opts)
     if as_supervised:
