@@ -424,17 +424,16 @@ def load(
 # ------------------------------------------------------------------ batching
 
 def _batch(ds, info: DatasetInfo, opts: _Options):
-    import tensorflow as tf
-
     if opts.batch_size is None:
         return ds
     spec = ds.element_spec
     if all(s.shape.is_fully_defined() for s in spec.values()):
         # Per-object tensors already padded per element (_fit_objects): a plain batch
         # copies each image once, where padded_batch first fills the whole batch with
-        # the padding value (a second write of every pixel), and copies in parallel.
-        return ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder,
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=opts.deterministic)
+        # the padding value (a second write of every pixel). Without its own
+        # num_parallel_calls, tf.data fuses it with the element map (map_and_batch:
+        # each element is copied into the batch by the worker that made it).
+        return ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
     return ds.padded_batch(
         opts.batch_size, padded_shapes=_padded_shapes(spec, opts.max_boxes),
         padding_values=_padding_values(spec), drop_remainder=opts.drop_remainder)
