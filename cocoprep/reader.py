@@ -408,7 +408,7 @@ def load(
     records = _record_stream(info.files, opts, input_context)
     ds = records.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=opts.deterministic)
-    ds = _batch(ds, info, opts)
+    ds = _batch(ds, opts)
     if as_supervised:
         if info.task == "classification":
             ds = ds.map(lambda e: (e["image"], e["label"]))
@@ -423,7 +423,7 @@ def load(
 
 # ------------------------------------------------------------------ batching
 
-def _batch(ds, info: DatasetInfo, opts: _Options):
+def _batch(ds, opts: _Options):
     if opts.batch_size is None:
         return ds
     spec = ds.element_spec
