@@ -198,6 +198,7 @@ def ops(repeats: int = 40) -> None:
     masks = tf.cast(tf.random.stateless_uniform([12, 480, 640], [1, 2]) > 0.5, tf.uint8)
     element = {"boxes": tf.zeros([12, 4]), "num_boxes": tf.constant(12)}
     crop = image[:450, :600]
+    small = tf.image.resize(image, [384, 512])
     size = tf.constant([560, 747])
     # Inputs are arguments, not constants: a constant's decode would be folded away.
     cases = {
@@ -212,6 +213,17 @@ def ops(repeats: int = 40) -> None:
             lambda x: aug.letterbox({"image": x}, (SIZE, SIZE)), image),
         "letterbox 600x450 crop -> 640 (upscale)": (
             lambda x: aug.letterbox({"image": x}, (SIZE, SIZE)), crop),
+        "resize 640x480 -> 768x576 from uint8 (before)": (
+            lambda x: tf.image.resize(x, [576, 768]), image),
+        "resize 640x480 -> 768x576 from float32 (cast incl.)": (
+            lambda x: aug.resize({"image": x}, 576, 768)["image"], image),
+        "pad 512x384 float -> 640, 3-D tf.pad (before)": (
+            lambda x: tf.pad(x, [[0, 256], [0, 128], [0, 0]]), small),
+        "pad 512x384 float -> 640, on the [H, W*3] view": (
+            lambda x: aug.pad({"image": x}, 0, 0, SIZE, SIZE)["image"], small),
+        "RandomFlip + ScaleJitter(640, (0.8, 1.2)), boxes": (lambda x: aug.Compose([
+            aug.RandomFlip(p=1.0), aug.ScaleJitter(SIZE, (0.8, 1.2))])(
+                dict(element, image=x), [1, 2]), image),
         "12 masks resize, one [H,W,N] op": (lambda m: aug.resize_masks(m, size), masks),
         "12 masks resize, one op per mask (before)": (
             lambda m: tf.image.resize(m[..., None], size, method="nearest")[..., 0], masks),
