@@ -3,10 +3,24 @@ bench_reader_detection.py: TfExampleDecoder + random_horizontal_flip +
 resize_and_crop_image (scale jitter 0.8-1.2, crop/pad to 640) + resize_and_crop_boxes,
 boxes padded to 100, float 0..255, no normalisation, no anchors; batch 8.
 
-Run with the interpreter of a separate venv that has tf-models-official (it pins its
-own TensorFlow), on records that bench_reader_detection.py converted:
+The Model Garden needs an interpreter that can import `official`, kept out of the
+project's venv. Both sides must run the same TensorFlow, so the venv used here sees the
+project venv's packages (TensorFlow included) and adds tf-models-official without its
+dependencies (it pins an older TensorFlow), plus the few modules its vision imports
+need:
 
-    /work/venv-mg/bin/python benchmarks/bench_reader_mg.py benchmarks/data/reader_det_1000
+    python -m venv /work/venv-mg
+    SP=$(/work/venv/bin/python -c "import site; print(site.getsitepackages()[0])")
+    echo "$SP" > $(/work/venv-mg/bin/python -c "import site; print(site.getsitepackages()[0])")/project_venv.pth
+    /work/venv-mg/bin/pip install --no-deps tf-models-official==2.20.0 tf-keras==2.21.0 \
+        gin-config scipy opencv-python-headless matplotlib cycler kiwisolver
+    /work/venv-mg/bin/pip install fonttools pyparsing contourpy python-dateutil
+
+With that interpreter, bench_reader_detection.py runs this pipeline in its own process,
+interleaved with cocoprep's (the comparison to report). Alone, on records that
+bench_reader_detection.py converted:
+
+    /work/venv-mg/bin/python benchmarks/bench_reader_mg.py benchmarks/data/reader_det_2000 3
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ Pipeline (every parallel stage AUTOTUNE)::
     -> record stream (_record_stream): shard files --(seeded shuffle, input_context
        shard)--> interleave(TFRecordDataset) -> record shuffle buffer (train only by
        default) -> repeat
-    -> batched parsing (schema spec)
-    -> per-element steps (_element_steps), in parallel: decode (or an op that decodes
-       only what it keeps) -> augmentation ops -> final resize -> cut to max_boxes
-    -> batching (_batch): batch / padded batch -> prefetch
+    -> per-element steps (_element_fn), in parallel: parse (schema spec) -> decode (or
+       an op that decodes only what it keeps) -> augmentation ops -> final resize ->
+       objects cut to max_boxes and padded to it
+    -> batching (_batch): batch (padded batch with masks or captions) -> prefetch
 
 Feature keys are never spelled here: the parse spec and the feature table come from
 `cocoprep.schema`.
@@ -65,35 +65,25 @@ from cocoprep.labelmap import LabelMap
 __all__ = ["load", "describe", "DatasetInfo", "DEFAULT_SHUFFLE_BUFFER"]
 
 DEFAULT_SHUFFLE_BUFFER = 1024
-_PARSE_BATCH = 64
 _READ_BUFFER = 8 << 20
 
 
 # ------------------------------------------------------------------ parsing
 
-def _parse_batch(task_schema: schema.TaskSchema, wanted: set[str]):
-    """A function: a batch of serialized records -> dict by feature name (lists ragged),
-    which `unbatch` turns into per-record dense tensors."""
+def _parser(task_schema: schema.TaskSchema, wanted: set[str]):
+    """A function: one serialized record -> dict by feature name (lists as 1-D
+    tensors). Parsing runs in the parallel element map: batching records to parse
+    them together copied every record's bytes once more (more than it saved)."""
     import tensorflow as tf
 
     spec = schema.parse_spec(task_schema)
     by_name = {f.name: f for f in task_schema.features if f.name in wanted}
     spec = {f.key: spec[f.key] for f in by_name.values()}
 
-    @tf.autograph.experimental.do_not_convert
     def parse(serialized):
-        parsed = tf.io.parse_example(serialized, spec)
-        out = {}
-        for name, f in by_name.items():
-            value = parsed[f.key]
-            if isinstance(value, tf.sparse.SparseTensor):
-                # VarLen parsing gives row-major indices: ragged-right by construction,
-                # so skip from_sparse's costly checks.
-                value = tf.RaggedTensor.from_value_rowids(
-                    value.values, value.indices[:, 0], nrows=value.dense_shape[0],
-                    validate=False)
-            out[name] = value
-        return out
+        parsed = tf.io.parse_single_example(serialized, spec)
+        return {name: (parsed[f.key].values if isinstance(parsed[f.key], tf.sparse.SparseTensor)
+                       else parsed[f.key]) for name, f in by_name.items()}
 
     return parse
 
@@ -293,7 +283,7 @@ def _classification_record(parsed: dict, info: DatasetInfo) -> dict:
 
 def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
     """The per-element pipeline, in order: decode (or an op that decodes only what it
-    keeps), the augmentation ops, the final resize, the object cut to `max_boxes`."""
+    keeps), the augmentation ops, the final resize, the objects cut and padded to `max_boxes`."""
     import functools
 
     from cocoprep import augment as _augment
@@ -317,7 +307,7 @@ def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
         steps.append(functools.partial(_augment.resize_to, size=opts.size,
                                        keep_aspect=detection))
     if opts.batch_size is not None and detection:
-        steps.append(functools.partial(_cut_objects, max_boxes=opts.max_boxes))
+        steps.append(functools.partial(_fit_objects, max_boxes=opts.max_boxes))
     return steps
 
 
@@ -332,8 +322,11 @@ def _element_fn(info: DatasetInfo, opts: _Options, augment):
     steps = Compose(_element_steps(info, opts, augment))
     base = tf.constant(opts.base_seed, tf.int64)
 
+    parse = _parser(schema.schema_for(info.task), _parsed_names(info))
+
     @tf.autograph.experimental.do_not_convert
-    def to_element(index, parsed):
+    def to_element(index, serialized):
+        parsed = parse(serialized)
         record = (_detection_record(parsed, info, lookup) if info.task == "detection"
                   else _classification_record(parsed, info))
         return steps(record, tf.stack([base, index]))
@@ -413,11 +406,9 @@ def load(
                           decode_scale=decode_scale)
     to_element = _element_fn(info, opts, augment)
     records = _record_stream(info.files, opts, input_context)
-    parse = _parse_batch(schema.schema_for(info.task), _parsed_names(info))
-    ds = records.batch(_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    ds = ds.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
+    ds = records.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
                             deterministic=opts.deterministic)
-    ds = _batch(ds, info, opts)
+    ds = _batch(ds, opts)
     if as_supervised:
         if info.task == "classification":
             ds = ds.map(lambda e: (e["image"], e["label"]))
@@ -432,29 +423,40 @@ def load(
 
 # ------------------------------------------------------------------ batching
 
-def _batch(ds, info: DatasetInfo, opts: _Options):
-    import tensorflow as tf
-
+def _batch(ds, opts: _Options):
     if opts.batch_size is None:
         return ds
-    if info.task != "detection":
-        return ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder,
-                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=opts.deterministic)
+    spec = ds.element_spec
+    if all(s.shape.is_fully_defined() for s in spec.values()):
+        # Per-object tensors already padded per element (_fit_objects): a plain batch
+        # copies each image once, where padded_batch first fills the whole batch with
+        # the padding value (a second write of every pixel). Without its own
+        # num_parallel_calls, tf.data fuses it with the element map (map_and_batch:
+        # each element is copied into the batch by the worker that made it).
+        return ds.batch(opts.batch_size, drop_remainder=opts.drop_remainder)
     return ds.padded_batch(
-        opts.batch_size, padded_shapes=_padded_shapes(ds.element_spec, opts.max_boxes),
-        padding_values=_padding_values(ds.element_spec), drop_remainder=opts.drop_remainder)
+        opts.batch_size, padded_shapes=_padded_shapes(spec, opts.max_boxes),
+        padding_values=_padding_values(spec), drop_remainder=opts.drop_remainder)
 
 
-def _cut_objects(element: dict, max_boxes: int) -> dict:
-    """Keep the first `max_boxes` objects (in stored order)."""
+def _fit_objects(element: dict, max_boxes: int) -> dict:
+    """Keep the first `max_boxes` objects (in stored order), and pad the per-object
+    tensors except masks to `max_boxes` rows (the padding values of `_padding_values`;
+    masks are padded by the batch, to its largest object count)."""
     import tensorflow as tf
 
     from cocoprep.augment import OBJECT_KEYS
 
     out = dict(element)
     for key in OBJECT_KEYS:
-        if key in out:
-            out[key] = out[key][:max_boxes]
+        if key not in out:
+            continue
+        value = out[key][:max_boxes]
+        if key != "masks":
+            rows = [[0, max_boxes - tf.shape(value)[0]]] + [[0, 0]] * (value.shape.rank - 1)
+            value = tf.pad(value, rows, constant_values=_padding_value(key, value.dtype))
+            value = tf.ensure_shape(value, [max_boxes] + value.shape.as_list()[1:])
+        out[key] = value
     out["num_boxes"] = tf.minimum(tf.cast(element["num_boxes"], tf.int32), max_boxes)
     return out
 
@@ -476,17 +478,17 @@ def _padded_shapes(spec: dict, max_boxes: int) -> dict:
     return shapes
 
 
-def _padding_values(spec: dict) -> dict:
+def _padding_value(key: str, dtype):
     import tensorflow as tf
 
-    values = {}
-    for k, s in spec.items():
-        if k in ("classes", "label_ids"):
-            values[k] = tf.constant(-1, s.dtype)
-        elif s.dtype == tf.string:
-            values[k] = tf.constant(b"", tf.string)
-        elif s.dtype == tf.bool:
-            values[k] = tf.constant(False)
-        else:
-            values[k] = tf.constant(0, s.dtype)
-    return values
+    if key in ("classes", "label_ids"):
+        return tf.constant(-1, dtype)
+    if dtype == tf.string:
+        return tf.constant(b"", tf.string)
+    if dtype == tf.bool:
+        return tf.constant(False)
+    return tf.constant(0, dtype)
+
+
+def _padding_values(spec: dict) -> dict:
+    return {k: _padding_value(k, s.dtype) for k, s in spec.items()}

@@ -231,6 +231,26 @@ def test_batching_pads_to_max_boxes(det):
     assert counts == sorted(len(t[2]) for t in truth["train"])
 
 
+def test_batching_without_masks_pads_each_element_like_the_padded_batch(det_kp):
+    # Records without masks batch through a plain batch, the objects padded per
+    # element: the same rows and padding values as the padded batch gives with masks.
+    out, _ = det_kp
+    single = as_numpy(cocoprep.load(out, "train", image_size=(30, 40), shuffle=False))
+    batch = next(iter(cocoprep.load(out, "train", batch_size=4, image_size=(30, 40),
+                                    max_boxes=2, shuffle=False)))
+    b = {k: v.numpy() for k, v in batch.items()}
+    assert b["boxes"].shape == (4, 2, 4) and b["keypoints"].shape == (4, 2, 3, 2)
+    pads = {"boxes": 0, "area": 0, "classes": -1, "label_ids": -1, "is_crowd": False,
+            "keypoints": 0, "keypoint_visibility": 0}
+    for i, e in enumerate(single):
+        n = min(len(e["boxes"]), 2)
+        assert b["num_boxes"][i] == n
+        np.testing.assert_array_equal(b["image"][i], e["image"])
+        for key, pad in pads.items():
+            np.testing.assert_array_equal(b[key][i, :n], e[key][:n])
+            assert (b[key][i, n:] == pad).all(), key
+
+
 def test_batching_drops_objects_beyond_max_boxes(det):
     out, _ = det
     b = next(iter(cocoprep.load(out, "train", batch_size=8, image_size=32, max_boxes=1,
