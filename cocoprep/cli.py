@@ -31,6 +31,16 @@ def _import_tensorflow_quietly() -> None:
 _WRITES_OUT = ("convert", "split")
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so Python's exit-time flush of a closed pipe does
+    not print its own error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 class _Group(click.Group):
     """Every command runs with SIGINT/SIGTERM raising `Interrupted`: a typed error
     or an interrupt is one line on stderr and an exit code, never a traceback."""
@@ -42,6 +52,9 @@ class _Group(click.Group):
             except CocoprepError as e:
                 click.echo(f"Error: {e}", err=True)
                 ctx.exit(e.exit_code)
+            except BrokenPipeError:  # `cocoprep ... | head`: the reader left; say nothing
+                _quiet_stdout()
+                ctx.exit(141)  # 128 + SIGPIPE, as a shell reports it
             except OSError as e:  # the file system said no where no typed error was ready
                 where = f"{e.filename}: " if e.filename else ""
                 click.echo(f"Error: {where}{e.strerror or e}", err=True)

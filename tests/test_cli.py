@@ -57,3 +57,25 @@ def test_tensorflow_start_up_notices_stay_off_the_terminal(tmp_path, fixtures_di
         for noise in ("oneDNN", "I0000", "E0000", "cuda"):
             assert noise not in proc.stderr, (argv[3], proc.stderr)
     assert proc.stdout.startswith("OK: 10 examples")
+
+
+def test_a_closed_stdout_pipe_is_no_error(tmp_path):
+    """`cocoprep ... | head` where head has already left: no `Error:` line, no
+    traceback, the shell's exit code for SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import FIXTURES, REPO
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to the pipe now fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "cocoprep", "convert", str(FIXTURES / "coco"), "-o",
+             str(tmp_path / "out")], stdout=write_end, stderr=subprocess.PIPE, cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3"), timeout=300)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr.decode() == ""
