@@ -25,7 +25,7 @@ from cocoprep.fsio import remote_view
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME
 from cocoprep.manifest import Manifest
 from cocoprep.options import JPEG_QUALITY, WriteOptions
-from cocoprep.pipeline import WriteJob, local_bytes, plan_split, remote_bytes, run_job
+from cocoprep.pipeline import WriteJob, plan_split, run_job, source_bytes
 from cocoprep.ratio import parse_ratio
 from cocoprep.schema import SCHEMA_VERSION
 from cocoprep.sources import load_detection
@@ -77,7 +77,7 @@ def _plans(source: DetectionSource, roots: dict[str, str], options: WriteOptions
         root = roots[out_split.name]
         if options.num_shards is None or not fsio.is_remote(root):  # also the space check
             names = [out_split.source.file_names[r] for r in rows.tolist()]
-            total = remote_bytes(root, names) if fsio.is_remote(root) else local_bytes(root, names)
+            total = source_bytes(root, names)
         plans.append(plan_split(out_split.name, rows.astype(np.int32), total_bytes=total,
                                 options=options))
     return tuple(plans)

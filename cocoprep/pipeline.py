@@ -39,9 +39,14 @@ class WriteJob:
     fixes: dict[str, str] = field(default_factory=dict)  # per reason, over `losses`' own
 
 
-def local_bytes(root: str | Path, names: Sequence[Any]) -> int:
-    """Bytes of the files `names` under a local `root` (missing ones count 0): the
-    shard-count input."""
+def source_bytes(root: str | Path, names: Sequence[Any]) -> int:
+    """Bytes of the files `names` under `root` (missing ones count 0): the shard-count
+    and space-check input. A `scheme://` root is listed once instead of a stat per file."""
+    if fsio.is_remote(str(root)):
+        prefix = str(root).rstrip("/") + "/"
+        listed = fsio.list_files(fsio.join(str(root), "**"))
+        sizes = {p[len(prefix):]: size for p, size, _ in listed}
+        return sum(sizes.get(n, 0) for n in names if isinstance(n, str))
     total = 0
     for name in names:
         try:
@@ -49,13 +54,6 @@ def local_bytes(root: str | Path, names: Sequence[Any]) -> int:
         except (OSError, ValueError, TypeError):
             pass
     return total
-
-
-def remote_bytes(root: str, names: Sequence[Any]) -> int:
-    """`local_bytes` for a `scheme://` root: one listing instead of a stat per file."""
-    sizes = {p[len(root.rstrip("/")) + 1:]: size
-             for p, size, _ in fsio.list_files(fsio.join(root, "**"))}
-    return sum(sizes.get(n, 0) for n in names if isinstance(n, str))
 
 
 def plan_split(name: str, items: Sequence[Any], *, total_bytes: int, options: WriteOptions,

@@ -21,7 +21,7 @@ from cocoprep.images import IMAGE_EXTENSIONS
 from cocoprep.labelmap import LABELS_TXT_NAME, PBTXT_NAME, LabelMap
 from cocoprep.manifest import Manifest
 from cocoprep.options import JPEG_QUALITY, WriteOptions
-from cocoprep.pipeline import WriteJob, local_bytes, plan_split, run_job
+from cocoprep.pipeline import WriteJob, plan_split, run_job, source_bytes
 from cocoprep.progress import progress_bar
 from cocoprep.ratio import parse_ratio
 from cocoprep.records import SkippedItem
@@ -138,7 +138,7 @@ def _job(src: Path, listing: folder.FolderListing, labels: LabelMap, assigned: _
     plans = tuple(
         plan_split(split, [FolderItem(f.path, labels.id_of(f.class_name), f.class_name)
                            for f in items],
-                   total_bytes=local_bytes(src, [f.path for f in items]), options=options,
+                   total_bytes=source_bytes(src, [f.path for f in items]), options=options,
                    listing_name=f"{split}.txt")
         for split, items in assigned.splits.items())
     extra = {LABELS_TXT_NAME: labels.to_labels_txt()}

@@ -38,6 +38,18 @@ def tfds_records(out: Path, split: str) -> list[dict]:
     return list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
 
 
+def paired_records(out: Path, split: str, count: int) -> list[tuple[dict, dict]]:
+    """Each TFDS record of `split` with `cocoprep.load`'s element of the same file,
+    after checking both give `count` records and the same decoded image."""
+    ours = {_text(e["filename"]): e for e in load(out, split, shuffle=False).as_numpy_iterator()}
+    theirs = tfds_records(out, split)
+    assert len(theirs) == len(ours) == count
+    pairs = [(rec, ours[_text(rec["image/filename"])]) for rec in theirs]
+    for rec, mine in pairs:
+        np.testing.assert_array_equal(rec["image/encoded"], mine["image"])
+    return pairs
+
+
 def label_names_match(out: Path, builder, key: str) -> None:
     """The ClassLabel's name at each stored id is the label map's name, and the
     names at the label map's ids, in order, are labels.txt."""
@@ -58,13 +70,7 @@ def check_detection(out: Path, *, masks: bool = False) -> None:
     names = builder.info.features[DET_LABEL]
     for split, info in manifest.splits.items():
         assert builder.info.splits[split].shard_lengths == [s.num_examples for s in info.shards]
-        ours = {_text(e["filename"]): e
-                for e in load(out, split, shuffle=False).as_numpy_iterator()}
-        theirs = tfds_records(out, split)
-        assert len(theirs) == len(ours) == info.num_examples
-        for rec in theirs:
-            mine = ours[_text(rec["image/filename"])]
-            np.testing.assert_array_equal(rec["image/encoded"], mine["image"])
+        for rec, mine in paired_records(out, split, info.num_examples):
             boxes = np.stack([rec[f"image/object/bbox/{k}"]
                               for k in ("ymin", "xmin", "ymax", "xmax")], axis=-1)
             np.testing.assert_array_equal(boxes.reshape(-1, 4), mine["boxes"])
@@ -162,13 +168,7 @@ def test_split_output_opens_in_tfds(tmp_path, offset):
     label_names_match(out, builder, CLS_LABEL)
     assert builder.info.supervised_keys == ("image/encoded", CLS_LABEL)
     for split, info in manifest.splits.items():
-        ours = {_text(e["filename"]): e
-                for e in load(out, split, shuffle=False).as_numpy_iterator()}
-        theirs = tfds_records(out, split)
-        assert len(theirs) == len(ours) == info.num_examples
-        for rec in theirs:
-            mine = ours[_text(rec["image/filename"])]
-            np.testing.assert_array_equal(rec["image/encoded"], mine["image"])
+        for rec, mine in paired_records(out, split, info.num_examples):
             assert rec[CLS_LABEL] - offset == mine["label"]
             assert builder.info.features[CLS_LABEL].int2str(rec[CLS_LABEL]) == \
                 _text(rec["image/class/text"])
