@@ -138,6 +138,37 @@ def test_malformed_xml_is_a_skip_reason(data, words):
     assert e.value.reason == voc.MALFORMED_XML and words in e.value.detail
 
 
+_BOMB = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa">'
+         '<!ENTITY b "&a;&a;&a;&a;">]><annotation><filename>&b;</filename></annotation>')
+
+
+@pytest.mark.parametrize("data, fast", [
+    (b"<annotation><filename>a.jpg</filename></annotation>", True),
+    (b'<?xml version="1.0" encoding="utf-8"?><annotation/>', True),
+    (b'<?xml version="1.0"?><!DOCTYPE annotation><annotation/>', False),
+    (_BOMB.encode("utf-16"), False),                      # NUL bytes: could hide a DTD
+    (b'<?xml version="1.0" encoding="cp500"?><annotation/>', False),  # EBCDIC
+])
+def test_only_xml_without_a_dtd_takes_the_fast_parser(data, fast):
+    assert voc._without_dtd(data) is fast
+
+
+def test_an_entity_bomb_in_utf16_is_refused_too():
+    with pytest.raises(ItemSkipped) as e:
+        voc.parse_voc(_BOMB.encode("utf-16"))
+    assert e.value.reason == voc.MALFORMED_XML and "EntitiesForbidden" in e.value.detail
+
+
+@pytest.mark.parametrize("make", [vocdevkit, cvat_voc, label_studio_voc, roboflow_voc])
+def test_fast_and_defused_parsers_read_the_same(tmp_path, monkeypatch, make):
+    make(tmp_path)
+    files = sorted(tmp_path.rglob("*.xml"))
+    assert files
+    fast = [voc.parse_voc(f.read_bytes()) for f in files]
+    monkeypatch.setattr(voc, "_without_dtd", lambda data: False)
+    assert [voc.parse_voc(f.read_bytes()) for f in files] == fast
+
+
 def test_resolve_image_by_filename_stem_or_xml_name():
     lookup = voc.image_lookup(["a.jpg", "b.PNG", "sub/c.jpg", "notes.txt", "d.jpeg", "d.png"])
     assert voc.resolve_image("a.jpg", "zzz", lookup) == ("a.jpg", voc.BY_FILENAME)
