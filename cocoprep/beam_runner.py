@@ -187,11 +187,22 @@ def _output_captured():
         with _logging_off():
             os.dup2(write_fd, 2)
             yield
+    except KeyboardInterrupt:
+        # Ctrl-C/SIGTERM abandons the pipeline and the process is about to exit:
+        # Beam's gRPC server threads then end with exceptions of their own after fd 2
+        # is back. They say nothing about the run, whose one line the CLI prints.
+        threading.excepthook = _silent
+        logging.disable(logging.CRITICAL)
+        raise
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(write_fd)  # the drain ends once no process holds the write end
+
+
+def _silent(args) -> None:
+    """A `threading.excepthook` that prints nothing."""
 
 
 def _drain(read_fd: int) -> None:
