@@ -188,23 +188,58 @@ def _as_bytes(feature: Feature, value: Any) -> bytes:
     raise SchemaError(feature.key, "bytes or str", type(value).__name__)
 
 
-def _encode_feature(feature: Feature, values: list) -> bytes:
-    """A `Feature` message: BytesList = 1, FloatList = 2, Int64List = 3 (packed)."""
-    if feature.dtype == BYTES:
-        inner = b"".join(_field(1, _as_bytes(feature, v)) for v in values)
-        return _field(1, inner)
+# Tags of the wire format: field 1/2/3, wire type 2 (length-delimited).
+_TAG1, _TAG2, _TAG3 = b"\n", b"\x12", b"\x1a"
+
+
+def _bytes_feature(feature: Feature, values: list, pieces: list) -> int:
+    """Append a `Feature` holding a BytesList (field 1) to `pieces` without copying
+    the values (an image is copied once, by the final join); its length."""
+    body = []
+    size = 0
+    for v in values:
+        if type(v) is not bytes:
+            v = _as_bytes(feature, v)
+        n = len(v)
+        head = _varint(n)
+        body += (_TAG1, head, v)
+        size += 1 + len(head) + n
+    head = _varint(size)
+    pieces += (_TAG1, head)
+    pieces += body
+    return 1 + len(head) + size
+
+
+def _number_feature(feature: Feature, values: list) -> bytes:
+    """A `Feature` holding a FloatList (field 2) or an Int64List (field 3), packed."""
     if feature.dtype == FLOAT:
         try:
             packed = struct.pack(f"<{len(values)}f", *values)
         except struct.error:
             raise SchemaError(feature.key, "floats", values) from None
-        return _field(2, _field(1, packed) if values else b"")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            if not (hasattr(v, "__index__") and not isinstance(v, (bool, float))):
+        tag = _TAG2
+    else:
+        for v in values:
+            if type(v) is not int and (isinstance(v, (bool, float))
+                                       or not hasattr(v, "__index__")):
                 raise SchemaError(feature.key, "integers", values)
-    packed = b"".join(_varint(int(v)) for v in values)
-    return _field(3, _field(1, packed) if values else b"")
+        packed = b"".join([_varint(int(v)) for v in values])
+        tag = _TAG3
+    inner = _TAG1 + _varint(len(packed)) + packed if values else b""
+    return tag + _varint(len(inner)) + inner
+
+
+def _items(feature: Feature, value: Any, group_len: dict[str, tuple[str, int]]) -> list:
+    if feature.shape == SCALAR:
+        return [value]
+    if isinstance(value, (str, bytes)):
+        raise SchemaError(feature.key, "a list", value)
+    items = list(value)
+    if feature.group:
+        seen = group_len.setdefault(feature.group, (feature.key, len(items)))
+        if seen[1] != len(items):
+            raise SchemaError(feature.key, f"{seen[1]} values (as {seen[0]})", len(items))
+    return items
 
 
 def encode(schema: TaskSchema, values: Mapping[str, Any]) -> bytes:
@@ -212,32 +247,37 @@ def encode(schema: TaskSchema, values: Mapping[str, Any]) -> bytes:
 
     Scalars are single values; lists any sequence. Optional features may be absent
     or None; required ones must be present. Lists of one group must agree in length.
+
+    The message is assembled as a list of pieces with every nested length computed
+    up front, then joined once: the image bytes are copied a single time.
     """
     unknown = values.keys() - schema.name_set
     if unknown:
         raise SchemaError(schema.task, f"names from {schema.names}", sorted(unknown))
     group_len: dict[str, tuple[str, int]] = {}
-    entries = []
+    pieces: list[bytes] = []
+    size = 0
     for feature, key_field in schema.wire_order:
         value = values.get(feature.name)
         if value is None:
             if feature.required:
                 raise SchemaError(feature.key, "a value", None)
             continue
-        if feature.shape == SCALAR:
-            items = [value]
+        items = _items(feature, value, group_len)
+        entry_at = len(pieces)
+        pieces += (_TAG1, b"", key_field, _TAG2, b"")  # the two lengths come below
+        if feature.dtype == BYTES:
+            feature_size = _bytes_feature(feature, items, pieces)
         else:
-            if isinstance(value, (str, bytes)):
-                raise SchemaError(feature.key, "a list", value)
-            items = list(value)
-            if feature.group:
-                seen = group_len.setdefault(feature.group, (feature.key, len(items)))
-                if seen[1] != len(items):
-                    raise SchemaError(
-                        feature.key, f"{seen[1]} values (as {seen[0]})", len(items)
-                    )
-        entries.append(_field(1, key_field + _field(2, _encode_feature(feature, items))))
-    return _field(1, b"".join(entries))
+            encoded = _number_feature(feature, items)
+            pieces.append(encoded)
+            feature_size = len(encoded)
+        feature_head = _varint(feature_size)
+        entry_size = len(key_field) + 1 + len(feature_head) + feature_size
+        entry_head = _varint(entry_size)
+        pieces[entry_at + 1], pieces[entry_at + 4] = entry_head, feature_head
+        size += 1 + len(entry_head) + entry_size
+    return b"".join([_TAG1, _varint(size), *pieces])
 
 
 

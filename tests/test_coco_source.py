@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cocoprep.errors import InputError, UsageError
 from cocoprep.sources import coco, cocosplits, jsonstream, layout
@@ -557,3 +561,26 @@ def test_integral_float_sizes_are_integers(tmp_path):
     with pytest.raises(InputError, match=r"images\[0\].height \(image id 1\) to be a positive "
                        "integer, found a number 375.5"):
         coco.parse_coco_dict(coco_dict([(1, "a.jpg", 500, 375.5)], []), "x.json")
+
+
+_JSON_TEXT = st.text(alphabet=st.sampled_from(list('ab}{],[ "\\:\u00e9\n')), max_size=8)
+_JSON_LEAF = st.one_of(st.integers(-10**20, 10**20), st.floats(allow_nan=False,
+                       allow_infinity=False), _JSON_TEXT, st.booleans(), st.none())
+_JSON_VALUE = st.recursive(_JSON_LEAF, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(_JSON_TEXT, inner, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(elements=st.lists(st.one_of(st.dictionaries(_JSON_TEXT, _JSON_VALUE, max_size=4),
+                                   _JSON_VALUE), max_size=12),
+       chunk=st.sampled_from([5, 23, 1 << 23]), run_min=st.sampled_from([0, 40, 1 << 20]),
+       indent=st.sampled_from([None, 1]))
+def test_runs_of_elements_decode_as_one_by_one(elements, chunk, run_min, indent):
+    """Array elements decoded many at a time (cut at a `},`) are exactly the elements
+    json.loads sees, in order, also when a string or a nested value holds `},`."""
+    text = json.dumps({"info": {"x": "},{"}, "annotations": elements, "z": []}, indent=indent)
+    seen = []
+    stream = jsonstream.JsonStream(io.StringIO(text), Path("t.json"))
+    stream.CHUNK, stream.RUN_MIN = chunk, run_min
+    stream.read_object({"annotations": lambda element, i: seen.append((i, element))}, set())
+    assert seen == list(enumerate(json.loads(text)["annotations"]))

@@ -43,6 +43,11 @@ _TOP_LEVEL = {"[": "a JSON list ('[')", '"': "a JSON string", "t": "true", "f": 
               "n": "null", "-": "a number", **{d: "a number" for d in "0123456789"}}
 
 
+# A value this close to the end of the window is decoded again with more text: a
+# number cut by a read can look complete ("0." decodes as 0).
+_NUMBER_TAIL = 32
+
+
 def _found(c: str) -> str:
     return repr(c) if c else "the end of the file"
 
@@ -52,6 +57,7 @@ class JsonStream:
     it keeps only a window of the text and decodes one element at a time."""
 
     CHUNK = 1 << 23
+    RUN_MIN = 1 << 20  # read on before decoding a run when less text than this is left
 
     def __init__(self, f, path: Path, progress: Callable[[int], None] | None = None, *,
                  drop_polygons: bool = False):
@@ -61,6 +67,7 @@ class JsonStream:
         self.decode = json.JSONDecoder().raw_decode
         self.drop_polygons = drop_polygons
         self._carry = ""
+        self._no_run_before = 0  # absolute offset: a run that failed to decode ends here
 
     def _read(self) -> str:
         try:
@@ -143,10 +150,34 @@ class JsonStream:
             except RecursionError:
                 raise self.error("JSON values nested less deeply", "values nested too "
                                  "deeply for Python's JSON decoder") from None
-            if end >= len(self.buf) and not self.eof and self._more():
-                continue  # a number may continue in the next chunk
+            if end + _NUMBER_TAIL >= len(self.buf) and not self.eof and self._more():
+                continue  # a number may continue in the next chunk ("100." + "5")
             self.pos = end
             return obj
+
+    def _run_of_elements(self) -> list | None:
+        """The array elements from here to the last `}` followed by `,` in the
+        window, decoded by one call of the C decoder, or None (fewer than two objects
+        in view, or that text is not a run of whole elements: a `},` inside a string
+        or a nested value never decodes as one, and the caller then reads one element
+        at a time, which also names any syntax error exactly). The position is left
+        on the `,` after the run."""
+        self.peek()
+        if len(self.buf) - self.pos < self.RUN_MIN and not self.eof:
+            self._more()
+        start = self.pos
+        if self.char_base + start < self._no_run_before:
+            return None
+        cut = self.buf.rfind("},", start)
+        if cut < 0 or self.buf.find("},", start, cut) < 0:
+            return None
+        try:
+            elements = json.loads("[" + self.buf[start:cut + 1] + "]")
+        except (ValueError, RecursionError):
+            self._no_run_before = self.char_base + cut + 1
+            return None
+        self.pos = cut + 1
+        return elements
 
     def expect(self, char: str, what: str) -> None:
         c = self.peek()
@@ -194,10 +225,15 @@ class JsonStream:
                 self.pos += 1
                 continue
             i = 0
-            decode = self.value
             while True:
-                handler(decode(), i)
-                i += 1
+                batch = self._run_of_elements()
+                if batch is None:
+                    handler(self.value(), i)
+                    i += 1
+                else:
+                    for element in batch:
+                        handler(element, i)
+                        i += 1
                 c = self.peek()
                 if c == ",":
                     self.pos += 1
