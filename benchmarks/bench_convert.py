@@ -291,12 +291,46 @@ def small_jpeg(seed: int) -> bytes:
     return buf.getvalue()
 
 
+def photo_like_sized(seed: int, width: int, height: int, quality: int = 90) -> bytes:
+    """A distinct photo-like JPEG of any size, made the way `photo_like` makes its
+    640x480 ones (smooth colour waves, blotches, ellipses, fine noise) at a fraction of
+    the cost: waves from outer products, blobs drawn within their own boxes."""
+    rng = np.random.default_rng(seed)
+    x = np.arange(width, dtype=np.float32) / width
+    y = np.arange(height, dtype=np.float32) / height
+    img = np.empty((height, width, 3), np.float32)
+    for c in range(3):
+        a, b, p = rng.uniform(-0.5, 0.5, 3) * 6
+        # sin(ax + by + p) = sin(ax) cos(by + p) + cos(ax) sin(by + p)
+        img[..., c] = 128 + 60 * (np.outer(np.cos(b * y + p), np.sin(a * x))
+                                  + np.outer(np.sin(b * y + p), np.cos(a * x)))
+    low = rng.normal(0, 25, (height // 16 + 1, width // 16 + 1, 3)).astype(np.float32)
+    img += low.repeat(16, 0).repeat(16, 1)[:height, :width]
+    for _ in range(int(rng.integers(3, 9))):
+        cx, cy = rng.uniform(0, width), rng.uniform(0, height)
+        rx, ry = rng.uniform(20, 120, 2) * width / 640
+        x0, x1 = int(max(cx - rx, 0)), int(min(cx + rx + 1, width))
+        y0, y1 = int(max(cy - ry, 0)), int(min(cy + ry + 1, height))
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+        patch = img[y0:y1, x0:x1]
+        patch[inside] = patch[inside] * 0.4 + rng.uniform(0, 255, 3).astype(np.float32) * 0.6
+    img += rng.standard_normal(img.shape, dtype=np.float32) * 6
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def _write_small(args) -> None:
-    path, seed = args
-    Path(path).write_bytes(small_jpeg(seed))
+    path, seed, size = args
+    if size == (SCALE_WIDTH, SCALE_HEIGHT):
+        Path(path).write_bytes(small_jpeg(seed))
+    else:
+        Path(path).write_bytes(photo_like_sized(seed, *size))
 
 
-def generate_scale(root: Path, num_images: int, num_anns: int, workers: int) -> Path:
+def generate_scale(root: Path, num_images: int, num_anns: int, workers: int,
+                   size: tuple[int, int] = (SCALE_WIDTH, SCALE_HEIGHT)) -> Path:
     ann_file = root / "annotations" / "instances_train2017.json"
     stamp = root / f".complete-{num_images}-{num_anns}"
     if stamp.exists():
@@ -308,8 +342,8 @@ def generate_scale(root: Path, num_images: int, num_anns: int, workers: int) -> 
     t = time.perf_counter()
     names = [f"{i:012d}.jpg" for i in range(1, num_images + 1)]
     with mp.get_context("spawn").Pool(workers) as pool:
-        pool.map(_write_small, [(str(img_dir / n), 10_000 + i) for i, n in enumerate(names)],
-                 chunksize=256)
+        pool.map(_write_small, [(str(img_dir / n), 10_000 + i, size)
+                                for i, n in enumerate(names)], chunksize=256)
     rng = np.random.default_rng(0)
     per_image = np.full(num_images, num_anns // num_images)
     per_image[: num_anns - per_image.sum()] += 1
@@ -317,14 +351,14 @@ def generate_scale(root: Path, num_images: int, num_anns: int, workers: int) -> 
     with open(ann_file, "w") as f:
         f.write('{"info": {"description": "cocoprep COCO-scale benchmark"}, "licenses": [], ')
         f.write('"images": [')
-        f.write(",".join(json.dumps({"license": 1, "file_name": n, "height": SCALE_HEIGHT,
-                                     "width": SCALE_WIDTH, "date_captured": "2013-11-14 17:02:52",
+        f.write(",".join(json.dumps({"license": 1, "file_name": n, "height": size[1],
+                                     "width": size[0], "date_captured": "2013-11-14 17:02:52",
                                      "id": i}) for i, n in enumerate(names, 1)))
         f.write('], "annotations": [')
         ann_id, first = 1, True
         for i in range(1, num_images + 1):
             for _ in range(int(per_image[i - 1])):
-                poly, bbox, area = _polygon(rng, SCALE_WIDTH, SCALE_HEIGHT)
+                poly, bbox, area = _polygon(rng, *size)
                 poly = poly + poly[: 2 * int(rng.integers(4, 12))]  # COCO-like vertex counts
                 a = {"segmentation": [poly], "area": area, "iscrowd": 0, "image_id": i,
                      "bbox": bbox, "category_id": CATEGORIES[ann_id % len(CATEGORIES)]["id"],
@@ -334,7 +368,7 @@ def generate_scale(root: Path, num_images: int, num_anns: int, workers: int) -> 
                 ann_id += 1
         f.write('], "categories": ' + json.dumps(CATEGORIES) + "}")
     stamp.write_text("")
-    print(f"generated {num_images} distinct {SCALE_WIDTH}x{SCALE_HEIGHT} images, {num_anns} "
+    print(f"generated {num_images} distinct {size[0]}x{size[1]} images, {num_anns} "
           f"annotations, {ann_file.stat().st_size / 1e6:.0f} MB JSON in "
           f"{time.perf_counter() - t:.0f} s")
     return root
@@ -377,8 +411,12 @@ def _tree_rss(pid: int) -> dict[int, int]:
 
 
 def bench_scale(args) -> None:
-    root = generate_scale(DATA / f"coco_scale_distinct_{args.scale_images}", args.scale_images,
-                          args.scale_annotations, args.workers or os.cpu_count() or 1)
+    size = tuple(int(v) for v in args.scale_wh.lower().split("x"))
+    name = f"coco_scale_distinct_{args.scale_images}"
+    if size != (SCALE_WIDTH, SCALE_HEIGHT):
+        name += f"_{size[0]}x{size[1]}"
+    root = generate_scale(DATA / name, args.scale_images, args.scale_annotations,
+                          args.workers or os.cpu_count() or 1, size)
     out = DATA / "out_scale"
     shutil.rmtree(out, ignore_errors=True)
     files = sorted(str(p) for p in (root / "train2017").iterdir())
@@ -453,6 +491,9 @@ def main() -> None:
     p.add_argument("--coco-scale", action="store_true", help="the 118k/860k run instead")
     p.add_argument("--scale-images", type=int, default=118_000)
     p.add_argument("--scale-annotations", type=int, default=860_000)
+    p.add_argument("--scale-wh", default=f"{SCALE_WIDTH}x{SCALE_HEIGHT}",
+                   help="--coco-scale image size, e.g. 640x480 (COCO's typical size: "
+                        "photo-like JPEGs q90, as the 2000-image set; generated once, ~8 GB)")
     p.add_argument("--keep", action="store_true", help="keep the output of --coco-scale")
     p.add_argument("--runner", choices=["local", "beam"], default="local",
                    help="beam: whole-process local vs Beam DirectRunner comparison")

@@ -68,19 +68,27 @@ def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | Non
     if root_real is None:
         root_real = os.path.realpath(root)
     joined = os.path.normpath(os.path.join(root_real, file_name))
-    if os.path.commonpath([root_real, joined]) != root_real:
+    if not _inside(joined, root_real):
         raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} points outside {root}")
     # The root is already resolved: only the components below it can be links.
     real = joined
     current = root_real
-    for part in os.path.relpath(joined, root_real).split(os.sep):
+    for part in joined[len(root_real):].split(os.sep):
+        if not part:
+            continue
         current = os.path.join(current, part)
         if os.path.islink(current):
             real = os.path.realpath(joined)
             break
-    if os.path.commonpath([root_real, real]) != root_real:
+    if real is not joined and not _inside(real, root_real):
         raise ItemSkipped(UNSAFE_PATH, f"{file_name!r} is a link to {real}, outside {root}")
     return Path(joined)
+
+
+def _inside(path: str, root: str) -> bool:
+    """Whether the normalized absolute `path` is `root` or below it (component-wise,
+    as `os.path.commonpath` decides: `/data2` is not inside `/data`)."""
+    return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
 def read_bytes(path: str | Path) -> bytes:

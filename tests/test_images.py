@@ -116,7 +116,8 @@ def test_orientation_always_makes_pixels_upright():
     assert (out.width, out.height) == (20, 40) and out.format == "jpeg"
 
 
-@pytest.mark.parametrize("name", ["../outside.jpg", "a/../../outside.jpg", "/etc/passwd", ""])
+@pytest.mark.parametrize("name", ["../outside.jpg", "a/../../outside.jpg", "/etc/passwd", "",
+                                  "../imgs2/x.jpg", "../imgs-old/x.jpg"])
 def test_escaping_names_are_rejected_without_opening(tmp_path, name):
     root = tmp_path / "imgs"
     root.mkdir()
@@ -130,6 +131,18 @@ def test_symlink_outside_is_rejected(tmp_path):
     secret.write_bytes(image_bytes())
     os.symlink(secret, root / "link.jpg")
     assert _reason(images.resolve_image_path, root, "link.jpg") == images.UNSAFE_PATH
+
+
+def test_symlink_into_a_sibling_with_the_same_prefix_is_rejected(tmp_path):
+    """`imgs2` shares its first characters with `imgs` but is not inside it."""
+    root, sibling = tmp_path / "imgs", tmp_path / "imgs2"
+    root.mkdir()
+    sibling.mkdir()
+    (sibling / "x.jpg").write_bytes(image_bytes())
+    os.symlink(sibling / "x.jpg", root / "link.jpg")
+    os.symlink(sibling, root / "dir")
+    assert _reason(images.resolve_image_path, root, "link.jpg") == images.UNSAFE_PATH
+    assert _reason(images.resolve_image_path, root, "dir/x.jpg") == images.UNSAFE_PATH
 
 
 def test_symlink_inside_is_fine(tmp_path):
