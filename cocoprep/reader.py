@@ -78,11 +78,9 @@ def _parser(task_schema: schema.TaskSchema, wanted: set[str]):
 
     spec = schema.parse_spec(task_schema)
     by_name = {f.name: f for f in task_schema.features if f.name in wanted}
-    # A list parsed as a RaggedFeature comes out of one example as its 1-D values: the
-    # same values as the VarLenFeature's sparse tensor, without its indices and shape.
-    spec = {f.key: (tf.io.RaggedFeature(spec[f.key].dtype)
-                    if isinstance(spec[f.key], tf.io.VarLenFeature) else spec[f.key])
-            for f in by_name.values()}
+    # Lists as RaggedFeature: their 1-D values, without a sparse tensor's indices.
+    spec = {f.key: (tf.io.RaggedFeature(spec[f.key].dtype) if isinstance(
+        spec[f.key], tf.io.VarLenFeature) else spec[f.key]) for f in by_name.values()}
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
@@ -454,9 +452,7 @@ def _fit_objects(element: dict, max_boxes: int) -> dict:
     # The rows of padding, computed once (every per-object tensor has N rows).
     missing = max_boxes - tf.minimum(tf.shape(element["boxes"])[0], max_boxes)
     paddings = {}
-    for key in OBJECT_KEYS:
-        if key not in out:
-            continue
+    for key in (k for k in OBJECT_KEYS if k in out):
         value = out[key][:max_boxes]
         if key != "masks":
             rank = value.shape.rank
