@@ -191,6 +191,7 @@ def ops(repeats: int = 40) -> None:
 
     from bench_convert import photo_like
     from cocoprep import augment as aug
+    from cocoprep.augment.geometry import _crop_and_pad
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     data = photo_like(1)
@@ -199,6 +200,7 @@ def ops(repeats: int = 40) -> None:
     element = {"boxes": tf.zeros([12, 4]), "num_boxes": tf.constant(12)}
     crop = image[:450, :600]
     small = tf.image.resize(image, [384, 512])
+    jittered = tf.image.resize(tf.cast(image, tf.float32), [528, 704])  # ScaleJitter at 1.1
     size = tf.constant([560, 747])
     # Inputs are arguments, not constants: a constant's decode would be folded away.
     cases = {
@@ -224,6 +226,11 @@ def ops(repeats: int = 40) -> None:
         "RandomFlip + ScaleJitter(640, (0.8, 1.2)), boxes": (lambda x: aug.Compose([
             aug.RandomFlip(p=1.0), aug.ScaleJitter(SIZE, (0.8, 1.2))])(
                 dict(element, image=x), [1, 2]), image),
+        "crop 704x528 -> 640 wide, then pad to 640 (before)": (
+            lambda x: aug.pad(aug.crop({"image": x}, 0, 30, 528, SIZE), 0, 0, SIZE, SIZE)["image"],
+            jittered),
+        "crop + pad in one step on the [H, W*3] view": (
+            lambda x: _crop_and_pad({"image": x}, 0, 30, 528, SIZE, SIZE, SIZE)["image"], jittered),
         "12 masks resize, one [H,W,N] op": (lambda m: aug.resize_masks(m, size), masks),
         "12 masks resize, one op per mask (before)": (
             lambda m: tf.image.resize(m[..., None], size, method="nearest")[..., 0], masks),

@@ -78,12 +78,13 @@ def _parser(task_schema: schema.TaskSchema, wanted: set[str]):
 
     spec = schema.parse_spec(task_schema)
     by_name = {f.name: f for f in task_schema.features if f.name in wanted}
-    spec = {f.key: spec[f.key] for f in by_name.values()}
+    # Lists as RaggedFeature: their 1-D values, without a sparse tensor's indices.
+    spec = {f.key: (tf.io.RaggedFeature(spec[f.key].dtype) if isinstance(
+        spec[f.key], tf.io.VarLenFeature) else spec[f.key]) for f in by_name.values()}
 
     def parse(serialized):
         parsed = tf.io.parse_single_example(serialized, spec)
-        return {name: (parsed[f.key].values if isinstance(parsed[f.key], tf.sparse.SparseTensor)
-                       else parsed[f.key]) for name, f in by_name.items()}
+        return {name: parsed[f.key] for name, f in by_name.items()}
 
     return parse
 
@@ -448,13 +449,17 @@ def _fit_objects(element: dict, max_boxes: int) -> dict:
     from cocoprep.augment import OBJECT_KEYS
 
     out = dict(element)
-    for key in OBJECT_KEYS:
-        if key not in out:
-            continue
+    # The rows of padding, computed once (every per-object tensor has N rows).
+    missing = max_boxes - tf.minimum(tf.shape(element["boxes"])[0], max_boxes)
+    paddings = {}
+    for key in (k for k in OBJECT_KEYS if k in out):
         value = out[key][:max_boxes]
         if key != "masks":
-            rows = [[0, max_boxes - tf.shape(value)[0]]] + [[0, 0]] * (value.shape.rank - 1)
-            value = tf.pad(value, rows, constant_values=_padding_value(key, value.dtype))
+            rank = value.shape.rank
+            if rank not in paddings:
+                paddings[rank] = tf.stack([tf.stack([0, missing])] + [[0, 0]] * (rank - 1))
+            value = tf.pad(value, paddings[rank],
+                           constant_values=_padding_value(key, value.dtype))
             value = tf.ensure_shape(value, [max_boxes] + value.shape.as_list()[1:])
         out[key] = value
     out["num_boxes"] = tf.minimum(tf.cast(element["num_boxes"], tf.int32), max_boxes)

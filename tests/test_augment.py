@@ -228,6 +228,39 @@ def test_different_seeds_give_different_outputs():
     assert len(outs) > 1
 
 
+@SETTINGS
+@given(scenes(), st.data())
+def test_scale_jitter_crop_and_pad_in_one_step_equals_crop_then_pad(scene, data):
+    """ScaleJitter cuts and pads the pixels in one step (`_crop_and_pad`): the same
+    element as `crop` followed by `pad`, pixels, boxes, masks, keypoints and dropped
+    objects alike."""
+    from cocoprep.augment.geometry import _crop_and_pad
+
+    h, w, rects = scene
+    top, left = data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))
+    ch, cw = data.draw(st.integers(1, h - top)), data.draw(st.integers(1, w - left))
+    out_h, out_w = data.draw(st.integers(ch, 64)), data.draw(st.integers(cw, 64))
+    e = element(h, w, rects, dtype=data.draw(st.sampled_from([np.uint8, np.float32])))
+    rng = np.random.default_rng(h * 1000 + w)
+    e["image"] = tf.constant(rng.integers(0, 256, (h, w, 3)).astype(e["image"].dtype.name))
+    one = np_el(_crop_and_pad(e, top, left, ch, cw, out_h, out_w))
+    two = np_el(aug.pad(aug.crop(e, top, left, ch, cw), 0, 0, out_h, out_w))
+    assert one.keys() == two.keys() and one["image"].shape == (out_h, out_w, 3)
+    for key in one:
+        if np.asarray(one[key]).dtype == np.float32 and key != "image":
+            np.testing.assert_allclose(one[key], two[key], atol=1e-6, err_msg=key)
+        else:
+            np.testing.assert_array_equal(one[key], two[key], err_msg=key)
+
+
+def test_no_flip_leaves_the_element_unchanged_keypoint_order_included():
+    e = element(10, 20, [(0, 0, 5, 5), (2, 3, 9, 18)])
+    e["keypoint_visibility"] = tf.constant([[2, 0, 1], [1, 2, 0]], tf.int32)  # not symmetric
+    out = np_el(aug.RandomFlip(p=0.0, keypoint_flip_permutation=[2, 1, 0])(e, 5))
+    for key, value in np_el(e).items():
+        np.testing.assert_array_equal(out[key], value, err_msg=key)
+
+
 def test_flip_probability_is_respected_over_seeds():
     e = element(10, 20, [(0, 0, 5, 5)])
     flips = [aug.RandomFlip(p=0.5)(e, [s, 0])["boxes"].numpy()[0, 1] > 0.5 for s in range(40)]

@@ -24,12 +24,15 @@ OBJECT_KEYS = ("boxes", "classes", "label_ids", "is_crowd", "area", "masks", "ke
 
 
 def _keep_objects(element: dict, keep: tf.Tensor) -> dict:
+    """The objects where `keep` is True: their indices found once, then one gather per
+    per-object tensor (a boolean_mask per tensor cost ~17 graph ops each)."""
     out = dict(element)
+    rows = tf.reshape(tf.where(keep), [-1])
     for key in OBJECT_KEYS:
         if key in out:
-            out[key] = tf.boolean_mask(out[key], keep)
+            out[key] = tf.gather(out[key], rows)
     if "num_boxes" in out:
-        out["num_boxes"] = tf.reduce_sum(tf.cast(keep, tf.int32))
+        out["num_boxes"] = tf.size(rows, out_type=tf.int32)
     return out
 
 
@@ -47,29 +50,42 @@ def _map_keypoints(element: dict, fn) -> dict:
     return out
 
 
+def _window(image, top, left, height, width) -> tuple:
+    """int32 scalars (image height, image width, top, left, height, width) and the
+    float32 [4] vectors (ymin, xmin, ymax, xmax order) of the image size, the window's
+    offset and the window's size, for box and keypoint maths."""
+    img_h, img_w = image_hw(image)
+    ints = [img_h, img_w] + [tf.cast(v, tf.int32) for v in (top, left, height, width)]
+    src, off, dst = tf.unstack(tf.cast(tf.reshape(tf.stack(
+        [ints[0], ints[1], ints[0], ints[1], ints[2], ints[3], ints[2], ints[3],
+         ints[4], ints[5], ints[4], ints[5]]), [3, 4]), tf.float32))
+    return ints, src, off, dst
+
+
 def crop(element: dict, top, left, height, width) -> dict:
     """Crop to the pixel window; boxes are clipped to it and objects whose centre
     falls outside are dropped; masks are cropped; keypoints outside become absent."""
-    image = element["image"]
-    img_h, img_w = image_hw(image)
-    top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
-    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    ints, src, off, dst = _window(element["image"], top, left, height, width)
+    _, _, top, left, height, width = ints
     out = dict(element)
-    out["image"] = image[top:top + height, left:left + width]
+    out["image"] = element["image"][top:top + height, left:left + width]
+    return _crop_objects(out, src, off, dst, ints)
+
+
+def _crop_objects(element: dict, src, off, dst, ints) -> dict:
+    """`crop` for everything but the image."""
+    _, _, top, left, height, width = ints
+    out = dict(element)
     if "masks" in out:
         out["masks"] = out["masks"][:, top:top + height, left:left + width]
-    src = tf.cast(tf.stack([img_h, img_w]), tf.float32)
-    off = tf.cast(tf.stack([top, left]), tf.float32)
-    dst = tf.cast(tf.stack([height, width]), tf.float32)
     if "keypoints" in out:
-        out = _map_keypoints(out, lambda kp: (kp * src - off) / dst)
+        out = _map_keypoints(out, lambda kp: (kp * src[:2] - off[:2]) / dst[:2])
     if "boxes" in out:
-        boxes = (out["boxes"] * tf.tile(src, [2]) - tf.tile(off, [2])) / tf.tile(dst, [2])
-        cy = (boxes[:, 0] + boxes[:, 2]) / 2.0
-        cx = (boxes[:, 1] + boxes[:, 3]) / 2.0
+        boxes = (out["boxes"] * src - off) / dst
+        centre = (boxes[:, :2] + boxes[:, 2:]) / 2.0
         # A centre on the crop's edge counts as inside; 1e-3 px absorbs float32 rounding.
-        ey, ex = 1e-3 / dst[0], 1e-3 / dst[1]
-        keep = (cy >= -ey) & (cy <= 1.0 + ey) & (cx >= -ex) & (cx <= 1.0 + ex)
+        edge = 1e-3 / dst[:2]
+        keep = tf.reduce_all((centre >= -edge) & (centre <= 1.0 + edge), axis=1)
         out["boxes"] = tf.clip_by_value(boxes, 0.0, 1.0)
         out = _keep_objects(out, keep)
     return out
@@ -78,34 +94,57 @@ def crop(element: dict, top, left, height, width) -> dict:
 def pad(element: dict, top, left, height, width) -> dict:
     """Place the image at (top, left) of a zero canvas of height x width."""
     image = element["image"]
-    img_h, img_w = image_hw(image)
-    top, left = tf.cast(top, tf.int32), tf.cast(left, tf.int32)
-    height, width = tf.cast(height, tf.int32), tf.cast(width, tf.int32)
+    ints, src, off, dst = _window(image, top, left, height, width)
+    img_h, img_w, top, left, height, width = ints
     paddings = [[top, height - img_h - top], [left, width - img_w - left]]
     out = dict(element)
     out["image"] = _pad_pixels(image, paddings, height, width)
+    return _pad_objects(out, src, off, dst, paddings)
+
+
+def _pad_objects(element: dict, src, off, dst, paddings) -> dict:
+    """`pad` for everything but the image."""
+    out = dict(element)
     if "masks" in out:
         out["masks"] = tf.pad(out["masks"], [[0, 0]] + paddings)
-    src = tf.cast(tf.stack([img_h, img_w]), tf.float32)
-    off = tf.cast(tf.stack([top, left]), tf.float32)
-    dst = tf.cast(tf.stack([height, width]), tf.float32)
     if "keypoints" in out:
-        out = _map_keypoints(out, lambda kp: (kp * src + off) / dst)
+        out = _map_keypoints(out, lambda kp: (kp * src[:2] + off[:2]) / dst[:2])
     if "boxes" in out:
-        out["boxes"] = tf.clip_by_value(
-            (out["boxes"] * tf.tile(src, [2]) + tf.tile(off, [2])) / tf.tile(dst, [2]), 0.0, 1.0)
+        out["boxes"] = tf.clip_by_value((out["boxes"] * src + off) / dst, 0.0, 1.0)
     return out
+
+
+def _rows(image) -> tuple:
+    """The [H, W * C] view of an [H, W, C] image, and C."""
+    img_h, img_w = image_hw(image)
+    channels = image.shape[-1] if image.shape[-1] is not None else tf.shape(image)[2]
+    return tf.reshape(image, [img_h, img_w * channels]), channels
 
 
 def _pad_pixels(image, paddings, height, width) -> tf.Tensor:
     """`tf.pad` of an [H, W, C] image, done on its [H, W * C] view: the same pixels,
     about 5x faster when the width grows (a 3-value innermost dimension makes the
     3-D pad copy value by value)."""
-    img_h, img_w = image_hw(image)
-    channels = image.shape[-1] if image.shape[-1] is not None else tf.shape(image)[2]
-    rows = tf.reshape(image, [img_h, img_w * channels])
+    rows, channels = _rows(image)
     padded = tf.pad(rows, [paddings[0], [paddings[1][0] * channels, paddings[1][1] * channels]])
     return tf.reshape(padded, [height, width, channels])
+
+
+def _crop_and_pad(element: dict, top, left, height, width, out_h: int, out_w: int) -> dict:
+    """`crop` to the window, then `pad` bottom/right to out_h x out_w: the same
+    element, the pixels cut and padded on the [H, W * C] view (one slice, one pad)."""
+    image = element["image"]
+    ints, src, off, dst = _window(image, top, left, height, width)
+    _, _, top, left, height, width = ints
+    rows, channels = _rows(image)
+    cut = rows[top:top + height, left * channels:(left + width) * channels]
+    canvas = tf.pad(cut, [[0, out_h - height], [0, (out_w - width) * channels]])
+    out = _crop_objects(dict(element), src, off, dst, ints)
+    out["image"] = tf.reshape(canvas, [out_h, out_w, channels])
+    # The crop's size is the pad's source size (`dst` above); the pad adds no offset.
+    paddings = [[0, out_h - height], [0, out_w - width]]
+    return _pad_objects(out, dst, tf.zeros([4]), tf.constant([out_h, out_w] * 2, tf.float32),
+                        paddings)
 
 
 def resize(element: dict, height, width) -> dict:
@@ -186,27 +225,31 @@ class RandomFlip(Op):
             list(keypoint_flip_permutation) if keypoint_flip_permutation is not None else None)
 
     def apply(self, element, seed):
-        flip = uniform(seed) < self.p
-        return tf.cond(flip, lambda: _flip(element, self.keypoint_flip_permutation),
-                       lambda: dict(element))
+        return _flip(element, uniform(seed) < self.p, self.keypoint_flip_permutation)
 
 
-def _flip(element: dict, permutation) -> dict:
+def _flip(element: dict, flip: tf.Tensor, permutation) -> dict:
+    """Mirror when `flip` (a bool scalar): pixels and masks under a `tf.cond` (only
+    the flipped ones are copied), boxes and keypoints by a select (a few values; a cond
+    over the whole element cost a branch input and output per tensor)."""
     out = dict(element)
-    out["image"] = tf.reverse(element["image"], axis=[1])
+    image = element["image"]
+    out["image"] = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
     if "boxes" in out:
         b = out["boxes"]
-        out["boxes"] = tf.stack([b[:, 0], 1.0 - b[:, 3], b[:, 2], 1.0 - b[:, 1]], axis=-1)
+        mirrored = tf.stack([b[:, 0], 1.0 - b[:, 3], b[:, 2], 1.0 - b[:, 1]], axis=-1)
+        out["boxes"] = tf.where(flip, mirrored, b)
     if "masks" in out:
-        out["masks"] = tf.reverse(out["masks"], axis=[2])
+        masks = out["masks"]
+        out["masks"] = tf.cond(flip, lambda: tf.reverse(masks, axis=[2]), lambda: masks)
     if "keypoints" in out:
         kp, vis = out["keypoints"], out["keypoint_visibility"]
         moved = tf.stack([kp[..., 0], 1.0 - kp[..., 1]], axis=-1)
         moved = tf.where((vis > 0)[..., None], moved, kp)
         if permutation is not None:
             moved = tf.gather(moved, permutation, axis=1)
-            vis = tf.gather(vis, permutation, axis=1)
-        out["keypoints"], out["keypoint_visibility"] = moved, vis
+            vis = tf.where(flip, tf.gather(vis, permutation, axis=1), vis)
+        out["keypoints"], out["keypoint_visibility"] = tf.where(flip, moved, kp), vis
     return out
 
 
@@ -267,9 +310,9 @@ class ScaleJitter(Op):
         new_w = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), 1)
         element = resize(element, new_h, new_w)
         crop_h, crop_w = tf.minimum(new_h, out_h), tf.minimum(new_w, out_w)
-        element = crop(element, randint(s_y, new_h - crop_h), randint(s_x, new_w - crop_w),
-                       crop_h, crop_w)
-        return set_size(pad(element, 0, 0, out_h, out_w), self.output_size)
+        element = _crop_and_pad(element, randint(s_y, new_h - crop_h),
+                                randint(s_x, new_w - crop_w), crop_h, crop_w, out_h, out_w)
+        return set_size(element, self.output_size)
 
 
 class Letterbox(Op):
