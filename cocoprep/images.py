@@ -51,11 +51,8 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 
 def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | None = None) -> Path:
     """The path of `file_name` inside `root`, refusing anything that escapes it.
-
-    Nothing is opened: the check uses the name and `realpath` only. `root_real`
-    (`os.path.realpath(root)`, when the caller already has it) saves looking up every
-    component of the root again for each file.
-    """
+    Nothing is opened: the name and `realpath` only. `root_real`, when the caller has
+    it, saves resolving the root again for each file."""
     if not isinstance(file_name, str) or not file_name or "\x00" in file_name:
         raise ItemSkipped(UNSAFE_PATH, f"file name {file_name!r} is not a usable relative path")
     try:
@@ -73,9 +70,7 @@ def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | Non
     # The root is already resolved: only the components below it can be links.
     real = joined
     current = root_real
-    for part in joined[len(root_real):].split(os.sep):
-        if not part:
-            continue
+    for part in filter(None, joined[len(root_real):].split(os.sep)):
         current = os.path.join(current, part)
         if os.path.islink(current):
             real = os.path.realpath(joined)
@@ -86,8 +81,7 @@ def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | Non
 
 
 def _inside(path: str, root: str) -> bool:
-    """Whether the normalized absolute `path` is `root` or below it (component-wise,
-    as `os.path.commonpath` decides: `/data2` is not inside `/data`)."""
+    """Normalized `path` is `root` or below it (`/data2` is not inside `/data`)."""
     return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
@@ -489,8 +483,7 @@ class ImageLoader:
 
 
 class RemoteImageLoader:
-    """`ImageLoader` for a remote root: the same checks and preparation, the bytes
-    read through Beam's FileSystems."""
+    """`ImageLoader` for a remote root (bytes read through Beam's FileSystems)."""
 
     def __init__(self, root: str, **prepare_options):
         self.root = root
