@@ -80,8 +80,7 @@ def resolve_image_path(root: str | Path, file_name: str, *, root_real: str | Non
     return Path(joined)
 
 
-def _inside(path: str, root: str) -> bool:
-    """Normalized `path` is `root` or below it (`/data2` is not inside `/data`)."""
+def _inside(path: str, root: str) -> bool:  # "/data2" is not inside "/data"
     return path == root or path.startswith(root if root.endswith(os.sep) else root + os.sep)
 
 
