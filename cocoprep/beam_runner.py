@@ -25,8 +25,10 @@ import shlex
 import signal
 import sys
 import threading
+import time
 import uuid
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
 
 from cocoprep import fsio, interrupt
 from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
@@ -35,8 +37,10 @@ from cocoprep.shardwrite import shard_job
 TASKS_DIR = "tasks"
 RESULTS_DIR = "results"
 DEFAULT_RUNNER = "DirectRunner"
+MAX_THREAD_WORKERS = 2  # above this, the default DirectRunner mode is multi_processing
 
-_IN_DRIVER = False  # True while this process runs a pipeline in-process (in_memory)
+_IN_DRIVER = False  # True while shards are written in this process (in_memory, multi_threading)
+_QUIET_TIMEOUT_S = 5.0  # the longest an interrupt waits for writer threads to stop
 
 
 class BeamPipelineFailed(CocoprepError):
@@ -50,24 +54,58 @@ class BeamPipelineFailed(CocoprepError):
                          "replaced in the output")
 
 
+# Optional libraries `import apache_beam` loads only to register their Beam type
+# conversions (pandas DataFrames, Arrow tables), which cocoprep's pipeline never uses;
+# they are a third of Beam's import time. Hidden from that first import only: a later
+# `import pandas` loads pandas as usual (and Beam's DataFrame API registers its own).
+_NOT_FOR_BEAM_IMPORT = ("pandas", "pyarrow")
+
+
 def import_beam():
+    if "apache_beam" in sys.modules and sys.modules["apache_beam"] is not None:
+        return sys.modules["apache_beam"]
+    hidden = [m for m in _NOT_FOR_BEAM_IMPORT if m not in sys.modules]
     try:
         # Beam's optional cloud modules log warnings about missing client libraries
         # on import; they say nothing about this run.
         logging.disable(logging.WARNING)
+        sys.modules.update(dict.fromkeys(hidden))  # None: `import pandas` fails at once
         import apache_beam
     except ImportError:
         raise fsio.BeamMissing("--runner beam") from None
     finally:
+        for name in hidden:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
         logging.disable(logging.NOTSET)
     return apache_beam
 
 
+def default_mode(workers: int) -> str:
+    """The DirectRunner mode cocoprep picks when the user names none.
+
+    Threads of this process skip the ~2 s that `multi_processing` spends starting
+    SDK worker processes (each a fresh interpreter importing Beam), and still run
+    the shard work side by side: most of it (libjpeg's decode, zlib, hashing, file
+    I/O) runs with the GIL released, which makes two threads about as fast as two
+    processes. Measured, the GIL-holding part is about a third of a photo's work
+    (half with --masks), so more than two threads would queue for it: from three
+    workers on, processes scale and their start-up cost is the smaller loss."""
+    if workers <= 1:
+        return "in_memory"  # the driver's own thread: no gRPC between two threads
+    return "multi_threading" if workers <= MAX_THREAD_WORKERS else "multi_processing"
+
+
+def default_flags(workers: int) -> list[str]:
+    """The pipeline flags cocoprep uses when `--beam-options` is not given."""
+    workers = max(1, workers)
+    return [f"--runner={DEFAULT_RUNNER}", f"--direct_running_mode={default_mode(workers)}",
+            f"--direct_num_workers={workers}", "--default_sdk_harness_log_level=ERROR"]
+
+
 def _flags(beam_options: Sequence[str] | str | None, workers: int) -> list[str]:
     if beam_options is None or (isinstance(beam_options, str) and not beam_options.strip()):
-        return [f"--runner={DEFAULT_RUNNER}", "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={max(1, workers)}",
-                "--default_sdk_harness_log_level=ERROR"]
+        return default_flags(workers)
     try:
         flags = shlex.split(beam_options) if isinstance(beam_options, str) else list(beam_options)
     except ValueError as e:
@@ -88,8 +126,7 @@ def _flags(beam_options: Sequence[str] | str | None, workers: int) -> list[str]:
 
 def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
     """Beam `PipelineOptions` from the user's flags; an unknown flag or a bad value is
-    a `UsageError` naming it. Without flags: the DirectRunner, multi_processing,
-    `workers` processes."""
+    a `UsageError` naming it. Without flags: the DirectRunner in `default_mode`."""
     import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -148,6 +185,80 @@ def write_task_files(tasks: Sequence[Any], builder: Any) -> list[str]:
     return paths
 
 
+class ShardStopped(Exception):
+    """Raised in a shard-writing thread at its next item once the run is stopping."""
+
+
+class _StopGate:
+    """How shard writers running as threads of this process (DirectRunner's
+    multi_threading and in_memory modes) stop after Ctrl-C/SIGTERM: a thread cannot be
+    killed, so each stops itself at its next item.
+
+    A writer is *outside* while it writes records, renames or writes its result, and
+    *inside* while the builder builds one item (which may block for ever: a named
+    pipe, a hung mount). Once `stop()` is called, a writer raises `ShardStopped` when
+    it enters or leaves a build; so once no writer is outside, none will change a
+    file under the staging folder again, and the driver may remove it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outside = 0
+        self.stopping = False
+
+    def stop(self) -> None:  # runs in a signal handler: no lock
+        self.stopping = True
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self._outside += n
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        self._count(+1)
+        try:
+            yield
+        finally:
+            self._count(-1)
+
+    def build(self, builder: Any, split: str, item: Any) -> Any:
+        if self.stopping:
+            raise ShardStopped("stopped")
+        self._count(-1)
+        try:
+            built = builder.build(split, item)
+        except BaseException:
+            self._count(+1)
+            raise
+        self._count(+1)
+        if self.stopping:
+            raise ShardStopped("stopped")
+        return built
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait until no writer is outside a build: True then, False after `timeout`
+        seconds (a file step that hangs)."""
+        deadline = time.monotonic() + timeout
+        while self._outside > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+
+@dataclass(frozen=True)
+class _Gated:
+    """A builder whose every build passes through the run's stop gate."""
+
+    builder: Any
+    gate: _StopGate
+
+    def build(self, split: str, item: Any) -> Any:
+        return self.gate.build(self.builder, split, item)
+
+
+_GATE = _StopGate()
+
+
 def run_task_file(path: str) -> str:
     """The worker's whole job: read its own task file, write its shard and a result
     file (temp name unique to the attempt, then a rename)."""
@@ -156,18 +267,20 @@ def run_task_file(path: str) -> str:
 
     if not _IN_DRIVER:
         mark_worker_process()
-    task, builder = pickle.loads(fsio.read_all(path))
-    try:
-        result = write_shard(task, builder)
-    except CocoprepError as e:  # Beam passes on only its text: the driver reads it here
-        with contextlib.suppress(Exception):
-            fsio.write_all(_result_path(task.staging, task.file) + ".error",
-                           pickle.dumps(e, protocol=4))
-        raise
-    final = _result_path(task.staging, task.file)
-    tmp = f"{final}.tmp-{uuid.uuid4().hex}"
-    fsio.write_all(tmp, pickle.dumps(result, protocol=4))
-    fsio.rename(tmp, final)
+    gate = _GATE
+    with gate.writing():
+        task, builder = pickle.loads(fsio.read_all(path))
+        try:
+            result = write_shard(task, _Gated(builder, gate))
+        except CocoprepError as e:  # Beam passes on only its text: the driver reads it
+            with contextlib.suppress(Exception):
+                fsio.write_all(_result_path(task.staging, task.file) + ".error",
+                               pickle.dumps(e, protocol=4))
+            raise
+        final = _result_path(task.staging, task.file)
+        tmp = f"{final}.tmp-{uuid.uuid4().hex}"
+        fsio.write_all(tmp, pickle.dumps(result, protocol=4))
+        fsio.rename(tmp, final)
     return task.file
 
 
@@ -184,7 +297,9 @@ def _output_captured():
     drain = threading.Thread(target=_drain, args=(read_fd,), daemon=True)
     drain.start()
     try:
-        with _logging_off():
+        # and `sys.stderr`, where Beam prints a failed bundle's traceback: replaced
+        # in-process (a notebook, a test runner), it is not file descriptor 2.
+        with _logging_off(), contextlib.redirect_stderr(_Discard()):
             os.dup2(write_fd, 2)
             yield
     except KeyboardInterrupt:
@@ -199,6 +314,16 @@ def _output_captured():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(write_fd)  # the drain ends once no process holds the write end
+
+
+class _Discard(io.TextIOBase):
+    """A text stream that drops what is written to it."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
 
 
 def _silent(args) -> None:
@@ -250,6 +375,19 @@ def _worker_error(tasks: Sequence[Any]) -> CocoprepError | None:
     return None
 
 
+def _describe(options) -> str:
+    """The runner, and for the DirectRunner its mode and number of workers."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
+    if runner.split(".")[-1] != "DirectRunner":
+        return runner
+    direct = options.view_as(DirectOptions)
+    workers = direct.direct_num_workers
+    workers = (os.cpu_count() or 1) if workers == 0 else (workers or 1)  # Beam's rule
+    return f"{runner} ({direct.direct_running_mode or 'in_memory'}, {workers} worker(s))"
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -262,12 +400,10 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     global _IN_DRIVER
     beam = import_beam()
     from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import StandardOptions
 
     FileSystems.set_options(options)
-    runner = options.view_as(StandardOptions).runner or DEFAULT_RUNNER
     total = sum(len(t.items) for t in tasks)
-    _say(quiet, f"planned {len(tasks)} shard(s), {total} item(s); runner {runner}")
+    _say(quiet, f"planned {len(tasks)} shard(s), {total} item(s); runner {_describe(options)}")
     try:
         paths = write_task_files(tasks, builder)
     except CocoprepError:
@@ -280,21 +416,7 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     _say(quiet, f"staged {len(paths)} task file(s); writing shards")
     _IN_DRIVER = True
     try:
-        # On Ctrl-C/SIGTERM the local SDK workers are stopped at once; Beam's own
-        # clean-up would first wait for their bundles to finish.
-        with _output_captured(), interrupt.on_signal(_stop_local_workers):
-            pipeline = beam.Pipeline(options=options)
-            _ = (pipeline
-                 | "ShardTasks" >> beam.Create(paths)
-                 | "Spread" >> beam.Reshuffle()
-                 | "WriteShards" >> beam.Map(run_task_file))
-            result = pipeline.run()
-            try:
-                state = result.wait_until_finish()
-            except KeyboardInterrupt:  # a runner that returned early: cancel the job
-                with contextlib.suppress(Exception):
-                    result.cancel()
-                raise
+        state = _run_pipeline(beam, options, paths)
     except CocoprepError:
         raise
     except Exception as e:
@@ -308,6 +430,40 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     skipped = sum(len(r.skipped) for r in results)
     _say(quiet, f"wrote {len(results)} shard(s): {written} record(s), {skipped} skipped item(s)")
     return results
+
+
+def _run_pipeline(beam, options, paths: list[str]):
+    """`Create(task files) -> Reshuffle -> write each shard`, run to its end; the
+    runner's final state."""
+    global _GATE
+    _GATE = gate = _StopGate()
+
+    def on_signal() -> None:
+        # Shard writers in this process stop at their next item; local SDK worker
+        # processes are stopped at once (Beam's own clean-up would first wait for
+        # their bundles to finish).
+        gate.stop()
+        _stop_local_workers()
+
+    try:
+        with _output_captured(), interrupt.on_signal(on_signal):
+            pipeline = beam.Pipeline(options=options)
+            _ = (pipeline
+                 | "ShardTasks" >> beam.Create(paths)
+                 | "Spread" >> beam.Reshuffle()
+                 | "WriteShards" >> beam.Map(run_task_file))
+            result = pipeline.run()
+            try:
+                return result.wait_until_finish()
+            except KeyboardInterrupt:  # a runner that returned early: cancel the job
+                with contextlib.suppress(Exception):
+                    result.cancel()
+                raise
+    except KeyboardInterrupt:
+        # The caller removes the staging folder next: first let every writer thread
+        # finish the file step it is in (a build blocked for ever is not waited for).
+        gate.wait_quiet(_QUIET_TIMEOUT_S)
+        raise
 
 
 def _collect(tasks: Sequence[Any]) -> list:

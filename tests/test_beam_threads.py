@@ -1,0 +1,122 @@
+"""`--runner beam` without `--beam-options`: which DirectRunner mode cocoprep picks,
+and how shard writers running as threads of the cocoprep process stop on Ctrl-C
+(a thread cannot be killed: each stops itself at its next item). The whole-process
+signal, full-disk and failed-worker cases are in test_faults.py and test_beam.py."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from click.testing import CliRunner
+
+from cocoprep import beam_runner
+from cocoprep.beam_runner import ShardStopped, _StopGate
+from cocoprep.cli import cli
+from cocoprep.records import BuildResult
+from conftest import FIXTURES
+
+HANG_GUARD_S = 60  # only so that a broken build fails instead of hanging
+
+
+# ------------------------------------------------------------------ the default mode
+
+@pytest.mark.parametrize("workers,mode", [
+    (1, "in_memory"), (2, "multi_threading"), (3, "multi_processing"), (8, "multi_processing"),
+])
+def test_default_mode_follows_the_worker_count(workers, mode):
+    assert beam_runner._flags(None, workers) == [
+        "--runner=DirectRunner", f"--direct_running_mode={mode}",
+        f"--direct_num_workers={workers}", "--default_sdk_harness_log_level=ERROR"]
+    assert beam_runner._flags("  ", workers) == beam_runner._flags(None, workers)
+
+
+def test_flags_the_user_gives_are_kept_as_given():
+    given = "--direct_running_mode=multi_processing --direct_num_workers=2"
+    assert beam_runner._flags(given, 2) == ["--runner=DirectRunner", *given.split()]
+
+
+def test_the_beam_line_names_the_mode_cocoprep_picked(tmp_path):
+    result = CliRunner().invoke(cli, ["convert", str(FIXTURES / "coco"), "-o",
+                                      str(tmp_path / "out"), "--runner", "beam",
+                                      "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert ("beam: planned 2 shard(s), 10 item(s); runner DirectRunner (multi_threading, "
+            "2 worker(s))") in result.output
+
+
+# ------------------------------------------------------------------ stopping threads
+
+class Builds:
+    """A builder that records each item it builds; `hold` blocks its build until
+    released (a worker stuck reading an image), `entered` says it got there."""
+
+    def __init__(self, hold=None):
+        self.built: list = []
+        self.hold = hold
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def build(self, split, item):
+        if item == self.hold:
+            self.entered.set()
+            assert self.release.wait(HANG_GUARD_S)
+        self.built.append(item)
+        return BuildResult(example=str(item).encode(), class_counts={"a": 1})
+
+
+def shard_loop(gate: _StopGate, builder, items, outcome: list) -> None:
+    """What a writer thread does: its file steps `outside` a build, each build
+    through the gate."""
+    with gate.writing():
+        try:
+            for item in items:
+                outcome.append(gate.build(builder, "train", item).example)
+        except ShardStopped:
+            outcome.append("stopped")
+
+
+def test_a_writer_stops_at_its_next_item_and_drops_the_one_in_progress():
+    gate, builder, outcome = _StopGate(), Builds(hold=2), []
+    writer = threading.Thread(target=shard_loop, args=(gate, builder, range(5), outcome))
+    writer.start()
+    assert builder.entered.wait(HANG_GUARD_S)
+    gate.stop()  # as the signal handler does, while item 2 is being built
+    builder.release.set()
+    writer.join(HANG_GUARD_S)
+    assert outcome == [b"0", b"1", "stopped"]  # item 2's record is never handed on
+    assert builder.built == [0, 1, 2]  # and nothing after it is built
+
+
+def test_a_stopped_gate_builds_nothing():
+    gate, builder, outcome = _StopGate(), Builds(), []
+    gate.stop()
+    shard_loop(gate, builder, range(3), outcome)
+    assert (outcome, builder.built) == (["stopped"], [])
+
+
+def test_the_driver_waits_for_file_steps_but_not_for_a_build_that_hangs():
+    gate = _StopGate()
+    stuck = Builds(hold=0)  # blocked inside a build for the whole test
+    stuck_thread = threading.Thread(target=shard_loop, args=(gate, stuck, [0], []), daemon=True)
+    stuck_thread.start()
+    assert stuck.entered.wait(HANG_GUARD_S)
+    gate.stop()
+    assert gate.wait_quiet(HANG_GUARD_S)  # a build never returns: not waited for
+
+    in_file_step, leave = threading.Event(), threading.Event()
+
+    def file_step():
+        with gate.writing():  # e.g. renaming a finished shard
+            in_file_step.set()
+            assert leave.wait(HANG_GUARD_S)
+
+    step = threading.Thread(target=file_step)
+    step.start()
+    assert in_file_step.wait(HANG_GUARD_S)
+    assert not gate.wait_quiet(0.05)  # the staging folder may not be removed yet
+    leave.set()
+    assert gate.wait_quiet(HANG_GUARD_S)
+    step.join(HANG_GUARD_S)
+    stuck.release.set()
+    stuck_thread.join(HANG_GUARD_S)
+    assert stuck.built == [0]
