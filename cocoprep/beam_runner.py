@@ -204,6 +204,7 @@ class _StopGate:
         self._lock = threading.Lock()
         self._outside = 0
         self.stopping = False
+        self.interrupt: KeyboardInterrupt | None = None  # raised inside a shard write
 
     def stop(self) -> None:  # runs in a signal handler: no lock
         self.stopping = True
@@ -263,11 +264,20 @@ def run_task_file(path: str) -> str:
     """The worker's whole job: read its own task file, write its shard and a result
     file (temp name unique to the attempt, then a rename)."""
     from cocoprep.progress import mark_worker_process
-    from cocoprep.shardwrite import write_shard
 
     if not _IN_DRIVER:
         mark_worker_process()
     gate = _GATE
+    try:
+        return _write_task(path, gate)
+    except KeyboardInterrupt as e:  # in_memory: Beam would turn it into a RuntimeError
+        gate.interrupt = e
+        raise
+
+
+def _write_task(path: str, gate: _StopGate) -> str:
+    from cocoprep.shardwrite import write_shard
+
     with gate.writing():
         task, builder = pickle.loads(fsio.read_all(path))
         try:
@@ -296,20 +306,27 @@ def _output_captured():
     read_fd, write_fd = os.pipe()
     drain = threading.Thread(target=_drain, args=(read_fd,), daemon=True)
     drain.start()
+    # Beam also prints a failed bundle's traceback to `sys.stderr`: replaced
+    # in-process (a notebook, a test runner), that is not file descriptor 2.
+    stream, sys.stderr = sys.stderr, _Discard()
     try:
-        # and `sys.stderr`, where Beam prints a failed bundle's traceback: replaced
-        # in-process (a notebook, a test runner), it is not file descriptor 2.
-        with _logging_off(), contextlib.redirect_stderr(_Discard()):
+        with _logging_off():
             os.dup2(write_fd, 2)
             yield
     except KeyboardInterrupt:
         # Ctrl-C/SIGTERM abandons the pipeline and the process is about to exit:
-        # Beam's gRPC server threads then end with exceptions of their own after fd 2
-        # is back. They say nothing about the run, whose one line the CLI prints.
+        # Beam's gRPC server threads, and writer threads stopping at their next
+        # item, then end with exceptions and tracebacks of their own after fd 2 is
+        # back. They say nothing about the run, whose one line the CLI prints (from
+        # the main thread).
+        sys.stderr = _MainThreadOnly(stream)
         threading.excepthook = _silent
         logging.disable(logging.CRITICAL)
+        _settle_log_handlers()
         raise
     finally:
+        if isinstance(sys.stderr, _Discard):
+            sys.stderr = stream
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
@@ -324,6 +341,32 @@ class _Discard(io.TextIOBase):
 
     def write(self, text: str) -> int:
         return len(text)
+
+
+def _settle_log_handlers() -> None:
+    """Return once no thread is inside a logging handler: a record that passed the
+    level check just before logging was turned off (formatting a traceback takes a
+    while) is then written while file descriptor 2 is still the drained pipe."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            handler.acquire()
+            handler.release()
+
+
+class _MainThreadOnly:
+    """`stream`, for the main thread only: what other threads write is dropped."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if threading.current_thread() is threading.main_thread():
+            return self._stream.write(text)
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _silent(args) -> None:
@@ -452,7 +495,12 @@ def _run_pipeline(beam, options, paths: list[str]):
                  | "ShardTasks" >> beam.Create(paths)
                  | "Spread" >> beam.Reshuffle()
                  | "WriteShards" >> beam.Map(run_task_file))
-            result = pipeline.run()
+            try:
+                result = pipeline.run()
+            except Exception:
+                if gate.interrupt is not None:  # the signal arrived inside a shard write
+                    raise gate.interrupt from None
+                raise
             try:
                 return result.wait_until_finish()
             except KeyboardInterrupt:  # a runner that returned early: cancel the job

@@ -5,6 +5,8 @@ signal, full-disk and failed-worker cases are in test_faults.py and test_beam.py
 
 from __future__ import annotations
 
+import io
+import logging
 import threading
 
 import pytest
@@ -120,3 +122,46 @@ def test_the_driver_waits_for_file_steps_but_not_for_a_build_that_hangs():
     stuck.release.set()
     stuck_thread.join(HANG_GUARD_S)
     assert stuck.built == [0]
+
+
+# ------------------------------------------------------------------ quiet after a signal
+
+def test_after_a_signal_only_the_main_thread_writes_to_stderr():
+    """Writer threads stopping after Ctrl-C print Beam's tracebacks; the CLI's one
+    line comes from the main thread."""
+    seen = io.StringIO()
+    stream = beam_runner._MainThreadOnly(seen)
+    other = threading.Thread(target=stream.write, args=("Traceback (most recent call...",))
+    other.start()
+    other.join(HANG_GUARD_S)
+    stream.write("Interrupted: OUT was not changed\n")
+    assert seen.getvalue() == "Interrupted: OUT was not changed\n"
+
+
+def test_a_log_record_being_written_is_finished_before_stderr_comes_back():
+    """A record that passed the level check before logging was turned off is
+    written before file descriptor 2 is given back (not after, on the terminal)."""
+    inside, leave = threading.Event(), threading.Event()
+
+    class Slow(logging.Handler):
+        def emit(self, record):
+            inside.set()
+            assert leave.wait(HANG_GUARD_S)
+
+    handler = Slow()
+    logger = logging.getLogger("cocoprep-test-slow-handler")
+    logger.addHandler(handler)
+    try:
+        emitter = threading.Thread(target=logger.error, args=("formatting a traceback",))
+        emitter.start()
+        assert inside.wait(HANG_GUARD_S)
+        settle = threading.Thread(target=beam_runner._settle_log_handlers)
+        settle.start()
+        settle.join(0.05)
+        assert settle.is_alive()  # waits for the record in progress
+        leave.set()
+        settle.join(HANG_GUARD_S)
+        emitter.join(HANG_GUARD_S)
+        assert not settle.is_alive()
+    finally:
+        logger.removeHandler(handler)

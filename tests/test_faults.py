@@ -141,10 +141,12 @@ def convert_args(src: Path, out: Path, *extra) -> list:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("runner", [["--workers", "1"], ["--workers", "2"],
+                                    ["--workers", "1", "--runner", "beam"],
                                     ["--workers", "2", "--runner", "beam"],
                                     ["--workers", "2", "--runner", "beam", "--beam-options",
                                      BEAM_PROCESSES]],
-                         ids=["local-1", "local-2", "beam-threads", "beam-processes"])
+                         ids=["local-1", "local-2", "beam-in-memory", "beam-threads",
+                              "beam-processes"])
 def test_signal_to_the_group_stops_convert_and_leaves_out_as_it_was(
         old_out, fifo_src, sig, code, runner):
     before = tree_bytes(old_out)
