@@ -25,10 +25,9 @@ import shlex
 import signal
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from cocoprep import fsio, interrupt
 from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
@@ -185,79 +184,18 @@ def write_task_files(tasks: Sequence[Any], builder: Any) -> list[str]:
     return paths
 
 
-class ShardStopped(Exception):
-    """Raised in a shard-writing thread at its next item once the run is stopping."""
-
-
-class _StopGate:
-    """How shard writers running as threads of this process (DirectRunner's
-    multi_threading and in_memory modes) stop after Ctrl-C/SIGTERM: a thread cannot be
-    killed, so each stops itself at its next item.
-
-    A writer is *outside* while it writes records, renames or writes its result, and
-    *inside* while the builder builds one item (which may block for ever: a named
-    pipe, a hung mount). Once `stop()` is called, a writer raises `ShardStopped` when
-    it enters or leaves a build; so once no writer is outside, none will change a
-    file under the staging folder again, and the driver may remove it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._outside = 0
-        self.stopping = False
-        self.interrupt: KeyboardInterrupt | None = None  # raised inside a shard write
-
-    def stop(self) -> None:  # runs in a signal handler: no lock
-        self.stopping = True
-
-    def _count(self, n: int) -> None:
-        with self._lock:
-            self._outside += n
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        self._count(+1)
-        try:
-            yield
-        finally:
-            self._count(-1)
-
-    def build(self, builder: Any, split: str, item: Any) -> Any:
-        if self.stopping:
-            raise ShardStopped("stopped")
-        self._count(-1)
-        try:
-            built = builder.build(split, item)
-        except BaseException:
-            self._count(+1)
-            raise
-        self._count(+1)
-        if self.stopping:
-            raise ShardStopped("stopped")
-        return built
-
-    def wait_quiet(self, timeout: float) -> bool:
-        """Wait until no writer is outside a build: True then, False after `timeout`
-        seconds (a file step that hangs)."""
-        deadline = time.monotonic() + timeout
-        while self._outside > 0:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.002)
-        return True
-
-
 @dataclass(frozen=True)
 class _Gated:
     """A builder whose every build passes through the run's stop gate."""
 
     builder: Any
-    gate: _StopGate
+    gate: interrupt.StopGate
 
     def build(self, split: str, item: Any) -> Any:
         return self.gate.build(self.builder, split, item)
 
 
-_GATE = _StopGate()
+_GATE = interrupt.StopGate()
 
 
 def run_task_file(path: str) -> str:
@@ -275,7 +213,7 @@ def run_task_file(path: str) -> str:
         raise
 
 
-def _write_task(path: str, gate: _StopGate) -> str:
+def _write_task(path: str, gate: interrupt.StopGate) -> str:
     from cocoprep.shardwrite import write_shard
 
     with gate.writing():
@@ -479,7 +417,7 @@ def _run_pipeline(beam, options, paths: list[str]):
     """`Create(task files) -> Reshuffle -> write each shard`, run to its end; the
     runner's final state."""
     global _GATE
-    _GATE = gate = _StopGate()
+    _GATE = gate = interrupt.StopGate()
 
     def on_signal() -> None:
         # Shard writers in this process stop at their next item; local SDK worker

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cocoprep import beam_runner
-from cocoprep.beam_runner import ShardStopped, _StopGate
+from cocoprep.interrupt import StopGate, Stopped
 from cocoprep.cli import cli
 from cocoprep.records import BuildResult
 from conftest import FIXTURES
@@ -66,19 +66,19 @@ class Builds:
         return BuildResult(example=str(item).encode(), class_counts={"a": 1})
 
 
-def shard_loop(gate: _StopGate, builder, items, outcome: list) -> None:
+def shard_loop(gate: StopGate, builder, items, outcome: list) -> None:
     """What a writer thread does: its file steps `outside` a build, each build
     through the gate."""
     with gate.writing():
         try:
             for item in items:
                 outcome.append(gate.build(builder, "train", item).example)
-        except ShardStopped:
+        except Stopped:
             outcome.append("stopped")
 
 
 def test_a_writer_stops_at_its_next_item_and_drops_the_one_in_progress():
-    gate, builder, outcome = _StopGate(), Builds(hold=2), []
+    gate, builder, outcome = StopGate(), Builds(hold=2), []
     writer = threading.Thread(target=shard_loop, args=(gate, builder, range(5), outcome))
     writer.start()
     assert builder.entered.wait(HANG_GUARD_S)
@@ -90,14 +90,14 @@ def test_a_writer_stops_at_its_next_item_and_drops_the_one_in_progress():
 
 
 def test_a_stopped_gate_builds_nothing():
-    gate, builder, outcome = _StopGate(), Builds(), []
+    gate, builder, outcome = StopGate(), Builds(), []
     gate.stop()
     shard_loop(gate, builder, range(3), outcome)
     assert (outcome, builder.built) == (["stopped"], [])
 
 
 def test_the_driver_waits_for_file_steps_but_not_for_a_build_that_hangs():
-    gate = _StopGate()
+    gate = StopGate()
     stuck = Builds(hold=0)  # blocked inside a build for the whole test
     stuck_thread = threading.Thread(target=shard_loop, args=(gate, stuck, [0], []), daemon=True)
     stuck_thread.start()
