@@ -4,9 +4,9 @@ The driver has already planned every shard (`writer.plan_shards`). Here it write
 task file per shard into the run's staging folder under OUT, holding that shard's
 items and a builder cut down to them (`Builder.for_shard`, when it has one): no
 worker is sent the whole annotation index. The pipeline is only
-`Create(task files) -> Reshuffle -> write each shard`: a worker reads its own task
-file, writes the whole shard (temp name unique to the attempt, then a rename, as the
-local runner does) and a result file beside it. The driver then reads the result
+`Create(task files) -> write each shard` (Create reshuffles the task files over the
+workers): a worker reads its own task file, writes the whole shard (temp name unique
+to the attempt, then a rename, as the local runner does) and a result file beside it. The driver then reads the result
 files by shard name, so nothing depends on the order Beam delivers anything in, and
 assembles the manifest exactly as for the local runner.
 
@@ -414,8 +414,8 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
 
 
 def _run_pipeline(beam, options, paths: list[str]):
-    """`Create(task files) -> Reshuffle -> write each shard`, run to its end; the
-    runner's final state."""
+    """`Create(task files) -> write each shard`, run to its end (Create reshuffles
+    its elements: the shards spread over the workers); the runner's final state."""
     global _GATE
     _GATE = gate = interrupt.StopGate()
 
@@ -430,8 +430,7 @@ def _run_pipeline(beam, options, paths: list[str]):
         with _output_captured(), interrupt.on_signal(on_signal):
             pipeline = beam.Pipeline(options=options)
             _ = (pipeline
-                 | "ShardTasks" >> beam.Create(paths)
-                 | "Spread" >> beam.Reshuffle()
+                 | "ShardTasks" >> beam.Create(paths)  # reshuffled: spread over workers
                  | "WriteShards" >> beam.Map(run_task_file))
             try:
                 result = pipeline.run()
