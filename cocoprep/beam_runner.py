@@ -6,9 +6,10 @@ items and a builder cut down to them (`Builder.for_shard`, when it has one): no
 worker is sent the whole annotation index. The pipeline is only
 `Create(task files) -> write each shard` (Create reshuffles the task files over the
 workers): a worker reads its own task file, writes the whole shard (temp name unique
-to the attempt, then a rename, as the local runner does) and a result file beside it. The driver then reads the result
-files by shard name, so nothing depends on the order Beam delivers anything in, and
-assembles the manifest exactly as for the local runner.
+to the attempt, then a rename, as the local runner does) and a result file beside it.
+The driver then reads the result files by shard name, so nothing depends on the
+order Beam delivers anything in, and assembles the manifest exactly as for the
+local runner.
 
 Apache Beam is imported only here and only when this runner is asked for
 (`pip install "cocoprep[beam]"`).
