@@ -17,7 +17,9 @@ Apache Beam is imported only here and only when this runner is asked for
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -78,6 +80,10 @@ def import_beam():
             if sys.modules.get(name, "") is None:
                 del sys.modules[name]
         logging.disable(logging.NOTSET)
+    # Beam's modules hold so many objects that the garbage collector's passes while
+    # Python shuts down take about 0.25 s; frozen first (the process is ending: no
+    # cycle left uncollected can matter), they are skipped.
+    atexit.register(gc.freeze)
     return apache_beam
 
 
@@ -397,6 +403,9 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
         raise BeamPipelineFailed("stage task files", _first_line(e)) from None
     _say(quiet, f"staged {len(paths)} task file(s); writing shards")
     _IN_DRIVER = True
+    # Every object alive now (Beam's modules, the driver's annotation index) outlives
+    # the pipeline: kept out of the collector's full passes while it runs.
+    gc.freeze()
     try:
         state = _run_pipeline(beam, options, paths)
     except CocoprepError:
@@ -404,6 +413,7 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     except Exception as e:
         raise _worker_error(tasks) or BeamPipelineFailed("WriteShards", _first_line(e)) from None
     finally:
+        gc.unfreeze()
         _IN_DRIVER = False
     if state is not None and str(state).split(".")[-1] not in ("DONE", "UNKNOWN"):
         raise BeamPipelineFailed("WriteShards", f"the runner ended in state {state}")
