@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import uuid
+import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -40,7 +41,9 @@ TASKS_DIR = "tasks"
 RESULTS_DIR = "results"
 DEFAULT_RUNNER = "DirectRunner"
 MAX_THREAD_WORKERS = 2  # above this, the default DirectRunner mode is multi_processing
+MAX_THREAD_ITEMS = 5000  # and above this many items (see `default_mode`)
 
+_DEFAULTED: "weakref.WeakSet[Any]" = weakref.WeakSet()  # options cocoprep chose
 _IN_DRIVER = False  # True while shards are written in this process (in_memory, multi_threading)
 _QUIET_TIMEOUT_S = 5.0  # the longest an interrupt waits for writer threads to stop
 
@@ -56,10 +59,9 @@ class BeamPipelineFailed(CocoprepError):
                          "replaced in the output")
 
 
-# Optional libraries `import apache_beam` loads only to register their Beam type
-# conversions (pandas DataFrames, Arrow tables), which cocoprep's pipeline never uses;
-# they are a third of Beam's import time. Hidden from that first import only: a later
-# `import pandas` loads pandas as usual (and Beam's DataFrame API registers its own).
+# Loaded by `import apache_beam` only for type conversions cocoprep never uses (pandas
+# DataFrames, Arrow tables): a third of its import time. Hidden from that import only:
+# a later `import pandas` works as usual (Beam's DataFrame API registers its own).
 _NOT_FOR_BEAM_IMPORT = ("pandas", "pyarrow")
 
 
@@ -87,26 +89,40 @@ def import_beam():
     return apache_beam
 
 
-def default_mode(workers: int) -> str:
-    """The DirectRunner mode cocoprep picks when the user names none.
+def default_mode(workers: int, items: int = 0) -> str:
+    """The DirectRunner mode cocoprep picks for `items` items and `workers` workers.
 
-    Threads of this process skip the ~2 s that `multi_processing` spends starting
-    SDK worker processes (each a fresh interpreter importing Beam), and still run
-    the shard work side by side: most of it (libjpeg's decode, zlib, hashing, file
-    I/O) runs with the GIL released, which makes two threads about as fast as two
-    processes. Measured, the GIL-holding part is about a third of a photo's work
-    (half with --masks), so more than two threads would queue for it: from three
-    workers on, processes scale and their start-up cost is the smaller loss."""
+    Threads skip the 1-2 s `multi_processing` spends starting SDK worker processes
+    (fresh interpreters importing Beam) and run libjpeg's decode, zlib, hashing and
+    file I/O side by side (the GIL released); the rest queues for the GIL: a third
+    of a 640x480 photo's work, more for small images and with --masks. So threads
+    win where start-up dominates (small jobs, two workers at most); processes win
+    on big jobs (118k 320x240 images, 2 workers: threads 47.5 s, processes 27.2 s)
+    and where more than two threads would queue for the GIL."""
     if workers <= 1:
         return "in_memory"  # the driver's own thread: no gRPC between two threads
-    return "multi_threading" if workers <= MAX_THREAD_WORKERS else "multi_processing"
+    if workers <= MAX_THREAD_WORKERS and items <= MAX_THREAD_ITEMS:
+        return "multi_threading"
+    return "multi_processing"
 
 
-def default_flags(workers: int) -> list[str]:
+def default_flags(workers: int, items: int = 0) -> list[str]:
     """The pipeline flags cocoprep uses when `--beam-options` is not given."""
     workers = max(1, workers)
-    return [f"--runner={DEFAULT_RUNNER}", f"--direct_running_mode={default_mode(workers)}",
+    return [f"--runner={DEFAULT_RUNNER}",
+            f"--direct_running_mode={default_mode(workers, items)}",
             f"--direct_num_workers={workers}", "--default_sdk_harness_log_level=ERROR"]
+
+
+def options_for_job(options, items: int):
+    """`options` as given, or cocoprep's defaults (made before the job's size was
+    known) with the DirectRunner mode for `items` items."""
+    if options not in _DEFAULTED:
+        return options
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    workers = options.view_as(DirectOptions).direct_num_workers or 1
+    return PipelineOptions(default_flags(workers, items))
 
 
 def _flags(beam_options: Sequence[str] | str | None, workers: int) -> list[str]:
@@ -132,7 +148,8 @@ def _flags(beam_options: Sequence[str] | str | None, workers: int) -> list[str]:
 
 def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
     """Beam `PipelineOptions` from the user's flags; an unknown flag or a bad value is
-    a `UsageError` naming it. Without flags: the DirectRunner in `default_mode`."""
+    a `UsageError` naming it. Without flags: the DirectRunner, in the mode
+    `options_for_job` settles once the job's size is known."""
     import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -152,6 +169,8 @@ def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
         raise UsageError("--beam-options", "flags Beam knows (see `python -m apache_beam."
                          "options.pipeline_options`)", "unknown flag " +
                          ", ".join(f"--{name}" for name in unknown))
+    if flags == default_flags(workers):
+        _DEFAULTED.add(options)  # the mode is settled once the job's size is known
     return options
 
 
@@ -389,8 +408,9 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     beam = import_beam()
     from apache_beam.io.filesystems import FileSystems
 
-    FileSystems.set_options(options)
     total = sum(len(t.items) for t in tasks)
+    options = options_for_job(options, total)
+    FileSystems.set_options(options)
     _say(quiet, f"planned {len(tasks)} shard(s), {total} item(s); runner {_describe(options)}")
     try:
         paths = write_task_files(tasks, builder)

@@ -26,14 +26,23 @@ HANG_GUARD_S = 60  # only so that a broken build fails instead of hanging
 
 # ------------------------------------------------------------------ the default mode
 
-@pytest.mark.parametrize("workers,mode", [
-    (1, "in_memory"), (2, "multi_threading"), (3, "multi_processing"), (8, "multi_processing"),
+@pytest.mark.parametrize("workers,items,mode", [
+    (1, 10, "in_memory"), (1, 10**6, "in_memory"),
+    (2, 10, "multi_threading"), (2, 5000, "multi_threading"), (2, 5001, "multi_processing"),
+    (3, 10, "multi_processing"), (8, 10, "multi_processing"),
 ])
-def test_default_mode_follows_the_worker_count(workers, mode):
-    assert beam_runner._flags(None, workers) == [
-        "--runner=DirectRunner", f"--direct_running_mode={mode}",
-        f"--direct_num_workers={workers}", "--default_sdk_harness_log_level=ERROR"]
+def test_default_mode_follows_the_worker_count_and_the_job_size(workers, items, mode):
+    options = beam_runner.pipeline_options(None, workers)  # before the size is known
     assert beam_runner._flags("  ", workers) == beam_runner._flags(None, workers)
+    sized = beam_runner.options_for_job(options, items)
+    assert sized.get_all_options()["direct_running_mode"] == mode
+    assert sized.get_all_options()["direct_num_workers"] == workers
+
+
+def test_flags_the_user_gives_are_kept_whatever_the_job_size():
+    options = beam_runner.pipeline_options("--direct_running_mode=multi_threading "
+                                           "--direct_num_workers=2", 2)
+    assert beam_runner.options_for_job(options, 10**6) is options
 
 
 def test_flags_the_user_gives_are_kept_as_given():
@@ -47,6 +56,17 @@ def test_the_beam_line_names_the_mode_cocoprep_picked(tmp_path):
                                       "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert ("beam: planned 2 shard(s), 10 item(s); runner DirectRunner (multi_threading, "
+            "2 worker(s))") in result.output
+
+
+@pytest.mark.slow
+def test_a_job_over_the_thread_limit_runs_in_worker_processes(tmp_path, monkeypatch):
+    monkeypatch.setattr(beam_runner, "MAX_THREAD_ITEMS", 5)  # fixtures/coco has 10 items
+    result = CliRunner().invoke(cli, ["convert", str(FIXTURES / "coco"), "-o",
+                                      str(tmp_path / "out"), "--runner", "beam",
+                                      "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert ("beam: planned 2 shard(s), 10 item(s); runner DirectRunner (multi_processing, "
             "2 worker(s))") in result.output
 
 
