@@ -261,7 +261,8 @@ def bench_runners(args) -> None:
     n = len(list((root / "train").glob("*.jpg")))
     base = [sys.executable, "-m", "cocoprep", "convert", str(root), "--quiet",
             "--workers", str(workers)] + (["--masks"] if args.masks else [])
-    runs = {"local": base, f"beam (default: {default_mode(workers)})": base + ["--runner", "beam"]}
+    runs = {"local": base,
+            f"beam (default: {default_mode(workers, n)})": base + ["--runner", "beam"]}
     for mode in filter(None, args.beam_modes.split(",")):
         count = 1 if mode == "in_memory" else workers
         runs[f"beam {mode}"] = base + [
