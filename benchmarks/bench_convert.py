@@ -248,34 +248,49 @@ def _process_wall(cmd: list[str]) -> float:
 
 
 def bench_runners(args) -> None:
-    """Whole `cocoprep convert` processes, local runner vs Beam DirectRunner."""
+    """Whole `cocoprep convert` processes: the local runner, `--runner beam` as users
+    run it (no --beam-options: cocoprep's default DirectRunner mode), and `--runner
+    beam` with each DirectRunner mode in --beam-modes; interleaved, best of --rounds;
+    every output must be byte-identical to the local runner's."""
+    import hashlib
+
+    from cocoprep.beam_runner import default_mode
+
     workers = args.workers or os.cpu_count() or 1
     root = generate_set(DATA / f"coco_bench_{args.images}", args.images, workers)
     n = len(list((root / "train").glob("*.jpg")))
     base = [sys.executable, "-m", "cocoprep", "convert", str(root), "--quiet",
             "--workers", str(workers)] + (["--masks"] if args.masks else [])
-    runs = {
-        "local": base + ["-o", str(DATA / "out_local")],
-        "beam": base + ["-o", str(DATA / "out_beam"), "--runner", "beam", "--beam-options",
-                        "--runner=DirectRunner --direct_running_mode=multi_processing "
-                        f"--direct_num_workers={workers} --default_sdk_harness_log_level=ERROR"],
-    }
-    best = {k: float("inf") for k in runs}
-    loads = []
-    for _ in range(max(1, args.rounds)):  # interleaved: both see the same background load
+    runs = {"local": base,
+            f"beam (default: {default_mode(workers, n)})": base + ["--runner", "beam"]}
+    for mode in filter(None, args.beam_modes.split(",")):
+        count = 1 if mode == "in_memory" else workers
+        runs[f"beam {mode}"] = base + [
+            "--runner", "beam", "--beam-options", f"--runner=DirectRunner --direct_running_mode="
+            f"{mode} --direct_num_workers={count} --default_sdk_harness_log_level=ERROR"]
+    outs = {name: DATA / f"out_runners_{i}" for i, name in enumerate(runs)}
+
+    def digest(out: Path) -> dict[str, str]:
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*")) if p.is_file()}
+
+    best = {name: float("inf") for name in runs}
+    load_before = os.getloadavg()[0]
+    for _ in range(max(1, args.rounds)):  # interleaved: all see the same background load
         for name, cmd in runs.items():
-            loads.append(os.getloadavg()[0])
-            best[name] = min(best[name], _process_wall(cmd))
-    same = _tree(DATA / "out_local") == _tree(DATA / "out_beam")
-    print(f"set: {n} images 640x480{' --masks' if args.masks else ''}, {workers} worker "
-          f"processes, load average {min(loads):.1f}-{max(loads):.1f} during the runs")
+            shutil.rmtree(outs[name], ignore_errors=True)
+            best[name] = min(best[name], _process_wall(cmd + ["-o", str(outs[name])]))
+    load_after = os.getloadavg()[0]
+    local = digest(outs["local"])
+    print(f"set: {n} images 640x480{' --masks' if args.masks else ''}, --workers {workers}; "
+          f"load average {load_before:.1f} before, {load_after:.1f} after")
     for name in runs:
-        print(f"  {name:<5} runner: best wall {best[name]:6.2f} s = {n / best[name]:6.0f} "
-              f"images/s (whole process, best of {max(1, args.rounds)})")
-    print(f"  beam / local throughput: {best['local'] / best['beam']:.2f}x; "
-          f"outputs byte-identical: {same}")
-    for name in runs:
-        shutil.rmtree(DATA / f"out_{name}", ignore_errors=True)
+        same = "" if name == "local" else f"; same bytes as local: {digest(outs[name]) == local}"
+        print(f"  {name:<32} best wall {best[name]:6.2f} s = {n / best[name]:6.0f} images/s, "
+              f"{best['local'] / best[name]:.2f}x local (whole process, best of "
+              f"{max(1, args.rounds)}){same}")
+    for out in outs.values():
+        shutil.rmtree(out, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- COCO scale
@@ -499,6 +514,9 @@ def main() -> None:
                    help="beam: whole-process local vs Beam DirectRunner comparison")
     p.add_argument("--masks", action="store_true",
                    help="with --runner beam or --coco-scale: convert --masks")
+    p.add_argument("--beam-modes", default="multi_threading,multi_processing",
+                   help="with --runner beam: DirectRunner modes to run beside cocoprep's "
+                        "default (comma-separated; in_memory runs 1 worker)")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.coco_scale:

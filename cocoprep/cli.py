@@ -136,7 +136,8 @@ def _write_options(task: str) -> tuple[Callable, ...]:
         click.option("--beam-options", default=None, metavar='"FLAGS"',
                      help="Apache Beam pipeline flags as one string, e.g. \"--runner="
                           "DataflowRunner --project=P --region=R --temp_location=gs://b/tmp\" "
-                          "[default: DirectRunner, multi_processing, --workers processes]."),
+                          "[default: DirectRunner; in_memory for 1 worker, multi_threading for 2 "
+                          "and up to 5000 items, else multi_processing]."),
     )
 
 

@@ -196,3 +196,66 @@ def message(writes_out: bool) -> str:
     if _out_changed:
         return "Interrupted after the new output was complete: OUT holds it"
     return "Interrupted: OUT was not changed"
+
+
+class Stopped(Exception):
+    """Raised in a worker thread at its next item once the run is stopping."""
+
+
+class StopGate:
+    """How worker threads stop after Ctrl-C/SIGTERM: a thread cannot be killed, so
+    each stops itself at its next item (Beam's DirectRunner in its in-process modes
+    runs the shard writers as threads).
+
+    A worker is *outside* while it does a file step (writes records, renames, writes
+    a result) and *inside* while it builds one item, which may block for ever (a named
+    pipe, a hung mount). Once `stop()` is called (from the signal handler), a worker
+    raises `Stopped` when it enters or leaves a build; so once no worker is outside,
+    none will change a file again, and the caller may remove what they wrote."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outside = 0
+        self.stopping = False
+        self.interrupt: KeyboardInterrupt | None = None  # one raised inside a worker
+
+    def stop(self) -> None:  # runs in a signal handler: no lock
+        self.stopping = True
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self._outside += n
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a worker's whole task: it is outside except inside `build`."""
+        self._count(+1)
+        try:
+            yield
+        finally:
+            self._count(-1)
+
+    def build(self, builder, split: str, item):
+        """`builder.build(split, item)`, unless the run is stopping."""
+        if self.stopping:
+            raise Stopped("stopped")
+        self._count(-1)
+        try:
+            built = builder.build(split, item)
+        except BaseException:
+            self._count(+1)
+            raise
+        self._count(+1)
+        if self.stopping:  # built as the signal came: not handed on to be written
+            raise Stopped("stopped")
+        return built
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Wait until no worker is outside a build: True then, False after `timeout`
+        seconds (a file step that hangs)."""
+        deadline = time.monotonic() + timeout
+        while self._outside > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True

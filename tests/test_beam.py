@@ -25,6 +25,8 @@ from cocoprep.split import split_folder
 from conftest import REPO, coco_dict, image_bytes, write_json
 
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+THREADS_2 = ["--runner=DirectRunner", "--direct_running_mode=multi_threading",
+             "--direct_num_workers=2"]
 MULTI_2 = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
            "--direct_num_workers=2", "--default_sdk_harness_log_level=ERROR"]
 
@@ -89,6 +91,7 @@ def test_convert_beam_writes_the_local_runner_bytes(tmp_path):
     convert_coco(src, tmp_path / "local", workers=2, **common)
     convert_coco(src, tmp_path / "mem", runner="beam", beam_options=IN_MEMORY, **common)
     convert_coco(src, tmp_path / "multi", runner="beam", beam_options=MULTI_2, **common)
+    convert_coco(src, tmp_path / "threads", runner="beam", workers=2, **common)  # the default
     local = tree_bytes(tmp_path / "local")
     assert len([n for n in local if ".tfrecord-" in n]) == 3
     manifest = Manifest.read(tmp_path / "local")
@@ -96,6 +99,7 @@ def test_convert_beam_writes_the_local_runner_bytes(tmp_path):
             "zero_area_box", "image_skipped"} <= set(manifest.skipped)
     assert tree_bytes(tmp_path / "mem") == local
     assert tree_bytes(tmp_path / "multi") == local
+    assert tree_bytes(tmp_path / "threads") == local
 
 
 @pytest.mark.slow
@@ -119,7 +123,8 @@ def test_cli_beam_prints_stages_and_counts(tmp_path):
                                       "--runner", "beam", "--beam-options", " ".join(IN_MEMORY),
                                       "--allow-partial"])  # 4 of 7 images are bad on purpose
     assert result.exit_code == 0, result.output
-    assert "beam: planned 1 shard(s), 7 item(s); runner DirectRunner" in result.output
+    assert ("beam: planned 1 shard(s), 7 item(s); runner DirectRunner (in_memory, 1 worker(s))"
+            in result.output)
     assert "beam: wrote 1 shard(s): 3 record(s), 8 skipped item(s)" in result.output
     assert "wrote " in result.output
 
@@ -318,7 +323,8 @@ def test_failed_pipeline_leaves_the_old_out_and_no_temp_files(tmp_path):
     assert sorted(os.listdir(out)) == sorted(before)  # no staging folder left
 
 
-def test_cli_failed_pipeline_is_one_error_line(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flags", [IN_MEMORY, THREADS_2], ids=["in_memory", "threads"])
+def test_cli_failed_pipeline_is_one_error_line(tmp_path, monkeypatch, flags):
     from cocoprep import convert
 
     src = make_coco(tmp_path / "coco", n=10)  # 4 bad of 11: not a mostly lost split
@@ -335,7 +341,7 @@ def test_cli_failed_pipeline_is_one_error_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(convert.DetectionBuilder, "build", crash)
     result = CliRunner().invoke(cli, ["convert", str(src), "-o", str(out), "-q", "--runner",
-                                      "beam", "--beam-options", " ".join(IN_MEMORY)])
+                                      "beam", "--beam-options", " ".join(flags)])
     assert result.exit_code == 1
     lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
     assert len(lines) == 1 and "stage 'WriteShards'" in lines[0], result.output

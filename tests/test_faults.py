@@ -32,6 +32,9 @@ from conftest import FIXTURES, REPO, run_cli
 FIFO_IMAGE = "000000000105.jpg"  # 5th of 7 train images: shard 1 of 2 with --no-shuffle
 FIFO_SHARD = "train.tfrecord-00001-of-00002"
 HANG_GUARD_S = 120  # only so that a broken build fails instead of hanging
+# Beam's DirectRunner with worker processes (`--runner beam --workers 2` alone runs
+# its workers as threads of the cocoprep process)
+BEAM_PROCESSES = "--direct_running_mode=multi_processing --direct_num_workers=2"
 
 
 def tree_bytes(out: Path) -> dict[str, bytes]:
@@ -138,8 +141,12 @@ def convert_args(src: Path, out: Path, *extra) -> list:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("runner", [["--workers", "1"], ["--workers", "2"],
-                                    ["--workers", "2", "--runner", "beam"]],
-                         ids=["local-1", "local-2", "beam"])
+                                    ["--workers", "1", "--runner", "beam"],
+                                    ["--workers", "2", "--runner", "beam"],
+                                    ["--workers", "2", "--runner", "beam", "--beam-options",
+                                     BEAM_PROCESSES]],
+                         ids=["local-1", "local-2", "beam-in-memory", "beam-threads",
+                              "beam-processes"])
 def test_signal_to_the_group_stops_convert_and_leaves_out_as_it_was(
         old_out, fifo_src, sig, code, runner):
     before = tree_bytes(old_out)
@@ -231,8 +238,9 @@ def test_a_killed_worker_is_named_with_its_signal_and_shard(old_out, fifo_src):
     ["convert", FIXTURES / "coco", "--workers", "1"],
     ["convert", FIXTURES / "coco", "--workers", "2"],
     ["convert", FIXTURES / "coco", "--workers", "2", "--runner", "beam"],
+    ["convert", FIXTURES / "coco", "--runner", "beam", "--beam-options", BEAM_PROCESSES],
     ["split", FIXTURES / "imgs", "--workers", "2"],
-], ids=["convert-1", "convert-2", "convert-beam", "split-2"])
+], ids=["convert-1", "convert-2", "convert-beam-threads", "convert-beam-processes", "split-2"])
 def test_a_file_size_limit_mid_run_is_one_line(tmp_path, args):
     out = tmp_path / "out"
     shutil.copytree(FIXTURES / "coco" / "annotations", out / "keep")  # an OUT in use
@@ -246,15 +254,18 @@ def test_a_file_size_limit_mid_run_is_one_line(tmp_path, args):
     assert tree_bytes(out) == before
 
 
-def test_no_space_left_is_one_line_naming_the_shard(old_out, monkeypatch):
+@pytest.mark.parametrize("runner", [["--workers", "1"], ["--workers", "2", "--runner", "beam"]],
+                         ids=["local-1", "beam-threads"])
+def test_no_space_left_is_one_line_naming_the_shard(old_out, monkeypatch, runner):
+    """In this process: the local runner's own loop, or Beam's worker threads."""
     before = tree_bytes(old_out)
 
     def full(self, data):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(framing.RecordWriter, "write", full)
-    code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
-                           "--workers", "1", "--num-shards", "1", catch_exceptions=False)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q", *runner,
+                           "--num-shards", "1", catch_exceptions=False)
     assert (code, output.strip()) == (1, "Error: no space left on the device holding OUT "
                                          "(while writing train.tfrecord-00000-of-00001)")
     assert tree_bytes(old_out) == before
@@ -399,9 +410,11 @@ def test_a_lock_from_another_host_names_the_command_that_clears_it(old_out):
 # ------------------------------------------------------------------ Beam says three lines
 
 @pytest.mark.slow
-def test_beam_runner_prints_only_its_own_three_lines(tmp_path):
+@pytest.mark.parametrize("beam", [[], ["--beam-options", BEAM_PROCESSES]],
+                         ids=["threads", "processes"])
+def test_beam_runner_prints_only_its_own_three_lines(tmp_path, beam):
     proc = start("convert", FIXTURES / "coco", "-o", tmp_path / "out", "--runner", "beam",
-                 "--workers", "2")
+                 "--workers", "2", *beam)
     rc, err = finish(proc)
     assert rc == 0, err
     lines = error_lines(err)
