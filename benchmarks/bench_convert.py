@@ -11,13 +11,14 @@ Convert throughput excludes the fixed start-up cost (worker start, loading
 TensorFlow's record writer), measured on a one-image-per-worker run just before.
 
 `--runner beam` compares whole `cocoprep convert` processes on the same set: the
-local runner against `--runner beam` (Beam's DirectRunner, multi_processing, the same
-number of worker processes), interleaved, best of --rounds, and checks that both
-wrote the same bytes.
+local runner, `--runner beam` as users run it (no --beam-options: the DirectRunner
+mode cocoprep picks) and each DirectRunner mode in --beam-modes, interleaved, best of
+--rounds, and checks that all wrote the same bytes.
 
 `--coco-scale` instead generates a COCO-train-sized annotation file (118k images,
 860k polygon annotations, about 450 MB) over as many distinct small JPEGs (320x240:
-real datasets have no repeated files), runs `cocoprep convert` on it (boxes only) in
+real datasets have no repeated files; --scale-wh 640x480 for COCO's own size, photo-like
+q90 files, about 8 GB and 20 minutes to generate once), runs `cocoprep convert` on it (boxes only) in
 a subprocess and prints the wall time and the peak RSS of the parent, of the largest
 child, and of the whole process tree.
 

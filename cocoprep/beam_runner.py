@@ -63,12 +63,16 @@ class BeamPipelineFailed(CocoprepError):
 # DataFrames, Arrow tables): a third of its import time. Hidden from that import only:
 # a later `import pandas` works as usual (Beam's DataFrame API registers its own).
 _NOT_FOR_BEAM_IMPORT = ("pandas", "pyarrow")
+# Set by the `cocoprep` command: the process is cocoprep's own, so Beam is imported
+# without them. A program that calls the API keeps Beam's full import (its own Beam
+# pipelines may batch pandas or Arrow values).
+LEAN_IMPORT = False
 
 
 def import_beam():
     if "apache_beam" in sys.modules and sys.modules["apache_beam"] is not None:
         return sys.modules["apache_beam"]
-    hidden = [m for m in _NOT_FOR_BEAM_IMPORT if m not in sys.modules]
+    hidden = [m for m in _NOT_FOR_BEAM_IMPORT if LEAN_IMPORT and m not in sys.modules]
     try:
         # Beam's optional cloud modules log warnings about missing client libraries
         # on import; they say nothing about this run.

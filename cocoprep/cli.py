@@ -76,6 +76,9 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from cocoprep import beam_runner
+
+    beam_runner.LEAN_IMPORT = True  # this process is the command's own
     cli.main(args=argv, prog_name="cocoprep")
 
 

@@ -188,7 +188,7 @@ def convert_detection(
         runner: `local` (a process pool) or `beam` (Apache Beam; same bytes).
             With `beam`, `src`, `images` and `out` may be `gs://`, `s3://`, ... paths.
         beam_options: Beam pipeline flags, e.g. `"--runner=DataflowRunner --project=P"`
-            (default: the DirectRunner, multi_processing, `workers` processes).
+            (default: the DirectRunner in the mode `beam_runner.default_mode` picks).
 
     Returns:
         The written manifest.

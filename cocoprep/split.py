@@ -217,8 +217,8 @@ def split_folder(
         quiet: no progress bars.
         runner: `local` (a process pool) or `beam` (Apache Beam; same bytes). With
             `beam`, `out` may be a `gs://`, `s3://`, ... path.
-        beam_options: Beam pipeline flags (default: the DirectRunner,
-            multi_processing, `workers` processes).
+        beam_options: Beam pipeline flags (default: the DirectRunner in the mode
+            `beam_runner.default_mode` picks).
 
     Returns:
         The manifest written to `out`.

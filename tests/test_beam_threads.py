@@ -198,6 +198,7 @@ def test_beam_is_imported_without_pandas_and_frozen_before_python_shuts_down():
     code = ("import atexit, gc, sys\n"
             "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
             "from cocoprep import beam_runner\n"
+            "beam_runner.LEAN_IMPORT = True  # as the cocoprep command sets it\n"
             "beam_runner.import_beam()\n"
             "print('loaded:', [m for m in ('pandas', 'pyarrow') if m in sys.modules])\n"
             "import importlib.util\n"
@@ -210,3 +211,17 @@ def test_beam_is_imported_without_pandas_and_frozen_before_python_shuts_down():
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["loaded: []", "frozen now: False",
                                         "frozen at exit: True"]
+
+
+def test_a_program_calling_the_api_keeps_beams_full_import():
+    """Only the cocoprep command's own process imports Beam without pandas: in a
+    program that calls the API, Beam registers its pandas conversions as usual."""
+    code = ("import sys\n"
+            "from cocoprep import beam_runner\n"
+            "beam_runner.import_beam()\n"
+            "print('pandas' in sys.modules)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
