@@ -50,24 +50,24 @@ def test_flags_the_user_gives_are_kept_as_given():
     assert beam_runner._flags(given, 2) == ["--runner=DirectRunner", *given.split()]
 
 
-def test_the_beam_line_names_the_mode_cocoprep_picked(tmp_path):
-    result = CliRunner().invoke(cli, ["convert", str(FIXTURES / "coco"), "-o",
-                                      str(tmp_path / "out"), "--runner", "beam",
-                                      "--workers", "2"])
+def _beam_line(out) -> str:
+    """The `beam: planned ...` line of a 2-worker Beam convert of fixtures/coco."""
+    result = CliRunner().invoke(cli, ["convert", str(FIXTURES / "coco"), "-o", str(out),
+                                      "--runner", "beam", "--workers", "2"])
     assert result.exit_code == 0, result.output
-    assert ("beam: planned 2 shard(s), 10 item(s); runner DirectRunner (multi_threading, "
-            "2 worker(s))") in result.output
+    return next(line for line in result.output.splitlines() if "planned" in line)
+
+
+def test_the_beam_line_names_the_mode_cocoprep_picked(tmp_path):
+    assert _beam_line(tmp_path / "out") == ("beam: planned 2 shard(s), 10 item(s); runner "
+                                            "DirectRunner (multi_threading, 2 worker(s))")
 
 
 @pytest.mark.slow
 def test_a_job_over_the_thread_limit_runs_in_worker_processes(tmp_path, monkeypatch):
     monkeypatch.setattr(beam_runner, "MAX_THREAD_ITEMS", 5)  # fixtures/coco has 10 items
-    result = CliRunner().invoke(cli, ["convert", str(FIXTURES / "coco"), "-o",
-                                      str(tmp_path / "out"), "--runner", "beam",
-                                      "--workers", "2"])
-    assert result.exit_code == 0, result.output
-    assert ("beam: planned 2 shard(s), 10 item(s); runner DirectRunner (multi_processing, "
-            "2 worker(s))") in result.output
+    assert _beam_line(tmp_path / "out") == ("beam: planned 2 shard(s), 10 item(s); runner "
+                                            "DirectRunner (multi_processing, 2 worker(s))")
 
 
 # ------------------------------------------------------------------ stopping threads
@@ -205,12 +205,8 @@ def test_beam_is_imported_without_pandas_and_frozen_before_python_shuts_down():
             "if importlib.util.find_spec('pandas'):\n"
             "    import pandas  # still importable afterwards\n"
             "print('frozen now:', gc.get_freeze_count() > 0)\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=600)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["loaded: []", "frozen now: False",
-                                        "frozen at exit: True"]
+    assert _python(code).splitlines() == ["loaded: []", "frozen now: False",
+                                          "frozen at exit: True"]
 
 
 def test_a_program_calling_the_api_keeps_beams_full_import():
@@ -220,8 +216,13 @@ def test_a_program_calling_the_api_keeps_beams_full_import():
             "from cocoprep import beam_runner\n"
             "beam_runner.import_beam()\n"
             "print('pandas' in sys.modules)\n")
+    assert _python(code).strip() == "True"
+
+
+def _python(code: str) -> str:
+    """What a fresh interpreter running `code` prints (it must succeed)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "True"
+    return done.stdout
