@@ -121,30 +121,10 @@ def _worker_main(wid: int, func, init, init_args, tasks, results) -> None:
 
 # ------------------------------------------------------------------ parent side
 
-# What a shard writer imports (Pillow, numpy, the builders): loaded once in the
-# fork server, so every worker forked from it starts with them.
-_PRELOAD = ("cocoprep.shardwrite", "cocoprep.builders")
-
-
 def _context():
     # forkserver: workers start from a clean interpreter, never from a parent that
     # may already have TensorFlow's runtime threads running.
     return mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
-
-
-def warm_up(workers: int) -> None:
-    """Start the fork server now, importing the shard writer's modules in it, so it
-    loads them on another core while this process reads the source; the pool then
-    forks workers that have nothing left to import. Nothing for one worker (the work
-    runs here) or where there is no fork server."""
-    if workers <= 1 or sys.platform == "win32":
-        return
-    from multiprocessing import forkserver
-
-    ctx = _context()
-    ctx.set_forkserver_preload(list(_PRELOAD))  # no effect once the server runs
-    with _main_module_hidden():  # the server would import the user's script too
-        forkserver.ensure_running()
 
 
 class _Pool:

@@ -160,14 +160,9 @@ def workers_of(options: WriteOptions) -> int:
 def check_runner(options: WriteOptions, out: object = None):
     """Refuse a remote OUT without Beam, a missing Beam install and malformed Beam
     flags: called by `convert`/`split` before any input is read. Returns Beam's
-    `PipelineOptions` for the beam runner, else None. The local runner's worker
-    processes start getting ready here (`parallel.warm_up`), while the source is read."""
+    `PipelineOptions` for the beam runner, else None."""
     if options.runner == "local" and fsio.is_remote(str(out)):
         raise UsageError("--runner", f"beam for a remote output ({out})", options.runner)
-    if options.runner == "local":
-        from cocoprep.parallel import warm_up
-
-        warm_up(workers_of(options))
     if options.runner == "beam":
         from cocoprep import beam_runner
 
