@@ -103,6 +103,21 @@ class ClassificationExample:
 
 
 @dataclass(frozen=True)
+class SegmentationExample:
+    """One image and its semantic mask: `mask_png` is a one-channel PNG of class ids
+    (the output's label-map ids, void included) the size of the stored image. The
+    panoptic masks are set only when the source has them and they were asked for."""
+
+    image: EncodedImage
+    filename: str
+    source_id: str
+    mask_png: bytes
+    category_mask_png: bytes | None = None
+    instance_mask_png: bytes | None = None
+    with_original_size: bool = False  # --max-side: image/original_height and _width
+
+
+@dataclass(frozen=True)
 class SkippedItem:
     """One image or annotation that was not written, and why (a line of skipped.jsonl)."""
 

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 from cocoprep.errors import SchemaError
-from cocoprep.records import ClassificationExample, DetectionExample
+from cocoprep.records import ClassificationExample, DetectionExample, SegmentationExample
 
 SCHEMA_VERSION = "1.0"
 
@@ -132,7 +132,26 @@ CLASSIFICATION = TaskSchema(
     ),
 )
 
-SCHEMAS = {s.task: s for s in (DETECTION, CLASSIFICATION)}
+# Semantic segmentation: the keys DeepLab's build_data.py writes and the Model Garden's
+# segmentation_input.Decoder parses. The mask is a one-channel PNG of class ids the
+# size of the stored image (8-bit: ids 0..254, the void value 255 where the label map
+# says so). The optional panoptic masks are the Model Garden's panoptic keys.
+SEGMENTATION = TaskSchema(
+    "segmentation",
+    _IMAGE
+    + (
+        Feature("image/source_id", "source_id", BYTES),
+        Feature("image/key/sha256", "sha256", BYTES),
+        Feature("image/segmentation/class/encoded", "class_mask", BYTES, kind=MASK),
+        Feature("image/segmentation/class/format", "class_mask_format", BYTES),
+        Feature("image/panoptic/category_mask", "category_mask", BYTES, required=False,
+                kind=MASK),
+        Feature("image/panoptic/instance_mask", "instance_mask", BYTES, required=False,
+                kind=MASK),
+    ),
+)
+
+SCHEMAS = {s.task: s for s in (DETECTION, SEGMENTATION, CLASSIFICATION)}
 
 
 def schema_for(task: str) -> TaskSchema:
@@ -145,7 +164,7 @@ def schema_for(task: str) -> TaskSchema:
 def infer_task(keys: Iterable[str]) -> str | None:
     """The task whose required keys are all in `keys` (the most specific first), or None."""
     keys = set(keys)
-    for schema in (DETECTION, CLASSIFICATION):
+    for schema in (DETECTION, SEGMENTATION, CLASSIFICATION):
         if all(f.key in keys for f in schema.features if f.required):
             return schema.task
     return None
@@ -363,6 +382,32 @@ def encode_detection(ex: DetectionExample) -> bytes:
 
 def encode_classification(ex: ClassificationExample) -> bytes:
     return encode(CLASSIFICATION, classification_values(ex))
+
+
+def segmentation_values(ex: SegmentationExample) -> dict[str, Any]:
+    """The named values of a semantic-segmentation record."""
+    values: dict[str, Any] = {
+        "encoded": ex.image.data,
+        "format": ex.image.format,
+        "height": ex.image.height,
+        "width": ex.image.width,
+        "filename": ex.filename,
+        "source_id": ex.source_id,
+        "sha256": ex.image.sha256,
+        "class_mask": ex.mask_png,
+        "class_mask_format": "png",
+    }
+    if ex.category_mask_png is not None:
+        values["category_mask"] = ex.category_mask_png
+    if ex.instance_mask_png is not None:
+        values["instance_mask"] = ex.instance_mask_png
+    if ex.with_original_size:
+        values.update(_original_size(ex.image))
+    return values
+
+
+def encode_segmentation(ex: SegmentationExample) -> bytes:
+    return encode(SEGMENTATION, segmentation_values(ex))
 
 
 # ---------------------------------------------------------------- parsing (TensorFlow)
