@@ -132,6 +132,10 @@ CLASSIFICATION = TaskSchema(
     ),
 )
 
+# The mask value that means "no label" (the void / ignore label of VOC, Cityscapes
+# and the Model Garden's segmentation parser): never a class id, padding takes it.
+VOID_ID = 255
+
 # Semantic segmentation: the keys DeepLab's build_data.py writes and the Model Garden's
 # segmentation_input.Decoder parses. The mask is a one-channel PNG of class ids the
 # size of the stored image (8-bit: ids 0..254, the void value 255 where the label map
