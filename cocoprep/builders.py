@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from cocoprep.errors import (
-    CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE, IMAGE_SKIPPED, MALFORMED_BBOX,
+    CLASS_NOT_SELECTED, CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE, IMAGE_SKIPPED, MALFORMED_BBOX,
     MISSING_BBOX, NO_MASK, UNKNOWN_CATEGORY, ZERO_AREA_BOX, ItemSkipped,
 )
 from cocoprep.images import loader_for, prepare_image, read_bytes
@@ -123,11 +123,12 @@ class DetectionBuilder:
 
     `sources` maps each output split to the `DetectionSplit` its rows index (with
     `--ratio` several output splits share one). `labels` maps a source category id
-    to (label-map id, name).
+    to (label-map id, name); `unselected` holds the category ids `--classes` left out.
     """
 
     sources: dict[str, DetectionSplit]
     labels: dict[int, tuple[int, str]]
+    unselected: dict[int, str] = field(default_factory=dict)
     masks: bool = False
     crowd: str = "keep"
     skip_empty: bool = False
@@ -209,6 +210,9 @@ class DetectionBuilder:
         """Why annotation `k` of the image is not written before its box is looked
         at, or None."""
         ann_id, cat = cols.ids[k], cols.categories[k]
+        if cat in self.unselected:
+            return state.skip(CLASS_NOT_SELECTED,
+                              f"class {self.unselected[cat]!r} is not in --classes", ann_id)
         if cat not in self.labels:
             return state.skip(UNKNOWN_CATEGORY, f"category id {cat} is not in the file's "
                               "categories", ann_id)

@@ -89,6 +89,7 @@ def detection_job(source: DetectionSource, *, detection: DetectionOptions,
     """The write job for a detection source: plans, builder, manifest template."""
     builder = DetectionBuilder(
         sources={s.name: s.source for s in source.splits}, labels=source.labels.labels,
+        unselected=source.labels.unselected,
         masks=detection.masks, crowd=detection.crowd, skip_empty=detection.skip_empty,
         skip_difficult=detection.skip_difficult, encode=options.encode,
         missing_masks=detection.missing_masks, max_side=options.max_side,
@@ -158,8 +159,10 @@ def convert_detection(
         splits: split names to convert (`"train2017,val2017"` or a list).
         ratio: split one annotation set into train/val(/test) by image, stratified
             by category presence, e.g. `"0.8,0.2"`.
-        classes: Pascal VOC: the class names in label order (others are skipped);
-            default: every name in the XML files, sorted.
+        classes: the classes to keep, in label order (ids 1..N), in every format;
+            objects of other classes are dropped and reported (`class_not_selected`);
+            a name the data set does not have is a `UsageError`. A YOLO folder without
+            a names file takes its class names from here. Default: every class.
         seed: seed of the in-split shuffle and of `ratio`.
         shuffle: False keeps the source's image order.
         num_shards: shards per split (default: from `shard_size`).
@@ -169,9 +172,11 @@ def convert_detection(
         missing_masks: with `masks`, an object without a usable segmentation gets a
             mask filled from its box (`box`, counted as `masks_from_boxes`), or its
             whole image is skipped (`skip-image`).
-        contiguous_ids: COCO: label ids 1..N in category order instead of COCO's ids.
+        contiguous_ids: COCO: label ids 1..N in category order instead of COCO's ids
+            (refused for other formats, whose ids are 1..N already).
         skip_empty: drop images that end up with no objects.
-        skip_difficult: Pascal VOC: drop objects marked difficult (reported, never a loss).
+        skip_difficult: Pascal VOC: drop objects marked difficult (reported, never a loss;
+            refused for formats without difficult flags).
         crowd: `keep` (is_crowd=1) or `drop`.
         encode: `jpeg` or `png`, for images that must be converted.
         max_side: resize images whose longer side is over this many pixels (aspect
@@ -211,7 +216,8 @@ def convert_detection(
         splits=_names("--splits", splits, "train2017,val2017", "split"),
         ratio=tuple(float(r) for r in ratios) if ratios is not None else None,
         seed=seed, masks=masks, contiguous_ids=contiguous_ids,
-        classes=_names("--classes", classes, "cat,dog", "class"), quiet=quiet)
+        classes=_names("--classes", classes, "cat,dog", "class"),
+        skip_difficult=skip_difficult, quiet=quiet)
     check_runner(options, out)
     remote = [str(p) for p in (src, images) if p is not None and fsio.is_remote(str(p))]
     if remote and runner != "beam":

@@ -26,7 +26,7 @@ from cocoprep.progress import progress_bar
 from cocoprep.ratio import parse_ratio
 from cocoprep.records import SkippedItem
 from cocoprep.schema import SCHEMA_VERSION
-from cocoprep.sources import folder
+from cocoprep.sources import folder, formats
 from cocoprep.writer import check_runner
 
 TASK = "classification"
@@ -36,6 +36,23 @@ _LAST_LABEL_ID = 2**31 - 1  # label_map.pbtxt ids are int32 (labels past int64 e
 def _is_inside(path: Path, root: Path) -> bool:
     p, r = os.path.realpath(path), os.path.realpath(root)
     return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
+
+
+def _refuse_detection_layout(src: Path) -> None:
+    """A COCO, VOC or YOLO (detection) data set is not a class-per-folder tree: its
+    folders (annotations/, JPEGImages/, labels/...) would become classes."""
+    if not src.is_dir():
+        return
+    for module in formats():
+        try:
+            found = module.detect(src)
+        except OSError:  # unreadable: `folder.list_tree` says so in its own words
+            return
+        if found:
+            raise InputError(
+                src, "a class-per-folder tree (SRC/<class>/*.jpg) for `cocoprep split`",
+                f"a {getattr(module, 'TITLE', module.FORMAT)} detection data set; convert it with "
+                f"`cocoprep convert {src}`")
 
 
 def _check_tree(src: Path, listing: folder.FolderListing, *, ratio, classes) -> None:
@@ -70,6 +87,15 @@ def _check_tree(src: Path, listing: folder.FolderListing, *, ratio, classes) -> 
 def _labels(src: Path, listing: folder.FolderListing, classes, label_offset: int) -> LabelMap:
     """The label map of the selected classes (at least two, usable names, int32 ids)."""
     class_order = folder.select_classes(listing.classes, classes)
+    if classes is None:
+        with_images = {f.class_name for f in listing.files + listing.bad_names}
+        empty = [c for c in class_order if c not in with_images]
+        if empty:
+            raise InputError(
+                src, "an image in every class folder (an empty class would be listed in "
+                "labels.txt and never seen in training)",
+                f"no images in {', '.join(empty)}; add images, remove the folder(s), or "
+                "pick the classes with --classes")
     if len(class_order) < 2:
         raise InputError(src, "at least 2 class folders",
                          f"{len(class_order)} ({', '.join(class_order) or 'none'})")
@@ -242,6 +268,7 @@ def split_folder(
     ratios = parse_ratio(ratio, default=folder.DEFAULT_RATIO)
     if src.is_dir() and not fsio.is_remote(str(out)) and _is_inside(out, src):
         raise UsageError("-o/--out", f"a directory outside SRC ({src})", str(out))
+    _refuse_detection_layout(src)
     listing = folder.list_tree(src)
     _check_tree(src, listing, ratio=ratio, classes=classes)
     labels = _labels(src, listing, classes, label_offset)

@@ -173,7 +173,8 @@ def test_select_classes():
     assert folder.select_classes(available, None) == available
     assert folder.select_classes(available, "c,a") == ("c", "a")
     assert folder.select_classes(available, ["b", "a"]) == ("b", "a")
-    with pytest.raises(UsageError, match=r"--classes.*x not found"):
+    with pytest.raises(UsageError, match=r"--classes: expected names of class folders "
+                                         r"\(a, b, c\), found 'x'$"):
         folder.select_classes(available, "a,x")
     with pytest.raises(UsageError, match=r"--classes.*a repeated"):
         folder.select_classes(available, "a,b,a")

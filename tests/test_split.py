@@ -251,16 +251,45 @@ def test_per_class_sizes_are_within_one_image_of_the_ratio(tmp_path):
 
 def test_small_class_is_reported_not_dropped(tmp_path):
     src = make_tree(tmp_path / "src", {"a": 10, "b": 1})
-    (src / "c").mkdir()
     out = tmp_path / "out"
     result = run(src, "-o", out, "--workers", "1")
     assert result.exit_code == 0, result.output
     assert "Warning: class 'b' has 1 usable image(s), fewer than the 2 splits" in result.stderr
-    assert "Warning: class 'c' has 0 usable image(s)" in result.stderr
     m = Manifest.read(out)
-    assert len(m.options["warnings"]) == 2 and m.counters["small_classes"] == 2
-    assert m.splits["train"].class_counts == {"a": 8, "b": 1, "c": 0}
-    assert m.splits["val"].class_counts == {"a": 2, "b": 0, "c": 0}
+    assert len(m.options["warnings"]) == 1 and m.counters["small_classes"] == 1
+    assert m.splits["train"].class_counts == {"a": 8, "b": 1}
+    assert m.splits["val"].class_counts == {"a": 2, "b": 0}
+
+
+def test_a_class_folder_without_images_is_refused(tmp_path):
+    src = make_tree(tmp_path / "src", {"a": 4, "b": 4})
+    (src / "c").mkdir()
+    (src / "d").mkdir()
+    (src / "d" / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    result = run(src, "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {src}: expected an image in every class folder (an empty class would be "
+        "listed in labels.txt and never seen in training), found no images in c, d; add "
+        "images, remove the folder(s), or pick the classes with --classes\n")
+    assert not out.exists()
+    m = split_folder(src, out, classes="b,a", workers=1, quiet=True)  # picked: fine
+    assert LabelMap.read_labels_txt(out / "labels.txt").names == ["b", "a"]
+    assert m.splits["train"].class_counts == {"a": 3, "b": 3}
+
+
+@pytest.mark.parametrize("fixture, title", [("coco", "COCO"), ("voc", "Pascal VOC"),
+                                            ("yolo", "YOLO")])
+def test_a_detection_data_set_is_refused(tmp_path, fixture, title):
+    out = tmp_path / "out"
+    result = run(FIXTURES / fixture, "-o", out)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: {FIXTURES / fixture}: expected a class-per-folder tree (SRC/<class>/*.jpg) "
+        f"for `cocoprep split`, found a {title} detection data set; convert it with "
+        f"`cocoprep convert {FIXTURES / fixture}`\n")
+    assert not out.exists()
 
 
 def test_identical_files_share_a_split(tmp_path):
@@ -349,7 +378,6 @@ def test_labels_agree_with_keras_image_dataset_from_directory(tmp_path):
 
     names = {"b": 2, "B": 2, "a b": 2, "_x": 2, "Z9": 2, "é": 2, "10": 2, "9": 2}
     src = make_tree(tmp_path / "src", names, size=8)
-    (src / "empty").mkdir()  # Keras lists it too
     (src / ".hidden").mkdir()  # and skips hidden folders
     (src / ".hidden" / "x.jpg").write_bytes(image_bytes(8, 8))
     keras_names = tf.keras.utils.image_dataset_from_directory(

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from cocoprep.errors import InputError
+from cocoprep.errors import InputError, UsageError
+from cocoprep.sources.detection import select_classes
 
 # Tried in this order: COCO (JSON files), then folder formats.
 _FORMAT_MODULES = ("cocoprep.sources.cocosplits", "cocoprep.sources.voc", "cocoprep.sources.yolo")
@@ -30,5 +31,24 @@ def load_detection(src, request):
                          "nothing at that path")
     for module in formats():
         if module.detect(path):
-            return module.load(path, request)
+            _refuse_options(module, request)
+            return select_classes(module.load(path, request), request.classes,
+                                  title=getattr(module, "TITLE", module.FORMAT))
     raise InputError(path, "; or ".join(m.EXPECTED for m in formats()), "none of these")
+
+
+# Options that mean something for some formats only: (option, request field). A format
+# module lists those it takes in `OPTIONS`; any other one given is refused, so an
+# option is never accepted and then ignored.
+_FORMAT_OPTIONS = (("--contiguous-ids", "contiguous_ids"), ("--skip-difficult", "skip_difficult"))
+
+
+def _refuse_options(module, request) -> None:
+    taken = getattr(module, "OPTIONS", ())
+    for option, field in _FORMAT_OPTIONS:
+        if getattr(request, field) and option not in taken:
+            title = getattr(module, "TITLE", module.FORMAT)
+            users = [getattr(m, "TITLE", m.FORMAT) for m in formats()
+                     if option in getattr(m, "OPTIONS", ())]
+            raise UsageError(option, f"a {' or '.join(users)} data set (it does nothing for "
+                             f"{title}: leave it out)", f"a {title} data set")

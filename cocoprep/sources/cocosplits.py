@@ -34,6 +34,8 @@ from cocoprep.sources.layout import (
 )
 
 FORMAT = "coco"
+TITLE = "COCO"
+OPTIONS = ("--contiguous-ids",)  # what `sources._FORMAT_OPTIONS` lets through
 EXPECTED = ("a COCO root (annotations/instances_<split>.json), a Roboflow, CVAT, Label Studio "
             "or FiftyOne COCO export, or a COCO JSON file")
 _BIG_FILE = 50_000_000  # bytes: a progress bar while reading a JSON file this big

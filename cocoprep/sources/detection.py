@@ -1,6 +1,7 @@
 """The one contract every detection source meets: finished splits.
 
-A format module under `sources/` (COCO, Pascal VOC, YOLO) exposes `FORMAT`,
+A format module under `sources/` (COCO, Pascal VOC, YOLO) exposes `FORMAT`, `TITLE`
+(its name for people), `EXPECTED`, `OPTIONS` (the format-only options it takes),
 `detect(src) -> bool` and `load(src, request) -> DetectionSource`. What it returns
 is the same value whatever the format: per split, images and their annotations as
 compact arrays (`DetectionSplit`), the label plan, the items it already had to skip,
@@ -19,6 +20,7 @@ import numpy as np
 from cocoprep.labelmap import LabelMap
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
+from cocoprep.sources.folder import select_classes as pick
 from cocoprep.sources.layout import SplitFiles
 from cocoprep.sources.segstore import take
 
@@ -36,6 +38,7 @@ class SourceRequest:
     masks: bool = False
     contiguous_ids: bool = False
     classes: tuple[str, ...] | None = None
+    skip_difficult: bool = False
     quiet: bool = True
 
 
@@ -97,6 +100,9 @@ class LabelPlan:
     labels: dict[int, tuple[int, str]]
     notes: tuple[str, ...] = ()
     contiguous: bool = False
+    # source category ids that `--classes` left out: their objects are dropped as
+    # asked (reason `class_not_selected`, never a loss)
+    unselected: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -203,3 +209,47 @@ def subset(split: DetectionSplit, rows: np.ndarray) -> DetectionSplit:
         truncated=None if split.truncated is None else split.truncated[ann],
         views=per_ann(split.views),
     )
+
+
+def select_classes(source: DetectionSource, classes: Sequence[str] | None, *,
+                   title: str = "") -> DetectionSource:
+    """`--classes`, the same in every format: keep the named classes, in that order
+    (label ids 1..N); objects of the others are dropped and reported
+    (`class_not_selected`), and a note names them with their object counts (so a
+    misspelt class in the data shows). A name the data set does not have is a
+    `UsageError` naming it and the names there are."""
+    if not classes:
+        return source
+    plan = source.labels
+    names = pick(plan.label_map.names, classes, what=f"the {title or source.format} data "
+                 "set's classes")
+    label_map = LabelMap.from_names(names)
+    labels, unselected = {}, {}
+    for cat, (_, name) in plan.labels.items():
+        if name in label_map.names:
+            labels[cat] = (label_map.id_of(name), name)
+        else:
+            unselected[cat] = name
+    note = (f"--classes keeps {len(names)} of {len(plan.label_map.names)} classes "
+            f"(ids 1..{len(names)})")
+    if unselected:
+        counts = _object_counts(source, unselected)
+        note += "; left out: " + ", ".join(
+            f"{name} ({counts[name]} object{'s' * (counts[name] != 1)})"
+            for name in sorted(counts))
+    return replace(source, labels=LabelPlan(label_map, labels, plan.notes, True, unselected),
+                   notes=tuple(source.notes) + (note,))
+
+
+def _object_counts(source: DetectionSource, names: dict[int, str]) -> dict[str, int]:
+    counts = dict.fromkeys(names.values(), 0)
+    seen: set[int] = set()
+    for out in source.splits:
+        if id(out.source) in seen:  # --ratio: the parts share one split
+            continue
+        seen.add(id(out.source))
+        cats, n = np.unique(out.source.ann_category_ids, return_counts=True)
+        for cat, k in zip(cats.tolist(), n.tolist()):
+            if cat in names:
+                counts[names[cat]] += k
+    return counts

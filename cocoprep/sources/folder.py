@@ -469,21 +469,22 @@ def assign_given(files: Sequence[ImageFile], hashes: Sequence[str], split_order:
     )
 
 
-def select_classes(available: Sequence[str], wanted: str | Iterable[str] | None) -> tuple[str, ...]:
-    """The class order: sorted folder names, or `wanted` (picked and ordered)."""
+def select_classes(available: Sequence[str], wanted: str | Iterable[str] | None, *,
+                   what: str = "class folders") -> tuple[str, ...]:
+    """The class order: `available` as it is, or `wanted` (picked and ordered); a
+    wanted name that is not available is a `UsageError` naming it and every name
+    there is (`what` says what they are)."""
     if wanted is None:
         return tuple(available)
     shown = wanted if isinstance(wanted, str) else ",".join(wanted)
     names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted)]
     if any(not n for n in names):
-        raise UsageError("--classes", "comma-separated class folder names", shown)
+        raise UsageError("--classes", "comma-separated class names", shown)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError("--classes", "each class once", f"{shown} ({', '.join(dupes)} repeated)")
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise UsageError(
-            "--classes", f"names of class folders ({', '.join(available)})",
-            f"{shown} ({', '.join(unknown)} not found)",
-        )
+        raise UsageError("--classes", f"names of {what} ({', '.join(available)})",
+                         ", ".join(unknown))
     return tuple(names)

@@ -44,6 +44,8 @@ from cocoprep.sources.detection import (
 from cocoprep.sources.voclayout import VocSplitFiles, detect, discover, list_images, select_splits
 
 FORMAT = "voc"
+TITLE = "Pascal VOC"
+OPTIONS = ("--skip-difficult",)  # what `sources._FORMAT_OPTIONS` lets through
 EXPECTED = ("Pascal VOC XMLs (VOCdevkit Annotations/ + JPEGImages/, images/ + "
             "annotations/, image + XML pairs, or <split>/ folders of these)")
 
@@ -197,6 +199,7 @@ def _inside(name: str) -> str:
 
 
 BY_FILENAME, BY_XML_NAME, NOT_FOUND = "filename", "xml_name", "not_found"
+NO_XML = "no_xml"  # an image of the folder that no XML names (kept without objects)
 
 
 def resolve_image(filename: str | None, xml_stem: str, lookup: dict[str, str]) -> tuple[str, str]:
@@ -235,12 +238,9 @@ def read_split(files: VocSplitFiles, *, quiet: bool = True
     return out
 
 
-def class_names(read: Sequence[Sequence[tuple[str, VocRecord | ItemSkipped]]],
-                classes: Sequence[str] | None) -> list[str]:
-    """The label map's names: `classes` as given, else every class the XMLs name,
-    sorted (label ids 1..N in that order)."""
-    if classes:
-        return list(classes)
+def class_names(read: Sequence[Sequence[tuple[str, VocRecord | ItemSkipped]]]) -> list[str]:
+    """The label map's names: every class the XMLs name, sorted (label ids 1..N in
+    that order; `--classes` then picks and orders, as for every format)."""
     names = {o.name for split in read for _, r in split if isinstance(r, VocRecord)
              for o in r.objects if isinstance(o, VocObject)}
     return sorted(names)
@@ -273,10 +273,7 @@ def _objects(cols: _Columns, record: VocRecord, skip, label_ids: dict[str, int],
         if isinstance(obj, ObjectProblem):
             skip(obj.reason, obj.detail, ann_id)
             continue
-        label = label_ids.get(obj.name)
-        if label is None:
-            skip(UNKNOWN_CATEGORY, f"class {obj.name!r} is not in --classes", ann_id)
-            continue
+        label = label_ids[obj.name]  # every name the XMLs use is in the map
         cols.ann_ids.append(ann_id)
         cols.labels.append(label)
         cols.boxes.append((obj.xmin, obj.ymin, obj.xmax - obj.xmin, obj.ymax - obj.ymin))
@@ -290,23 +287,30 @@ def _objects(cols: _Columns, record: VocRecord, skip, label_ids: dict[str, int],
 
 def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSkipped]], *,
              label_ids: dict[str, int], categories: list[Category], images: Sequence[str],
-             where: str = "") -> tuple[DetectionSplit, list[SkippedItem], Counter]:
+             where: str = "", unclaimed: bool = False
+             ) -> tuple[DetectionSplit, list[SkippedItem], Counter]:
     """One split from its parsed XMLs. `images` lists the files of the image folder;
-    `where` is the annotation folder as the report names it. Returns the split, the
-    skips found here and counts of how images were found (`resolve_image`)."""
+    `where` is the annotation folder as the report names it. With `unclaimed`, the
+    folder's images that no XML names are written too, without objects (counted as
+    `no_xml`), as YOLO keeps images without labels: an image the source holds is
+    never dropped unseen. Returns the split, the skips found here and counts of how
+    images were found (`resolve_image`)."""
     lookup = image_lookup(images)
     cols = _Columns(*([] for _ in range(12)))
     skipped: list[SkippedItem] = []
     found: Counter = Counter()
     next_ann = 1
+    claimed: set[str] = set()
     for image_id, (xml_name, record) in enumerate(read, 1):  # ids: places in the listing
         xml_path = f"{where}{xml_name}"
         if isinstance(record, ItemSkipped):
+            claimed.add(lookup.get(xml_name[:-4], ""))
             skipped.append(SkippedItem(files.name, image_id, None, xml_path, record.reason,
                                        f"{xml_path}: {record.detail}"))
             continue
         name, how = resolve_image(record.filename, xml_name[:-4], lookup)
         found[how] += 1
+        claimed.add(name)
 
         def skip(reason: str, detail: str, ann_id: int) -> None:
             skipped.append(SkippedItem(files.name, image_id, ann_id, name, reason,
@@ -319,6 +323,15 @@ def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSki
         cols.heights.append(record.height)
         found["no_size"] += record.width == 0
         next_ann = _objects(cols, record, skip, label_ids, next_ann)
+    if unclaimed:
+        for image_id, name in enumerate(sorted(set(lookup.values()) - claimed), len(read) + 1):
+            cols.image_ids.append(image_id)
+            cols.file_names.append(name)
+            cols.source_ids.append(name)
+            cols.widths.append(0)
+            cols.heights.append(0)
+            cols.counts.append(0)
+            found[NO_XML] += 1
     for missing in files.missing:
         skipped.append(SkippedItem(
             files.name, None, None, f"{where}{missing}.xml", MISSING_XML,
@@ -352,8 +365,6 @@ _FIXES = {
                    "are they complete (a finished download, unzipped)?",
     MISSING_XML: "the split lists (ImageSets/Main/<split>.txt) name ids that have no XML",
     UNNAMED_OBJECT: "the XMLs' <object>s have no <name>",
-    UNKNOWN_CATEGORY: "the XMLs name classes that --classes leaves out: name them all "
-                      "in --classes (or leave it out)",
     MISSING_BBOX: "the XMLs' <object>s have no <bndbox>",
     MALFORMED_BBOX: "the <bndbox> corners are not numbers with xmin <= xmax, ymin <= ymax",
 }
@@ -372,12 +383,14 @@ def _hint(image_dirs: dict[str, Path], src: Path):
 
 
 def _notes(names: list[str], request: SourceRequest, found: Counter) -> tuple[str, ...]:
-    notes = [f"label ids 1..{len(names)} in --classes order" if request.classes else
-             f"label ids 1..{len(names)}: the XMLs' class names in sorted order "
-             "(--classes sets another order)"]
+    notes = [f"label ids 1..{len(names)}: the XMLs' class names in sorted order "
+             "(--classes picks and orders)"]
     if found[BY_XML_NAME]:
         notes.append(f"{found[BY_XML_NAME]} image(s) found by the XML's own name (their "
                      "<filename> is absent or names no file in the image folder)")
+    if found[NO_XML]:
+        notes.append(f"{found[NO_XML]} image(s) have no XML: written as images without "
+                     "objects (negatives); add XMLs, or remove them, if they are unlabelled")
     if found["no_size"]:
         notes.append(f"{found['no_size']} XML(s) give no <size> (or 0): those images' "
                      "sizes are read from the images")
@@ -392,15 +405,19 @@ def load(src: str | Path, request: SourceRequest) -> DetectionSource:
         raise UsageError("--ratio", "exactly one split to deal out (pick one with --splits)",
                          ",".join(s.name for s in layout.splits))
     read = [read_split(files, quiet=request.quiet) for files in layout.splits]
-    names = class_names(read, request.classes)
+    names = class_names(read)
     label_ids = {n: i for i, n in enumerate(names, 1)}
     categories = [Category(i, n) for n, i in label_ids.items()]
     splits, skipped, found = [], [], Counter()
+    shared = Counter(files.image_dir for files in layout.splits)
     for files, parsed in zip(layout.splits, read):
         where = _relative(files.ann_dir, Path(src))
+        # Without a split list the XMLs are the split: the folder's other images are
+        # kept (not when splits share one image folder: whose would they be?)
         split, skips, how = assemble(
             files, parsed, label_ids=label_ids, categories=categories,
-            images=list_images(files.image_dir, recursive=files.recursive_images), where=where)
+            images=list_images(files.image_dir, recursive=files.recursive_images), where=where,
+            unclaimed=files.list_file is None and shared[files.image_dir] == 1)
         splits.append(split)
         skipped += skips
         found += how

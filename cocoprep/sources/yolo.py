@@ -43,6 +43,7 @@ from cocoprep.sources.yololabels import (
 from cocoprep.sources.yololayout import YoloLayout, YoloSplitFiles, label_path
 
 FORMAT = "yolo"
+TITLE = "YOLO"
 EXPECTED = ("a YOLO data set (data.yaml or obj.data, or images with .txt labels and "
             "classes.txt/obj.names)")
 _BAR_FROM = 20_000  # label files: a progress bar while reading this many
