@@ -154,6 +154,9 @@ UNKNOWN_CATEGORY = "unknown_category"
 CROWD_DROPPED = "crowd_dropped"        # --crowd drop (asked for: never a loss)
 DIFFICULT_DROPPED = "difficult_dropped"  # --skip-difficult (asked for: never a loss)
 CLASS_NOT_SELECTED = "class_not_selected"  # --classes left the class out (never a loss)
+# an image file in an image folder that no annotation file or split list names: not
+# part of the data set as annotated (never a loss), but never left out unseen
+UNLISTED_IMAGE = "unlisted_image"
 IMAGE_SKIPPED = "image_skipped"        # an annotation whose image was skipped
 EMPTY_IMAGE = "empty_image"            # --skip-empty (asked for: never a loss)
 NO_MASK = "no_mask"                    # --missing-masks skip-image: an object had no mask
@@ -167,8 +170,9 @@ UNNAMED_OBJECT = "unnamed_object"      # an <object> without a <name>
 MALFORMED_LABEL_LINE = "malformed_label_line"
 COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 LABEL_WITHOUT_IMAGE = "label_without_image"
-# Skips the user asked for: they never count as losses.
-DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, CLASS_NOT_SELECTED, EMPTY_IMAGE})
+# Skips that never count as losses: asked for by the user, or outside the annotated set.
+DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, CLASS_NOT_SELECTED, EMPTY_IMAGE,
+                        UNLISTED_IMAGE})
 _OUT_OF_SPACE = {
     errno.ENOSPC: "no space left on the device holding OUT",
     errno.EDQUOT: "disk quota exceeded on the device holding OUT",

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from cocoprep.errors import InputError, UsageError
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import SKIPPED_NAME, Manifest
-from cocoprep.sources import yolo, yololayout
+from cocoprep.sources import load_detection, yolo, yololayout
 from cocoprep.sources.detection import SourceRequest
 from cocoprep.sources.yololabels import (
     MALFORMED_LINE, OUT_OF_RANGE, UNKNOWN_CLASS, LabelObject, LineProblem, parse_label_text,
@@ -224,8 +224,9 @@ def test_options_that_cannot_apply(tmp_path):
     with pytest.raises(UsageError, match=r"--splits: expected names from \['train', 'val', "
                        r"'test'\], found 'valid'"):
         yolo.load(tmp_path / "rf", request(splits=("valid",)))
-    with pytest.raises(UsageError, match="--classes: expected the data set's names"):
-        yolo.load(tmp_path / "rf", request(classes=("x", "y", "z")))
+    with pytest.raises(UsageError, match=r"--classes: expected names of the YOLO data "
+                       r"set's classes \(.*\), found 'x, y, z'$"):
+        load_detection(tmp_path / "rf", request(classes=("x", "y", "z")))
 
 
 def test_detect_is_cheap_and_specific(tmp_path):

@@ -27,6 +27,7 @@ from cocoprep.sources.coco import Category, CocoFile, KeypointsMark
 from cocoprep.sources.segstore import take
 from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, OutputSplit, SourceRequest, output_splits,
+    unlisted_images,
 )
 from cocoprep.sources.layout import (
     CAPTIONS, FIFTYONE_NAME, INSTANCES, KEYPOINTS, LABEL_STUDIO_NAME, ROBOFLOW_NAME,
@@ -310,6 +311,7 @@ def load(src: str | Path, request: SourceRequest) -> DetectionSource:
         skipped.extend(skips)
         mappings.append((split, mapping))
     labels = plan_labels(loaded, contiguous_ids=request.contiguous_ids)
+    skipped.extend(unlisted_images(loaded, listed_by="annotation file"))
     outputs, skipped = output_splits(loaded, ratio=request.ratio, seed=request.seed,
                                      skipped=skipped)
     return DetectionSource(

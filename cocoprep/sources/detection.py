@@ -18,10 +18,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from cocoprep.labelmap import LabelMap
+from cocoprep.errors import UNLISTED_IMAGE
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.folder import select_classes as pick
-from cocoprep.sources.layout import SplitFiles
+from cocoprep.sources.layout import SplitFiles, list_images
 from cocoprep.sources.segstore import take
 
 RATIO_SPLIT_NAMES = ("train", "val", "test")
@@ -253,3 +254,21 @@ def _object_counts(source: DetectionSource, names: dict[int, str]) -> dict[str, 
             if cat in names:
                 counts[names[cat]] += k
     return counts
+
+
+def unlisted_images(splits: Sequence[DetectionSplit], *, listed_by: str) -> list[SkippedItem]:
+    """The image files of the splits' image folders that no split names, each as a
+    skip (`unlisted_image`) of the first split reading that folder: a COCO JSON or a
+    VOC split list decides what the data set is, and the rest is reported, never
+    dropped unseen. `listed_by` says what would have named them."""
+    by_dir: dict[Path, list[DetectionSplit]] = {}
+    for split in splits:
+        by_dir.setdefault(Path(split.image_dir), []).append(split)
+    out = []
+    for folder, readers in by_dir.items():
+        named = {n for s in readers for n in s.file_names}
+        for name in list_images(folder, recursive=True):
+            if name not in named:
+                out.append(SkippedItem(readers[0].name, None, None, name, UNLISTED_IMAGE,
+                                       f"in {folder.name}/ but named by no {listed_by}"))
+    return out

@@ -243,3 +243,19 @@ def select_splits(layout: Layout, wanted: Sequence[str] | None) -> Layout:
     if missing:
         raise UsageError("--splits", f"names from {sorted(by_name)}", ",".join(missing))
     return Layout(layout.kind, tuple(by_name[w] for w in wanted))
+
+
+def list_images(folder: Path, *, recursive: bool) -> list[str]:
+    """Image file names under `folder` ("/" separators, sorted)."""
+    if not folder.is_dir():
+        return []
+    if not recursive:
+        return sorted(e.name for e in os.scandir(folder)
+                      if e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file())
+    out = []
+    for dirpath, dirs, files in os.walk(folder):
+        dirs.sort()
+        rel = os.path.relpath(dirpath, folder).replace(os.sep, "/")
+        out += [f if rel == "." else f"{rel}/{f}" for f in files
+                if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return sorted(out)

@@ -39,7 +39,7 @@ from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
-    DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits,
+    DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
 from cocoprep.sources.voclayout import VocSplitFiles, detect, discover, list_images, select_splits
 
@@ -421,6 +421,8 @@ def load(src: str | Path, request: SourceRequest) -> DetectionSource:
         splits.append(split)
         skipped += skips
         found += how
+    listed = [s for s, f in zip(splits, layout.splits) if f.list_file is not None]
+    skipped += unlisted_images(listed, listed_by="split list")
     label_map = LabelMap.from_names(names)
     labels = LabelPlan(label_map, {i: (i, n) for n, i in label_ids.items()}, (), True)
     outputs, skipped = output_splits(splits, ratio=request.ratio, seed=request.seed,

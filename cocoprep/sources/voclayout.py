@@ -25,6 +25,7 @@ from typing import Sequence
 
 from cocoprep.errors import InputError, UsageError
 from cocoprep.images import IMAGE_EXTENSIONS
+from cocoprep.sources.layout import list_images
 
 ANNOTATION_DIRS = ("Annotations", "annotations", "labels")
 IMAGE_DIRS = ("JPEGImages", "images", "Images", "PNGImages")
@@ -33,22 +34,6 @@ ONE_SPLIT = "train"                  # the split of a layout that names none
 CVAT_LABELMAP = "labelmap.txt"       # beside CVAT's VOC export
 _ORDER = {"train": 0, "trainval": 1, "val": 2, "valid": 2, "test": 3}  # then by name
 _YEAR = re.compile(r"VOC(\d{4})", re.IGNORECASE)
-
-
-def list_images(folder: Path, *, recursive: bool) -> list[str]:
-    """Image file names under `folder` ("/" separators, sorted)."""
-    if not folder.is_dir():
-        return []
-    if not recursive:
-        return sorted(e.name for e in os.scandir(folder)
-                      if e.name.lower().endswith(IMAGE_EXTENSIONS) and e.is_file())
-    out = []
-    for dirpath, dirs, files in os.walk(folder):
-        dirs.sort()
-        rel = os.path.relpath(dirpath, folder).replace(os.sep, "/")
-        out += [f if rel == "." else f"{rel}/{f}" for f in files
-                if f.lower().endswith(IMAGE_EXTENSIONS)]
-    return sorted(out)
 
 
 # ============================================================== layouts

@@ -393,9 +393,4 @@ def discover(src: Path, *, splits: Sequence[str] | None = None,
         layout = _from_yaml(config, splits)
     else:
         layout = _from_folder(src, splits, classes)
-    if classes and (config is not None or names_file(src) is not None):
-        if tuple(c.strip() for c in classes) != layout.names:
-            raise UsageError("--classes", f"the data set's names in their order "
-                             f"({','.join(layout.names)}) or no --classes",
-                             ",".join(classes))
-    return layout
+    return layout  # with a names file, `--classes` picks and orders (sources.select_classes)

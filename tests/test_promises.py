@@ -1,0 +1,154 @@
+"""The promises on every path: `--classes` means one thing in every format, options a
+format cannot use are refused, and every image a source sees is written or listed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from cocoprep.manifest import Manifest
+from conftest import FIXTURES, invoke, read_records, write_image
+from export_builders import cvat_export, roboflow_export
+from voc_builders import cvat_voc, flat_voc, labelimg_pairs, vocdevkit
+from yolo_builders import darknet_folder, ultralytics_tree
+
+convert = partial(invoke, "convert")
+
+
+def skipped_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+
+
+# ------------------------------------------------------------------ --classes
+
+
+def test_classes_picks_and_orders_coco(tmp_path):
+    out = tmp_path / "out"
+    result = convert(FIXTURES / "coco", "-o", out, "--classes", "car,person")
+    assert result.exit_code == 0, result.output
+    assert (out / "labels.txt").read_text() == "car\nperson\n"
+    assert "id: 1\n  name: 'car'" in (out / "label_map.pbtxt").read_text()
+    src = {s: json.loads((FIXTURES / "coco" / "annotations" / f"instances_{s}.json").read_text())
+           for s in ("train", "val")}
+    names = {c["id"]: c["name"] for c in src["train"]["categories"]}
+    m = Manifest.read(out)
+    assert m.options["classes"] == ["car", "person"]
+    for split, data in src.items():
+        kept = [a for a in data["annotations"] if names[a["category_id"]] in ("car", "person")]
+        records = read_records(out, split)
+        got = sorted(int(v) for r in records for v in r["class_label"])
+        assert got == sorted(("car", "person").index(names[a["category_id"]]) + 1
+                             for a in kept)
+        assert m.splits[split].num_objects == len(kept)
+    left = [line for line in skipped_lines(out) if line["reason"] == "class_not_selected"]
+    assert len(left) == sum(1 for d in src.values() for a in d["annotations"]
+                            if names[a["category_id"]] not in ("car", "person"))
+    assert {line["detail"] for line in left} == {"class 'dog' is not in --classes",
+                                                 "class 'kite' is not in --classes"}
+    assert "note: --classes keeps 2 of 4 classes (ids 1..2); left out: dog (" in result.stdout
+
+
+@pytest.mark.parametrize("fixture, title, names", [
+    ("coco", "COCO", "person, car, dog, kite"),
+    ("yolo", "YOLO", None),
+    ("voc", "Pascal VOC", None),
+])
+def test_a_class_name_not_in_the_data_is_refused(tmp_path, fixture, title, names):
+    out = tmp_path / "out"
+    result = convert(FIXTURES / fixture, "-o", out, "--classes", "person,nosuch")
+    assert result.exit_code == 2
+    line = result.stderr
+    assert line.startswith(f"Error: --classes: expected names of the {title} data set's "
+                           "classes (")
+    assert line.endswith("), found 'nosuch'\n") and line.count("\n") == 1
+    if names:
+        assert f"({names})" in line
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ options for other formats
+
+
+@pytest.mark.parametrize("option, fixture, line", [
+    ("--skip-difficult", "coco", "Error: --skip-difficult: expected a Pascal VOC data set (it "
+     "does nothing for COCO: leave it out), found 'a COCO data set'\n"),
+    ("--skip-difficult", "yolo", "Error: --skip-difficult: expected a Pascal VOC data set (it "
+     "does nothing for YOLO: leave it out), found 'a YOLO data set'\n"),
+    ("--contiguous-ids", "voc", "Error: --contiguous-ids: expected a COCO data set (it does "
+     "nothing for Pascal VOC: leave it out), found 'a Pascal VOC data set'\n"),
+    ("--contiguous-ids", "yolo", "Error: --contiguous-ids: expected a COCO data set (it does "
+     "nothing for YOLO: leave it out), found 'a YOLO data set'\n"),
+])
+def test_an_option_the_format_cannot_use_is_refused(tmp_path, option, fixture, line):
+    out = tmp_path / "out"
+    result = convert(FIXTURES / fixture, "-o", out, option)
+    assert result.exit_code == 2
+    assert result.stderr == line
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------ every image seen
+
+
+def _coco_fixture(root: Path) -> Path:
+    shutil.copytree(FIXTURES / "coco", root)
+    return root / "train"
+
+
+def _layouts():
+    """(name, builder(root) -> the folder a stray image goes into, kept as a negative?)"""
+    return [
+        ("coco", _coco_fixture, False),
+        ("roboflow-coco", lambda r: (roboflow_export(r), r / "train")[1], False),
+        ("cvat-coco", lambda r: (cvat_export(r), r / "images" / "default")[1], False),
+        ("vocdevkit", lambda r: (vocdevkit(r), r / "VOCdevkit" / "VOC2007" / "JPEGImages")[1],
+         False),
+        ("cvat-voc", lambda r: (cvat_voc(r), r / "JPEGImages")[1], False),
+        ("flat-voc", lambda r: (flat_voc(r), r / "images")[1], True),
+        ("labelimg", lambda r: (labelimg_pairs(r), r)[1], True),
+        ("ultralytics", lambda r: (ultralytics_tree(r), r / "images" / "train")[1], True),
+        ("darknet", lambda r: (darknet_folder(r / "darknet"), r / "darknet")[1], True),
+    ]
+
+
+@pytest.mark.parametrize("name, build, negative", _layouts(), ids=[x[0] for x in _layouts()])
+def test_a_stray_image_is_written_or_listed_in_every_layout(tmp_path, name, build, negative):
+    """An image no annotation names is written (a folder of pairs: a negative, as
+    YOLO keeps them) or listed in skipped.jsonl (a JSON or split list decides the
+    set): never gone without a word. Images in = written + listed."""
+    root = tmp_path / "src"
+    folder = build(root)
+    before = sum(1 for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    write_image(folder / "stray_zz.jpg", 40, 30)
+    src = root / "darknet" if name == "darknet" else root
+    out = tmp_path / "out"
+    result = convert(src, "-o", out, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    m = Manifest.read(out)
+    written = [r["filename"] for s in m.splits for r in read_records(out, s)]
+    listed = [line["file"] for line in skipped_lines(out) if line["image_id"] is None
+              and line["annotation_id"] is None]
+    strays = [f for f in written + listed if f.endswith("stray_zz.jpg")]
+    assert len(strays) == 1, (written, listed)
+    assert (strays[0] in written) == negative
+    if not negative:
+        (line,) = [x for x in skipped_lines(out) if x["file"].endswith("stray_zz.jpg")]
+        assert line["reason"] == "unlisted_image"
+    assert len(written) + len(listed) == before + 1  # images in = written + listed
+
+
+def test_a_labelimg_image_without_xml_is_kept_and_noted(tmp_path):
+    labelimg_pairs(tmp_path / "src", n=3)
+    write_image(tmp_path / "src" / "shot_9.jpg", 40, 30)
+    out = tmp_path / "out"
+    result = convert(tmp_path / "src", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert ("note: 1 image(s) have no XML: written as images without objects (negatives); "
+            "add XMLs, or remove them, if they are unlabelled") in result.stdout
+    assert "train       4 images" in result.stdout
+    (record,) = [r for r in read_records(out, "train") if r["filename"] == "shot_9.jpg"]
+    assert len(record["class_label"]) == 0
