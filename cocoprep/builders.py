@@ -18,7 +18,7 @@ import numpy as np
 
 from cocoprep.errors import (
     CLASS_NOT_SELECTED, CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE, IMAGE_SKIPPED, MALFORMED_BBOX,
-    MISSING_BBOX, NO_MASK, UNKNOWN_CATEGORY, ZERO_AREA_BOX, ItemSkipped,
+    MISSING_BBOX, NO_MASK, UNKNOWN_CATEGORY, ZERO_AREA_BOX, ItemSkipped, image_skipped_detail,
 )
 from cocoprep.images import loader_for, prepare_image, read_bytes
 from cocoprep.options import JPEG_QUALITY
@@ -202,7 +202,7 @@ class DetectionBuilder:
             image_id, file_name = int(src.image_ids[row]), src.file_names[row]
             items = [SkippedItem(split_name, image_id, None, file_name, e.reason, e.detail)]
             items += [SkippedItem(split_name, image_id, int(src.ann_ids[r]), file_name,
-                                  IMAGE_SKIPPED, f"its image was skipped ({e.reason})")
+                                  IMAGE_SKIPPED, image_skipped_detail(e.reason))
                       for r in src.annotation_rows(row)]
             return BuildResult(example=None, skipped=tuple(items))
 
@@ -244,9 +244,13 @@ class DetectionBuilder:
         cx1, cy1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
         cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
         if cx2 <= cx1 or cy2 <= cy1:
+            files = src.annotation_files
+            where = f"{files[state.row]}: " if files and files[state.row] else ""
+            box = (f"box xmin {x:g}, ymin {y:g}, xmax {x2:g}, ymax {y2:g}" if src.corner_boxes
+                   else f"bbox [{x:g}, {y:g}, {w:g}, {h:g}]")
             state.skipped.append(state.skip(
-                ZERO_AREA_BOX, f"bbox [{x:g}, {y:g}, {w:g}, {h:g}] has no area inside the "
-                f"{width}x{height} image", ann_id))
+                ZERO_AREA_BOX, f"{where}{box} has no area inside the {width}x{height} image",
+                ann_id))
             return
         mask = None
         if self.masks:
@@ -299,7 +303,7 @@ class DetectionBuilder:
         items = [state.skip(NO_MASK, f"{len(state.no_mask)} object(s) have no usable "
                             "segmentation (--missing-masks skip-image)")]
         items += state.no_mask
-        items += [state.skip(IMAGE_SKIPPED, f"its image was skipped ({NO_MASK})",
+        items += [state.skip(IMAGE_SKIPPED, image_skipped_detail(NO_MASK),
                              o.annotation_id) for o in state.objects]
         return BuildResult(example=None, skipped=tuple(items + state.skipped),
                            counters=state.counters)

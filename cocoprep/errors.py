@@ -170,6 +170,19 @@ UNNAMED_OBJECT = "unnamed_object"      # an <object> without a <name>
 MALFORMED_LABEL_LINE = "malformed_label_line"
 COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 LABEL_WITHOUT_IMAGE = "label_without_image"
+
+
+def image_skipped_detail(cause: str) -> str:
+    """The detail of an `image_skipped` annotation: it names its image's reason."""
+    return f"its image was skipped ({cause})"
+
+
+def image_skipped_cause(detail: str) -> str | None:
+    """The image's reason in an `image_skipped_detail` (None if it names none)."""
+    head = "its image was skipped ("
+    return detail[len(head):-1] if detail.startswith(head) and detail.endswith(")") else None
+
+
 # Skips that never count as losses: asked for by the user, or outside the annotated set.
 DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, CLASS_NOT_SELECTED, EMPTY_IMAGE,
                         UNLISTED_IMAGE})

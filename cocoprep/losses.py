@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from cocoprep.errors import DELIBERATE, IMAGE_SKIPPED, MISSING_FILE, DataLossError
+from cocoprep.errors import (
+    DELIBERATE, IMAGE_SKIPPED, MISSING_FILE, DataLossError, image_skipped_cause,
+)
 from cocoprep.manifest import SKIPPED_NAME, Manifest
 from cocoprep.records import SkippedItem
 
@@ -85,10 +87,17 @@ def split_losses(manifest: Manifest, skipped: Sequence[SkippedItem]) -> list[Spl
     for name, info in manifest.splits.items():
         items = by_split.get(name, [])
         images = Counter(i.reason for i in items if _is_image_item(i))
-        objects = Counter(i.reason for i in items if not _is_image_item(i))
+        objects = Counter(_object_reason(i) for i in items if not _is_image_item(i))
         out.append(SplitLoss(name, info.num_examples, sum(images.values()), info.num_objects,
                              sum(objects.values()), images, objects))
     return out
+
+
+def _object_reason(item: SkippedItem) -> str:
+    """An object's reason, naming its image's cause when the image was skipped
+    (`image_skipped (corrupt_image)`): the count alone hides why."""
+    cause = image_skipped_cause(item.detail) if item.reason == IMAGE_SKIPPED else None
+    return f"{IMAGE_SKIPPED} ({cause})" if cause else item.reason
 
 
 def _reasons(counts: Counter) -> str:
@@ -105,11 +114,13 @@ def _fix(loss: SplitLoss, reasons: Counter, items: Sequence[SkippedItem],
         if text:
             return text
     for reason, _ in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
-        if reason == IMAGE_SKIPPED:
-            continue
+        of_image = reason.startswith(IMAGE_SKIPPED)
+        if of_image:
+            reason = reason[len(IMAGE_SKIPPED) + 2:-1]  # the image's cause, if named
         if reason in fixes or reason in _FIXES:
             return fixes.get(reason) or _FIXES[reason]
-        break
+        if not of_image:
+            break
     return ""
 
 

@@ -574,7 +574,7 @@ def test_missing_masks_skip_image_lists_every_annotation(tmp_path):
                  "--missing-masks", "skip-image", "--workers", "1")
     assert result.exit_code == 1
     assert result.output.splitlines()[-1].startswith(
-        "Error: split 'train': 5 of 7 objects skipped (image_skipped 2, "
+        "Error: split 'train': 5 of 7 objects skipped (image_skipped (no_mask) 2, "
         "malformed_segmentation 2, missing_segmentation 1); --missing-masks box keeps such "
         "objects with box-filled masks [output written to ")
 

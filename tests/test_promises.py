@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from cocoprep.manifest import Manifest
-from conftest import FIXTURES, invoke, read_records, write_image
+from conftest import FIXTURES, coco_dict, invoke, read_records, write_image, write_json
 from export_builders import cvat_export, roboflow_export
-from voc_builders import cvat_voc, flat_voc, labelimg_pairs, vocdevkit
+from voc_builders import (
+    H, W, Obj, cvat_voc, flat_voc, labelimg_pairs, photo, voc_xml, vocdevkit,
+)
 from yolo_builders import darknet_folder, ultralytics_tree
 
 convert = partial(invoke, "convert")
@@ -152,3 +154,38 @@ def test_a_labelimg_image_without_xml_is_kept_and_noted(tmp_path):
     assert "train       4 images" in result.stdout
     (record,) = [r for r in read_records(out, "train") if r["filename"] == "shot_9.jpg"]
     assert len(record["class_label"]) == 0
+
+
+# ------------------------------------------------------------------ messages that name the cause
+
+
+def test_objects_lost_with_their_images_name_the_images_cause(tmp_path):
+    """One of three images does not decode and holds 3 of the 4 objects: the exit-1
+    line names `corrupt_image` (and its fix), not only `image_skipped`."""
+    src = tmp_path / "src"
+    for i in (1, 2, 3):
+        write_image(src / "images" / f"{i}.jpg", 40, 30)
+    (src / "images" / "3.jpg").write_bytes(b"\xff\xd8\xff not a whole jpeg")
+    anns = [{"id": k, "image_id": img, "category_id": 1, "bbox": [1, 1, 10, 10],
+             "area": 100, "iscrowd": 0} for k, img in enumerate((1, 3, 3, 3), 1)]
+    write_json(src / "annotations" / "instances.json",
+               coco_dict([(i, f"{i}.jpg", 40, 30) for i in (1, 2, 3)], anns))
+    out = tmp_path / "out"
+    result = convert(src, "-o", out, "--workers", "1")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        "Error: split 'train': 3 of 4 objects skipped (image_skipped (corrupt_image) 3); the "
+        "files do not decode: are they complete")
+
+
+def test_a_voc_box_outside_its_image_is_named_in_the_xmls_terms(tmp_path):
+    photo(tmp_path / "src" / "a.jpg")
+    (tmp_path / "src" / "a.xml").write_bytes(voc_xml("a.jpg", (W, H), [
+        Obj("cat", (1, 1, 20, 20)), Obj("cat", (W + 10, 5, W + 40, 30))]))
+    out = tmp_path / "out"
+    result = convert(tmp_path / "src", "-o", out)
+    assert result.exit_code == 0, result.output
+    (line,) = skipped_lines(out)
+    assert line["reason"] == "zero_area_box"
+    assert line["detail"] == (f"a.xml: box xmin {W + 10}, ymin 5, xmax {W + 40}, ymax 30 has "
+                              f"no area inside the {W}x{H} image")

@@ -80,6 +80,9 @@ class DetectionSplit:
     difficult: np.ndarray | None = None   # per annotation 0/1 (Pascal VOC), with the two below
     truncated: np.ndarray | None = None
     views: list[str] | None = None        # per annotation: VOC <pose> ("" when absent)
+    # per image: the annotation file reports name (a VOC XML, relative to SRC; "" none)
+    annotation_files: list[str] | None = None
+    corner_boxes: bool = False  # the source writes xmin, ymin, xmax, ymax: report boxes so
 
     @property
     def num_images(self) -> int:
@@ -208,7 +211,7 @@ def subset(split: DetectionSplit, rows: np.ndarray) -> DetectionSplit:
         source_ids=per_image(split.source_ids),
         difficult=None if split.difficult is None else split.difficult[ann],
         truncated=None if split.truncated is None else split.truncated[ann],
-        views=per_ann(split.views),
+        views=per_ann(split.views), annotation_files=per_image(split.annotation_files),
     )
 
 

@@ -262,6 +262,7 @@ class _Columns:
     difficult: list[int]
     truncated: list[int]
     views: list[str]
+    xml_files: list[str]  # per image, as reports name it ("" for an image without one)
 
 
 def _objects(cols: _Columns, record: VocRecord, skip, label_ids: dict[str, int],
@@ -296,7 +297,7 @@ def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSki
     never dropped unseen. Returns the split, the skips found here and counts of how
     images were found (`resolve_image`)."""
     lookup = image_lookup(images)
-    cols = _Columns(*([] for _ in range(12)))
+    cols = _Columns(*([] for _ in range(13)))
     skipped: list[SkippedItem] = []
     found: Counter = Counter()
     next_ann = 1
@@ -319,6 +320,7 @@ def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSki
         cols.image_ids.append(image_id)
         cols.file_names.append(name)
         cols.source_ids.append(record.filename or name)
+        cols.xml_files.append(xml_path)
         cols.widths.append(record.width)
         cols.heights.append(record.height)
         found["no_size"] += record.width == 0
@@ -328,6 +330,7 @@ def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSki
             cols.image_ids.append(image_id)
             cols.file_names.append(name)
             cols.source_ids.append(name)
+            cols.xml_files.append("")
             cols.widths.append(0)
             cols.heights.append(0)
             cols.counts.append(0)
@@ -354,7 +357,7 @@ def _split(files: VocSplitFiles, cols: _Columns, categories: list[Category]) -> 
         bbox_status=np.zeros(m, np.uint8), iscrowd=np.zeros(m, np.uint8),
         area=np.full(m, np.nan), categories=list(categories), source_ids=cols.source_ids,
         difficult=np.array(cols.difficult, np.uint8), truncated=np.array(cols.truncated, np.uint8),
-        views=cols.views,
+        views=cols.views, annotation_files=cols.xml_files, corner_boxes=True,
     )
 
 
