@@ -88,7 +88,11 @@ def open_staging(out: str, run_id: str, *, needed_bytes: int | None = None) -> S
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
-        raise InputError(out, "a writable output directory", e.strerror or str(e)) from None
+        found = e.strerror or str(e)
+        parent = _nearest_existing(out)
+        if parent is not None and os.path.abspath(parent) != os.path.abspath(out):
+            found += f" in {parent} (where OUT would be made)"
+        raise InputError(out, "a writable output directory", found) from None
     staging = Staging(out, os.path.join(out, STAGING_PREFIX + run_id), created, None)
     try:
         staging = Staging(out, staging.path, created, outlock.acquire(out, run_id))
@@ -102,6 +106,17 @@ def open_staging(out: str, run_id: str, *, needed_bytes: int | None = None) -> S
         discard(staging)
         raise
     return staging
+
+
+def _nearest_existing(path: str) -> str | None:
+    """The closest folder above `path` that exists (where a missing OUT is made)."""
+    here = os.path.abspath(path)
+    while not os.path.exists(here):
+        up = os.path.dirname(here)
+        if up == here:
+            return None
+        here = up
+    return here
 
 
 def discard(staging: Staging) -> None:

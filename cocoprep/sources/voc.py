@@ -41,7 +41,9 @@ from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
-from cocoprep.sources.voclayout import VocSplitFiles, detect, discover, list_images, select_splits
+from cocoprep.sources.voclayout import (
+    ANNOTATION_DIRS, VocSplitFiles, detect, discover, list_images, select_splits,
+)
 
 FORMAT = "voc"
 TITLE = "Pascal VOC"
@@ -376,11 +378,18 @@ _FIXES = {
 def _hint(image_dirs: dict[str, Path], src: Path):
     """Where a lost split's missing images may be."""
 
+    # SRC may be a devkit's Annotations/ folder: its images sit beside it
+    inner = src.name in ANNOTATION_DIRS
+    search = src.parent if inner else src
+
     def hint(loss, items: Sequence[SkippedItem]) -> str | None:
         if loss.split not in image_dirs:
             return None
-        return missing_files_hint(image_dirs[loss.split], items,
-                                  images_written=loss.images_written, search_from=src)
+        text = missing_files_hint(image_dirs[loss.split], items,
+                                  images_written=loss.images_written, search_from=search)
+        if text and inner and f"; {search}" in text:
+            text += f" (or give the folder above as SRC: cocoprep convert {search})"
+        return text
 
     return hint
 
