@@ -189,3 +189,13 @@ def test_a_voc_box_outside_its_image_is_named_in_the_xmls_terms(tmp_path):
     assert line["reason"] == "zero_area_box"
     assert line["detail"] == (f"a.xml: box xmin {W + 10}, ymin 5, xmax {W + 40}, ymax 30 has "
                               f"no area inside the {W}x{H} image")
+
+
+def test_the_layout_line_names_the_splits_a_ratio_deals(tmp_path):
+    darknet_folder(tmp_path / "darknet")
+    out = tmp_path / "out"
+    result = convert(tmp_path / "darknet", "-o", out, "--ratio", "0.67,0.33")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        "layout: YOLO (darknet folder): split darknet, dealt into train, val by --ratio")
+    assert sorted(Manifest.read(out).splits) == ["train", "val"]

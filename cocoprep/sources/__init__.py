@@ -7,6 +7,7 @@ first whose `detect` says yes. Adding a format adds a module and one entry in
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from pathlib import Path
 
 from cocoprep.errors import InputError, UsageError
@@ -32,8 +33,13 @@ def load_detection(src, request):
     for module in formats():
         if module.detect(path):
             _refuse_options(module, request)
-            return select_classes(module.load(path, request), request.classes,
-                                  title=getattr(module, "TITLE", module.FORMAT))
+            source = select_classes(module.load(path, request), request.classes,
+                                    title=getattr(module, "TITLE", module.FORMAT))
+            if request.ratio is not None:  # the layout line names the splits written
+                names = ", ".join(s.name for s in source.splits)
+                source = replace(source, layout=f"{source.layout}, dealt into {names} "
+                                 "by --ratio")
+            return source
     raise InputError(path, "; or ".join(m.EXPECTED for m in formats()), "none of these")
 
 
