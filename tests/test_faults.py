@@ -382,28 +382,38 @@ def _lock(out: Path, *, host: str, pid: int) -> None:
         {"run_id": "1-dead", "host": host, "pid": pid, "started": "2026-01-01 00:00:00 UTC"}))
 
 
-def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(old_out):
+def _gone_pid() -> int:
+    """The pid of a process that has ended, on this host."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    _lock(old_out, host=socket.gethostname(), pid=gone.pid)
+    return gone.pid
+
+
+def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(old_out):
+    gone = _gone_pid()
+    _lock(old_out, host=socket.gethostname(), pid=gone)
     code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
                            catch_exceptions=False)
     assert code == 0, output
     assert output.strip() == (
         f"note: took over {old_out / outlock.LOCK_NAME} from a run whose process is gone "
-        f"(process {gone.pid} on host {socket.gethostname()}, run 1-dead, started "
+        f"(process {gone} on host {socket.gethostname()}, run 1-dead, started "
         "2026-01-01 00:00:00 UTC)")
     assert not (old_out / outlock.LOCK_NAME).exists()
 
 
-def test_a_lock_from_another_host_names_the_command_that_clears_it(old_out):
-    _lock(old_out, host="elsewhere.example", pid=os.getpid())
+@pytest.mark.parametrize("pid", ["gone", "live"])
+def test_a_lock_from_another_host_names_the_command_that_clears_it(old_out, pid):
+    """Never taken over, whatever the pid means here: a pid that is gone on this
+    host says nothing about a process on another one."""
+    pid = _gone_pid() if pid == "gone" else os.getpid()
+    _lock(old_out, host="elsewhere.example", pid=pid)
     before = tree_bytes(old_out)
     code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
                            catch_exceptions=False)
     assert code == 2
     assert output.strip() == (
-        f"Error: {old_out} is locked by another cocoprep run (process {os.getpid()} on host "
+        f"Error: {old_out} is locked by another cocoprep run (process {pid} on host "
         "elsewhere.example, run 1-dead, started 2026-01-01 00:00:00 UTC); this host cannot "
         "tell whether it still runs. If it does not, remove the lock: "
         f"rm '{old_out / outlock.LOCK_NAME}'")
