@@ -160,6 +160,18 @@ def test_signal_to_the_group_stops_convert_and_leaves_out_as_it_was(
     assert not fifo_readers(fifo_src / "train" / FIFO_IMAGE)  # no worker left behind
 
 
+def test_sigterm_stops_convert_with_143_and_leaves_out_as_it_was(old_out, fifo_src):
+    """The default run's (not `slow`) check of SIGTERM: the slow test above covers
+    every runner."""
+    before = tree_bytes(old_out)
+    proc = start(*convert_args(fifo_src, old_out, "--workers", "1"))
+    with held_while_writing(proc, fifo_src / "train" / FIFO_IMAGE):
+        os.killpg(proc.pid, signal.SIGTERM)
+        rc, err = finish(proc)
+    assert (rc, error_lines(err)) == (143, ["Interrupted: OUT was not changed"])
+    assert tree_bytes(old_out) == before
+
+
 def test_a_new_out_is_removed_when_interrupted(tmp_path, fifo_src):
     out = tmp_path / "new"
     proc = start(*convert_args(fifo_src, out, "--workers", "2"))
