@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from cocoprep import framing, interrupt, outdir, outlock
+from cocoprep import framing, fsio, interrupt, outdir, outlock
 from conftest import FIXTURES, REPO, run_cli
 
 FIFO_IMAGE = "000000000105.jpg"  # 5th of 7 train images: shard 1 of 2 with --no-shuffle
@@ -281,6 +281,59 @@ def test_no_space_left_is_one_line_naming_the_shard(old_out, monkeypatch, runner
     assert (code, output.strip()) == (1, "Error: no space left on the device holding OUT "
                                          "(while writing train.tfrecord-00000-of-00001)")
     assert tree_bytes(old_out) == before
+
+
+class _FillsUp:
+    """A file whose disk fills halfway through its first write."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+_REPORT_RUNS = {"convert": ["convert", FIXTURES / "coco"], "split": ["split", FIXTURES / "imgs"]}
+
+
+@pytest.mark.parametrize("run,name", [
+    ("convert", "manifest.json"), ("convert", "features.json"),
+    ("convert", "dataset_info.json"), ("convert", "skipped.jsonl"),
+    ("convert", "label_map.pbtxt"), ("convert", "labels.txt"),
+    ("convert", "image.object.class.label.labels.txt"),
+    ("split", "labels.txt"), ("split", "train.txt"), ("split", "image.class.label.labels.txt"),
+])
+def test_no_space_left_for_a_report_file_is_one_line_and_out_is_kept(tmp_path, monkeypatch,
+                                                                      run, name):
+    """The files beside the shards, written through `fsio.open_write`. OUT holds the
+    other command's output, so every file a leak could touch differs."""
+    out = tmp_path / "out"
+    other = "split" if run == "convert" else "convert"
+    code, output = run_cli(*_REPORT_RUNS[other], "-o", out, "-q", "--workers", "1")
+    assert code == 0, output
+    before = tree_bytes(out)
+    real, reached = fsio.open_write, []
+
+    def open_write(path):
+        if os.path.basename(path) != name:
+            return real(path)
+        reached.append(path)
+        return _FillsUp(real(path))
+
+    monkeypatch.setattr(fsio, "open_write", open_write)
+    code, output = run_cli(*_REPORT_RUNS[run], "-o", out, "-q", "--workers", "1",
+                           catch_exceptions=False)
+    assert (code, output.strip()) == (
+        1, f"Error: no space left on the device holding OUT (while writing {name})")
+    assert len(reached) == 1
+    assert tree_bytes(out) == before
 
 
 def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
