@@ -23,6 +23,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -336,19 +337,34 @@ def test_no_space_left_for_a_report_file_is_one_line_and_out_is_kept(tmp_path, m
     assert tree_bytes(out) == before
 
 
-def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
-    src = tmp_path / "coco"
-    shutil.copytree(FIXTURES / "coco", src)
-    free = shutil.disk_usage(tmp_path).free
-    with open(src / "train" / "000000000101.jpg", "r+b") as f:
-        f.truncate(free + 10**9)  # sparse: takes no room, but counts in the estimate
+@pytest.mark.parametrize("existing", [False, True], ids=["new-out", "existing-out"])
+def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(
+        tmp_path, monkeypatch, existing):
+    """The disk's free space is faked (a few kB), never read to size a file: a test
+    that wrote "free space + 1 GB" would fill, or try to, a bigger disk."""
     out = tmp_path / "out"
-    code, output = run_cli("convert", src, "-o", out, catch_exceptions=False)
+    if existing:
+        code, output = run_cli("convert", FIXTURES / "coco", "-o", out, "-q", "--workers", "1")
+        assert code == 0, output
+    before = tree_bytes(out) if existing else None
+    probed = []
+
+    def disk_usage(path):
+        probed.append(Path(path))
+        return SimpleNamespace(total=10**9, used=10**9 - 4096, free=4096)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", out, "-q", "--workers", "1",
+                           catch_exceptions=False)
     assert code == 2
     line = output.strip()
     assert line.startswith("Error: OUT needs about ") and "(estimated from the source " in line
-    assert line.endswith(f" free on the disk holding {out}")
-    assert not out.exists()
+    assert line.endswith(f"); 4.1 kB free on the disk holding {out}")
+    assert probed == [out if existing else tmp_path]
+    if existing:
+        assert tree_bytes(out) == before
+    else:
+        assert not out.exists()
 
 
 # ------------------------------------------------------------------ permissions
