@@ -10,6 +10,7 @@ that reaches it blocks in open() until the test acts, so nothing depends on timi
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib
 import json
@@ -67,16 +68,40 @@ def fifo_src(tmp_path) -> Path:
     return src
 
 
-def start(*args, limit_file_size: int | None = None) -> subprocess.Popen:
-    """`cocoprep ARGS` in a process group of its own, as a terminal starts it."""
+def start(*args, limit_file_size: int | None = None,
+          unprivileged: bool = False) -> subprocess.Popen:
+    """`cocoprep ARGS` in a process group of its own, as a terminal starts it. With
+    `unprivileged`, as a process that file modes stop: as root (CI), root without
+    the capabilities that override them (`drop_file_privileges`)."""
+    drop = unprivileged and os.geteuid() == 0
+
     def preexec():
         if limit_file_size is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+        if drop:
+            drop_file_privileges()
 
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-m", "cocoprep", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             start_new_session=True, preexec_fn=preexec)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_CAPBSET_DROP = 24
+# CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER: what lets root past file modes
+_MODE_OVERRIDING_CAPS = (1, 2, 3)
+
+
+def drop_file_privileges() -> None:
+    """In a child about to exec (root): take the capabilities that override file
+    modes out of its bounding set, so the program it runs, still uid 0, is refused
+    by modes as any user is. (Not `setuid(nobody)`: the interpreter may live where
+    only root can reach it, as under /root/.pyenv.)"""
+    for cap in _MODE_OVERRIDING_CAPS:
+        if _LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap})")
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -368,74 +393,68 @@ def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(
 
 
 # ------------------------------------------------------------------ permissions
+# Root reads and writes whatever the modes say, so these run `cocoprep` in a process
+# that modes stop (`start(..., unprivileged=True)`): under CI's root too.
+
+def run_unprivileged(*args) -> tuple[int, list[str]]:
+    """`cocoprep ARGS` in a process file modes stop: (exit code, lines on stderr)."""
+    rc, err = finish(start(*args, unprivileged=True))
+    return rc, error_lines(err)
+
 
 @contextmanager
 def read_only(folder: Path):
-    """`folder` read-only for this process: by its mode for a normal user; as root
-    (whom modes do not stop), by remounting a small tmpfs holding it read-only."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    saved = tree_bytes(folder) if folder.exists() else {}
-    folder.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)]).returncode:
-        pytest.fail("running as root, and cannot mount a tmpfs to make a read-only folder")
+    """`folder` read-only by its mode for the block."""
+    folder.chmod(0o555)
     try:
-        for name, data in saved.items():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def _not_writable(out: Path) -> list[str]:
+    return [f"Error: {out}: expected a writable output directory, found Permission denied"]
 
 
 def test_a_read_only_out_is_one_line_and_left_alone(old_out):
+    before = tree_bytes(old_out)
     with read_only(old_out):
-        before = tree_bytes(old_out)
-        code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
-                               catch_exceptions=False)
-        assert tree_bytes(old_out) == before
-    assert code == 2
-    assert output.strip() in _not_writable(old_out)
+        code, lines = run_unprivileged("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                                       "--workers", "1")
+    assert (code, lines) == (2, _not_writable(old_out))
+    assert tree_bytes(old_out) == before
 
 
 def test_an_out_inside_a_folder_you_may_not_write(tmp_path):
     parent = tmp_path / "locked"
     parent.mkdir()
     with read_only(parent):
-        code, output = run_cli("convert", FIXTURES / "coco", "-o", parent / "out", "-q",
-                               catch_exceptions=False)
-    assert code == 2
-    assert output.strip() in _not_writable(parent / "out")
-
-
-def _not_writable(out) -> list[str]:
-    """The one line for an OUT that cannot be written (chmod for a user, a read-only
-    mount for root)."""
-    return [f"Error: {out}: expected a writable output directory, found {why}"
-            for why in ("Permission denied", "Read-only file system")]
+        code, lines = run_unprivileged("convert", FIXTURES / "coco", "-o",
+                                       parent / "out", "-q", "--workers", "1")
+    assert (code, lines) == (2, _not_writable(parent / "out"))
+    assert not (parent / "out").exists()
 
 
 def test_an_unreadable_src_is_one_line_naming_it(tmp_path):
     src = tmp_path / "coco"
     shutil.copytree(FIXTURES / "coco", src)
+    (src / "annotations" / "instances_train.json").chmod(0)
+    code, lines = run_unprivileged("convert", src, "-o", tmp_path / "out", "--workers", "1")
+    assert (code, lines) == (2, [f"Error: {src / 'annotations' / 'instances_train.json'}: "
+                                 "expected a readable COCO JSON file, found Permission denied"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_where_the_annotation_file_must_be_is_one_line(tmp_path):
+    src = tmp_path / "coco"
+    shutil.copytree(FIXTURES / "coco", src)
     ann = src / "annotations" / "instances_train.json"
-    if os.geteuid() != 0:
-        ann.chmod(0)
-        why = "Permission denied"
-    else:  # root reads any mode: a folder where the file must be fails the same read
-        ann.unlink()
-        ann.mkdir()
-        why = "Is a directory"
+    ann.unlink()
+    ann.mkdir()
     code, output = run_cli("convert", src, "-o", tmp_path / "out", catch_exceptions=False)
     assert code == 2
     lines = output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and why in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Is a directory" in lines[0]
     assert str(src / "annotations") in lines[0]
     assert not (tmp_path / "out").exists()
 
