@@ -83,16 +83,13 @@ def test_a_dead_worker_is_named_at_once_while_the_others_keep_reporting(tmp_path
     result queue: no timeout is involved (a separate process, so that a build that
     never notices cannot hang the test run)."""
     stamp = tmp_path / "died_at"
-    proc = subprocess.Popen([sys.executable, "-c", _WATCH, str(Path(__file__).parent), how,
-                             str(stamp)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=HANG_GUARD_S)
+    try:  # on a timeout the child is killed; its workers end with it (they watch it)
+        proc = subprocess.run([sys.executable, "-c", _WATCH, str(Path(__file__).parent), how,
+                               str(stamp)], capture_output=True, text=True,
+                              timeout=HANG_GUARD_S)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
         pytest.fail("the dead worker was never noticed")
-    assert proc.returncode == 0, err
-    noticed, message = out.splitlines()
+    assert proc.returncode == 0, proc.stderr
+    noticed, message = proc.stdout.splitlines()
     assert message.startswith(f"a worker process {said} while die")
     assert float(noticed) - float(stamp.read_text()) < DETECTED_WITHIN_S
