@@ -10,8 +10,9 @@ task at a time, so it always knows which task a worker holds. A worker that dies
 task as soon as it is seen gone (looked for every `_POLL_S`, however busy the result
 queue is: never after a timeout); on any error or interrupt in the parent (Ctrl-C,
 SIGTERM) every worker is terminated and waited for before the exception goes on, so
-the caller can remove what they wrote. Workers ignore SIGINT (the terminal sends it to the whole process
-group; the parent decides) and end themselves when the parent is gone.
+the caller can remove what they wrote. Workers ignore SIGINT (the terminal sends it
+to the whole process group; the parent decides) and end themselves when the parent
+is gone.
 """
 
 from __future__ import annotations
