@@ -7,10 +7,12 @@ which goes straight to the bar in-process and through the result queue from a po
 The pool is small and kept in the parent's hands: the parent hands each worker one
 task at a time, so it always knows which task a worker holds. A worker that dies
 (killed by the OS, a crash in a native library) is named with its signal and its
-task; on any error or interrupt in the parent (Ctrl-C, SIGTERM) every worker is
-terminated and waited for before the exception goes on, so the caller can remove
-what they wrote. Workers ignore SIGINT (the terminal sends it to the whole process
-group; the parent decides) and end themselves when the parent is gone.
+task as soon as it is seen gone (looked for every `_POLL_S`, however busy the result
+queue is: never after a timeout); on any error or interrupt in the parent (Ctrl-C,
+SIGTERM) every worker is terminated and waited for before the exception goes on, so
+the caller can remove what they wrote. Workers ignore SIGINT (the terminal sends it
+to the whole process group; the parent decides) and end themselves when the parent
+is gone.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections import abc, deque
 from contextlib import contextmanager
 from typing import Any, Callable, Sequence
@@ -145,21 +148,33 @@ class _Pool:
         for wid in range(len(self.procs)):
             self._feed(wid, todo, busy, tasks)
         remaining = len(tasks)
+        next_check = time.monotonic() + _POLL_S
         while remaining:
+            # Dead workers are looked for at least every _POLL_S, also while others
+            # keep the queue busy: a death never waits for the queue to go quiet.
             try:
-                kind, wid, index, value = self.results.get(timeout=_POLL_S)
+                message = self.results.get(timeout=_POLL_S)
             except queue.Empty:
-                self._check_alive(busy, tasks, describe)
-                continue
-            if kind == "progress":
-                bar.update(value)
-            elif kind == "error":
-                raise value
-            else:
-                out[index] = value
-                remaining -= 1
-                self._feed(wid, todo, busy, tasks)
+                message = None
+            if message is not None:
+                remaining -= self._handle(message, out, todo, busy, tasks, bar)
+            if message is None or time.monotonic() >= next_check:
+                remaining -= self._check_alive(out, todo, busy, tasks, bar, describe)
+                next_check = time.monotonic() + _POLL_S
         return out
+
+    def _handle(self, message: tuple, out: list, todo: deque, busy: dict, tasks: Sequence,
+                bar) -> int:
+        """Act on one worker message; 1 when it finished a task."""
+        kind, wid, index, value = message
+        if kind == "progress":
+            bar.update(value)
+            return 0
+        if kind == "error":
+            raise value
+        out[index] = value
+        self._feed(wid, todo, busy, tasks)
+        return 1
 
     def _feed(self, wid: int, todo: deque, busy: dict, tasks: Sequence) -> None:
         busy.pop(wid, None)
@@ -169,11 +184,28 @@ class _Pool:
         else:
             self.inboxes[wid].put(None)
 
-    def _check_alive(self, busy: dict, tasks: Sequence, describe) -> None:
-        for wid, p in enumerate(self.procs):
-            if p.exitcode is not None and wid in busy:
+    def _check_alive(self, out: list, todo: deque, busy: dict, tasks: Sequence, bar,
+                     describe) -> int:
+        """Raise `WorkerDied` for a worker that ended (killed by a signal or exited,
+        whatever its status) while holding a task. What it sent before it ended is
+        read first (a worker flushes its messages before it exits), so its own error
+        or finished task wins. Returns the tasks finished meanwhile."""
+        dead = [wid for wid, p in enumerate(self.procs)
+                if p.exitcode is not None and wid in busy]
+        if not dead:
+            return 0
+        finished = 0
+        while True:
+            try:
+                message = self.results.get_nowait()
+            except queue.Empty:
+                break
+            finished += self._handle(message, out, todo, busy, tasks, bar)
+        for wid in dead:
+            if wid in busy:
                 task = tasks[busy[wid]]
-                raise WorkerDied(p.exitcode, describe(task) if describe else None)
+                raise WorkerDied(self.procs[wid].exitcode, describe(task) if describe else None)
+        return finished
 
     def stop(self) -> None:
         """Terminate and wait for every worker still running (SIGKILL if needed)."""

@@ -10,6 +10,7 @@ that reaches it blocks in open() until the test acts, so nothing depends on timi
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import importlib
 import json
@@ -23,10 +24,11 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from cocoprep import framing, interrupt, outdir, outlock
+from cocoprep import framing, fsio, interrupt, outdir, outlock
 from conftest import FIXTURES, REPO, run_cli
 
 FIFO_IMAGE = "000000000105.jpg"  # 5th of 7 train images: shard 1 of 2 with --no-shuffle
@@ -66,16 +68,40 @@ def fifo_src(tmp_path) -> Path:
     return src
 
 
-def start(*args, limit_file_size: int | None = None) -> subprocess.Popen:
-    """`cocoprep ARGS` in a process group of its own, as a terminal starts it."""
+def start(*args, limit_file_size: int | None = None,
+          unprivileged: bool = False) -> subprocess.Popen:
+    """`cocoprep ARGS` in a process group of its own, as a terminal starts it. With
+    `unprivileged`, as a process that file modes stop: as root (CI), root without
+    the capabilities that override them (`drop_file_privileges`)."""
+    drop = unprivileged and os.geteuid() == 0
+
     def preexec():
         if limit_file_size is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+        if drop:
+            drop_file_privileges()
 
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-m", "cocoprep", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                             start_new_session=True, preexec_fn=preexec)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PR_CAPBSET_DROP = 24
+# CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER: what lets root past file modes
+_MODE_OVERRIDING_CAPS = (1, 2, 3)
+
+
+def drop_file_privileges() -> None:
+    """In a child about to exec (root): take the capabilities that override file
+    modes out of its bounding set, so the program it runs, still uid 0, is refused
+    by modes as any user is. (Not `setuid(nobody)`: the interpreter may live where
+    only root can reach it, as under /root/.pyenv.)"""
+    for cap in _MODE_OVERRIDING_CAPS:
+        if _LIBC.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"prctl(PR_CAPBSET_DROP, {cap})")
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -158,6 +184,18 @@ def test_signal_to_the_group_stops_convert_and_leaves_out_as_it_was(
     assert (rc, lines) == (code, ["Interrupted: OUT was not changed"])
     assert tree_bytes(old_out) == before
     assert not fifo_readers(fifo_src / "train" / FIFO_IMAGE)  # no worker left behind
+
+
+def test_sigterm_stops_convert_with_143_and_leaves_out_as_it_was(old_out, fifo_src):
+    """The default run's (not `slow`) check of SIGTERM: the slow test above covers
+    every runner."""
+    before = tree_bytes(old_out)
+    proc = start(*convert_args(fifo_src, old_out, "--workers", "1"))
+    with held_while_writing(proc, fifo_src / "train" / FIFO_IMAGE):
+        os.killpg(proc.pid, signal.SIGTERM)
+        rc, err = finish(proc)
+    assert (rc, error_lines(err)) == (143, ["Interrupted: OUT was not changed"])
+    assert tree_bytes(old_out) == before
 
 
 def test_a_new_out_is_removed_when_interrupted(tmp_path, fifo_src):
@@ -271,92 +309,155 @@ def test_no_space_left_is_one_line_naming_the_shard(old_out, monkeypatch, runner
     assert tree_bytes(old_out) == before
 
 
-def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(tmp_path):
-    src = tmp_path / "coco"
-    shutil.copytree(FIXTURES / "coco", src)
-    free = shutil.disk_usage(tmp_path).free
-    with open(src / "train" / "000000000101.jpg", "r+b") as f:
-        f.truncate(free + 10**9)  # sparse: takes no room, but counts in the estimate
+class _FillsUp:
+    """A file whose disk fills halfway through its first write."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+    def write(self, data):
+        self.f.write(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+_REPORT_RUNS = {"convert": ["convert", FIXTURES / "coco"], "split": ["split", FIXTURES / "imgs"]}
+
+
+@pytest.mark.parametrize("run,name", [
+    ("convert", "manifest.json"), ("convert", "features.json"),
+    ("convert", "dataset_info.json"), ("convert", "skipped.jsonl"),
+    ("convert", "label_map.pbtxt"), ("convert", "labels.txt"),
+    ("convert", "image.object.class.label.labels.txt"),
+    ("split", "labels.txt"), ("split", "train.txt"), ("split", "image.class.label.labels.txt"),
+])
+def test_no_space_left_for_a_report_file_is_one_line_and_out_is_kept(tmp_path, monkeypatch,
+                                                                      run, name):
+    """The files beside the shards, written through `fsio.open_write`. OUT holds the
+    other command's output, so every file a leak could touch differs."""
     out = tmp_path / "out"
-    code, output = run_cli("convert", src, "-o", out, catch_exceptions=False)
+    other = "split" if run == "convert" else "convert"
+    code, output = run_cli(*_REPORT_RUNS[other], "-o", out, "-q", "--workers", "1")
+    assert code == 0, output
+    before = tree_bytes(out)
+    real, reached = fsio.open_write, []
+
+    def open_write(path):
+        if os.path.basename(path) != name:
+            return real(path)
+        reached.append(path)
+        return _FillsUp(real(path))
+
+    monkeypatch.setattr(fsio, "open_write", open_write)
+    code, output = run_cli(*_REPORT_RUNS[run], "-o", out, "-q", "--workers", "1",
+                           catch_exceptions=False)
+    assert (code, output.strip()) == (
+        1, f"Error: no space left on the device holding OUT (while writing {name})")
+    assert len(reached) == 1
+    assert tree_bytes(out) == before
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-out", "existing-out"])
+def test_an_output_that_cannot_fit_is_refused_before_anything_is_written(
+        tmp_path, monkeypatch, existing):
+    """The disk's free space is faked (a few kB), never read to size a file: a test
+    that wrote "free space + 1 GB" would fill, or try to, a bigger disk."""
+    out = tmp_path / "out"
+    if existing:
+        code, output = run_cli("convert", FIXTURES / "coco", "-o", out, "-q", "--workers", "1")
+        assert code == 0, output
+    before = tree_bytes(out) if existing else None
+    probed = []
+
+    def disk_usage(path):
+        probed.append(Path(path))
+        return SimpleNamespace(total=10**9, used=10**9 - 4096, free=4096)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", out, "-q", "--workers", "1",
+                           catch_exceptions=False)
     assert code == 2
     line = output.strip()
     assert line.startswith("Error: OUT needs about ") and "(estimated from the source " in line
-    assert line.endswith(f" free on the disk holding {out}")
-    assert not out.exists()
+    assert line.endswith(f"); 4.1 kB free on the disk holding {out}")
+    assert probed == [out if existing else tmp_path]
+    if existing:
+        assert tree_bytes(out) == before
+    else:
+        assert not out.exists()
 
 
 # ------------------------------------------------------------------ permissions
+# Root reads and writes whatever the modes say, so these run `cocoprep` in a process
+# that modes stop (`start(..., unprivileged=True)`): under CI's root too.
+
+def run_unprivileged(*args) -> tuple[int, list[str]]:
+    """`cocoprep ARGS` in a process file modes stop: (exit code, lines on stderr)."""
+    rc, err = finish(start(*args, unprivileged=True))
+    return rc, error_lines(err)
+
 
 @contextmanager
 def read_only(folder: Path):
-    """`folder` read-only for this process: by its mode for a normal user; as root
-    (whom modes do not stop), by remounting a small tmpfs holding it read-only."""
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        try:
-            yield
-        finally:
-            folder.chmod(0o755)
-        return
-    saved = tree_bytes(folder) if folder.exists() else {}
-    folder.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(folder)]).returncode:
-        pytest.fail("running as root, and cannot mount a tmpfs to make a read-only folder")
+    """`folder` read-only by its mode for the block."""
+    folder.chmod(0o555)
     try:
-        for name, data in saved.items():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(data)
-        subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
         yield
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def _not_writable(out: Path, where: str = "") -> list[str]:
+    return [f"Error: {out}: expected a writable output directory, found Permission "
+            f"denied{where}"]
 
 
 def test_a_read_only_out_is_one_line_and_left_alone(old_out):
+    before = tree_bytes(old_out)
     with read_only(old_out):
-        before = tree_bytes(old_out)
-        code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
-                               catch_exceptions=False)
-        assert tree_bytes(old_out) == before
-    assert code == 2
-    assert output.strip() in _not_writable(old_out)
+        code, lines = run_unprivileged("convert", FIXTURES / "coco", "-o", old_out, "-q",
+                                       "--workers", "1")
+    assert (code, lines) == (2, _not_writable(old_out))
+    assert tree_bytes(old_out) == before
 
 
 def test_an_out_inside_a_folder_you_may_not_write(tmp_path):
     parent = tmp_path / "locked"
     parent.mkdir()
     with read_only(parent):
-        code, output = run_cli("convert", FIXTURES / "coco", "-o", parent / "out", "-q",
-                               catch_exceptions=False)
-    assert code == 2
+        code, lines = run_unprivileged("convert", FIXTURES / "coco", "-o",
+                                       parent / "out", "-q", "--workers", "1")
     # the line names the folder that cannot be written, not only OUT
-    assert output.strip() in _not_writable(parent / "out",
-                                           f" in {parent} (where OUT would be made)")
-
-
-def _not_writable(out, where: str = "") -> list[str]:
-    """The one line for an OUT that cannot be written (chmod for a user, a read-only
-    mount for root)."""
-    return [f"Error: {out}: expected a writable output directory, found {why}{where}"
-            for why in ("Permission denied", "Read-only file system")]
+    assert (code, lines) == (2, _not_writable(parent / "out",
+                                              f" in {parent} (where OUT would be made)"))
+    assert not (parent / "out").exists()
 
 
 def test_an_unreadable_src_is_one_line_naming_it(tmp_path):
     src = tmp_path / "coco"
     shutil.copytree(FIXTURES / "coco", src)
+    (src / "annotations" / "instances_train.json").chmod(0)
+    code, lines = run_unprivileged("convert", src, "-o", tmp_path / "out", "--workers", "1")
+    assert (code, lines) == (2, [f"Error: {src / 'annotations' / 'instances_train.json'}: "
+                                 "expected a readable COCO JSON file, found Permission denied"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_where_the_annotation_file_must_be_is_one_line(tmp_path):
+    src = tmp_path / "coco"
+    shutil.copytree(FIXTURES / "coco", src)
     ann = src / "annotations" / "instances_train.json"
-    if os.geteuid() != 0:
-        ann.chmod(0)
-        why = "Permission denied"
-    else:  # root reads any mode: a folder where the file must be fails the same read
-        ann.unlink()
-        ann.mkdir()
-        why = "Is a directory"
+    ann.unlink()
+    ann.mkdir()
     code, output = run_cli("convert", src, "-o", tmp_path / "out", catch_exceptions=False)
     assert code == 2
     lines = output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and why in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Is a directory" in lines[0]
     assert str(src / "annotations") in lines[0]
     assert not (tmp_path / "out").exists()
 
@@ -384,28 +485,38 @@ def _lock(out: Path, *, host: str, pid: int) -> None:
         {"run_id": "1-dead", "host": host, "pid": pid, "started": "2026-01-01 00:00:00 UTC"}))
 
 
-def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(old_out):
+def _gone_pid() -> int:
+    """The pid of a process that has ended, on this host."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    _lock(old_out, host=socket.gethostname(), pid=gone.pid)
+    return gone.pid
+
+
+def test_a_lock_whose_process_is_gone_is_taken_over_with_a_note(old_out):
+    gone = _gone_pid()
+    _lock(old_out, host=socket.gethostname(), pid=gone)
     code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
                            catch_exceptions=False)
     assert code == 0, output
     assert output.strip() == (
         f"note: took over {old_out / outlock.LOCK_NAME} from a run whose process is gone "
-        f"(process {gone.pid} on host {socket.gethostname()}, run 1-dead, started "
+        f"(process {gone} on host {socket.gethostname()}, run 1-dead, started "
         "2026-01-01 00:00:00 UTC)")
     assert not (old_out / outlock.LOCK_NAME).exists()
 
 
-def test_a_lock_from_another_host_names_the_command_that_clears_it(old_out):
-    _lock(old_out, host="elsewhere.example", pid=os.getpid())
+@pytest.mark.parametrize("pid", ["gone", "live"])
+def test_a_lock_from_another_host_names_the_command_that_clears_it(old_out, pid):
+    """Never taken over, whatever the pid means here: a pid that is gone on this
+    host says nothing about a process on another one."""
+    pid = _gone_pid() if pid == "gone" else os.getpid()
+    _lock(old_out, host="elsewhere.example", pid=pid)
     before = tree_bytes(old_out)
     code, output = run_cli("convert", FIXTURES / "coco", "-o", old_out, "-q",
                            catch_exceptions=False)
     assert code == 2
     assert output.strip() == (
-        f"Error: {old_out} is locked by another cocoprep run (process {os.getpid()} on host "
+        f"Error: {old_out} is locked by another cocoprep run (process {pid} on host "
         "elsewhere.example, run 1-dead, started 2026-01-01 00:00:00 UTC); this host cannot "
         "tell whether it still runs. If it does not, remove the lock: "
         f"rm '{old_out / outlock.LOCK_NAME}'")

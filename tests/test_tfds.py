@@ -5,21 +5,24 @@ that do not match the shards; the bytes are the layout TFDS itself writes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds  # the `test` extra installs it; cocoprep never imports it
 
-from cocoprep import tfdsmeta
+from cocoprep import schema, tfdsmeta
 from cocoprep.convert import convert_coco
 from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import Manifest
 from cocoprep.reader import load
 from cocoprep.split import split_folder
-from conftest import FIXTURES, coco_dict, invoke, run_cli, write_image, write_json
+from conftest import (FIXTURES, coco_dict, invoke, raw_records, run_cli, write_image,
+                      write_json)
 from export_builders import cvat_export, roboflow_export
 
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
@@ -83,6 +86,22 @@ def check_detection(out: Path, *, masks: bool = False) -> None:
                 assert rec["image/object/mask"].size == 0
 
 
+def described_as_written(out: Path) -> None:
+    """features.json describes every key the records hold (all shards), and beyond
+    them only optional lists that no record here happens to hold (TFDS reads an
+    absent list as empty)."""
+    described = set(json.loads((out / "features.json").read_text())
+                    ["featuresDict"]["features"])
+    written: set[str] = set()
+    for shard in out.glob("*.tfrecord-*"):
+        for raw in raw_records(shard):
+            written.update(tf.train.Example.FromString(raw).features.feature)
+    assert written and written <= described, sorted(written - described)
+    optional_lists = {f.key for f in schema.schema_for(Manifest.read(out).task).features
+                      if not f.required and f.shape == schema.LIST}
+    assert described - written <= optional_lists, sorted(described - written - optional_lists)
+
+
 def check_slicing_and_dataframe(out: Path, split: str) -> None:
     builder = tfds.builder_from_directory(str(out))
     n = builder.info.splits[split].num_examples
@@ -109,11 +128,13 @@ def test_fixture_coco_opens_in_tfds(tmp_path):
     assert "image/object/mask" not in features  # no --masks: not described
     assert "image/object/difficult" not in features  # a VOC key
     check_detection(out)
+    described_as_written(out)
     check_slicing_and_dataframe(out, "train")
 
 
 def test_fixture_coco_with_masks_opens_in_tfds(coco_masks):
     check_detection(coco_masks, masks=True)
+    described_as_written(coco_masks)
     rec = tfds_records(coco_masks, "train")[0]
     assert rec["image/object/keypoint/x"].size % 17 == 0  # keypoints and captions read
     assert rec["image/caption"].size >= 1
@@ -138,6 +159,7 @@ def test_tool_exports_open_in_tfds(tmp_path, export):
     out = tmp_path / "out"
     convert_coco(src, out, masks=export == "cvat", workers=1, quiet=True)
     check_detection(out, masks=export == "cvat")
+    described_as_written(out)
     check_slicing_and_dataframe(out, "train" if export == "roboflow" else "default")
 
 
@@ -147,6 +169,7 @@ def test_voc_and_yolo_fixtures_open_in_tfds(tmp_path, fmt):
     out = tmp_path / "out"
     convert_coco(FIXTURES / fmt, out, workers=1, quiet=True)
     check_detection(out)
+    described_as_written(out)
     features = json.loads((out / "features.json").read_text())["featuresDict"]["features"]
     voc_keys = {"image/object/difficult", "image/object/truncated", "image/object/view"}
     assert (voc_keys <= set(features)) == (fmt == "voc")
@@ -166,6 +189,7 @@ def test_split_output_opens_in_tfds(tmp_path, offset):
     manifest = Manifest.read(out)
     builder = tfds.builder_from_directory(str(out))
     label_names_match(out, builder, CLS_LABEL)
+    described_as_written(out)
     assert builder.info.supervised_keys == ("image/encoded", CLS_LABEL)
     for split, info in manifest.splits.items():
         for rec, mine in paired_records(out, split, info.num_examples):
@@ -188,6 +212,7 @@ def test_max_side_describes_the_original_size(tmp_path):
     """Written in every record with --max-side (so described), absent otherwise."""
     out = tmp_path / "out"
     convert_coco(FIXTURES / "coco", out, max_side=100, splits="val", workers=1, quiet=True)
+    described_as_written(out)
     rec = tfds_records(out, "val")[0]
     assert rec["image/original_width"] > rec["image/width"] == 100 or \
         rec["image/original_height"] > rec["image/height"] == 100
@@ -280,21 +305,36 @@ def test_verify_rejects_a_tampered_dataset_info(det):
             "(splits[0].shardLengths[0]: ") in output
 
 
+def _edit_with_digest(out: Path, name: str, text: str) -> None:
+    """Rewrite a listed TFDS file and its sha256 in manifest.json to match."""
+    (out / name).write_text(text)
+    data = json.loads((out / "manifest.json").read_text())
+    data["tfds_files"][name] = hashlib.sha256(text.encode()).hexdigest()
+    (out / "manifest.json").write_text(json.dumps(data, indent=2))
+
+
 def test_verify_rejects_tfds_files_edited_with_their_digest(det):
     """A names file edited and its sha256 updated in manifest.json: the contents
     still disagree with the label map."""
     name = "image.object.class.label.labels.txt"
-    text = (det / name).read_text().replace("dog", "cat")
-    (det / name).write_text(text)
-    data = json.loads((det / "manifest.json").read_text())
-    import hashlib
-
-    data["tfds_files"][name] = hashlib.sha256(text.encode()).hexdigest()
-    (det / "manifest.json").write_text(json.dumps(data, indent=2))
+    _edit_with_digest(det, name, (det / name).read_text().replace("dog", "cat"))
     code, output = run_cli("verify", det)
     assert code == 1
     assert (f"{name}: does not match the shards and manifest.json "
             "(line 19: 'cat', expected 'dog')") in output
+
+
+def test_verify_rejects_features_json_edited_with_its_digest(det):
+    """A described key dropped from features.json, its sha256 updated: the contents
+    are checked against the manifest, not only the digest."""
+    features = json.loads((det / "features.json").read_text())
+    del features["featuresDict"]["features"]["image/object/area"]
+    _edit_with_digest(det, "features.json", json.dumps(features, indent=4, sort_keys=True))
+    code, output = run_cli("verify", det)
+    assert code == 1
+    assert ("features.json: does not match the shards and manifest.json "
+            "(featuresDict.features.image/object/area missing)") in output
+    assert "sha256 differs" not in output
 
 
 def test_verify_rejects_missing_features_json(det):
