@@ -17,8 +17,26 @@ from cocoprep.errors import CocoprepError
 from cocoprep.labelmap import LabelMap
 
 
+def _quiet_tensorflow() -> None:
+    """TensorFlow for the Python API as quiet as the CLI's: its C++ start-up notices
+    off the terminal, and its INFO lines (e.g. TFRecordDataset's buffer notes) off
+    unless the user set `TF_CPP_MIN_LOG_LEVEL`; warnings and errors still show."""
+    import os
+    import sys
+
+    if "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        from cocoprep.tfimport import import_tensorflow, stderr_silenced
+
+        tf = import_tensorflow()
+        with stderr_silenced():  # the device probe's "no CUDA driver" lines, once
+            tf.config.list_physical_devices()
+
+
 def __getattr__(name: str):
     # Lazy: `import cocoprep` (and the CLI) must not import TensorFlow.
+    if name in ("load", "describe", "augment"):
+        _quiet_tensorflow()
     if name in ("load", "describe"):
         from cocoprep import reader
 

@@ -199,3 +199,23 @@ def test_the_layout_line_names_the_splits_a_ratio_deals(tmp_path):
     assert result.stdout.splitlines()[0] == (
         "layout: YOLO (darknet folder): split darknet, dealt into train, val by --ratio")
     assert sorted(Manifest.read(out).splits) == ["train", "val"]
+
+
+def test_the_python_api_is_as_quiet_as_the_cli(tmp_path):
+    """`cocoprep.load` in a fresh interpreter prints no TensorFlow start-up notices,
+    CUDA-probe lines or TFRecordDataset buffer notes (the CLI hides them too)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    assert convert(FIXTURES / "coco", "-o", out, "-q").exit_code == 0
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = ("import cocoprep\n"
+            f"ds = cocoprep.load({str(out)!r}, 'train', batch_size=2, image_size=64)\n"
+            "for batch in ds.take(1): pass\nprint('read', int(batch['image'].shape[0]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "read 2\n"
+    assert done.stderr == ""
