@@ -238,8 +238,8 @@ def examples(d: ReportData) -> str:
 
 def leakage(d: ReportData) -> str:
     n = len(d.leaks)
-    head = f'<p class="{"flag" if n else "ok"}" data-key="leaks">{n:,} image(s) whose content ' \
-           f'(sha256) is in more than one split.</p>'
+    head = (f'<p class="{"flag" if n else "ok"}"><span data-key="leaks">{n:,}</span> image(s) '
+            "whose content (sha256) is in more than one split.</p>")
     rows = [f"<td><code>{esc(sha[:16])}</code></td><td>"
             + esc("; ".join(f"{s}: {f}" for s, f in where.items())) + "</td>"
             for sha, where in d.leaks[:50]]
