@@ -147,7 +147,8 @@ def test_leakage_and_flags(browser, tmp_path):
     out = tmp_path / "out"
     same = DET_TRAIN[0]  # the same pixels in both splits
     write_detection(out, val=(same, DetItem(301, 40, 40, ((0.1, 0.1, 0.2, 0.2, 1, False),))))
-    page, _ = open_report(browser, out, tmp_path)
+    page, _ = open_report(browser, out, tmp_path, "--verify")
+    assert page.values["verify"].startswith("verify: OK: 6 examples in 3 shards")
     assert page.number("leaks") == 1
     assert "000000000101.jpg" in page.text
     # val holds no dog; car's share of val (1 of 3) is its share of train (2 of 6) -> no flag
@@ -248,10 +249,11 @@ def test_without_matplotlib_one_line_names_the_extra(tmp_path, monkeypatch):
     assert not (out / "report.html").exists()
 
 
-def test_same_records_same_page(tmp_path):
+@pytest.mark.slow
+def test_same_page_from_one_or_two_worker_processes(tmp_path):
     out = tmp_path / "out"
-    write_detection(out)
-    first = report(out, output=tmp_path / "a.html", quiet=True)
-    second = report(out, output=tmp_path / "b.html", quiet=True)
+    write_detection(out)  # 3 shards: two workers really share them
+    first = report(out, output=tmp_path / "a.html", quiet=True, workers=1)
+    second = report(out, output=tmp_path / "b.html", quiet=True, workers=2)
     assert first.problems == second.problems == ()
     assert first.path.read_bytes() == second.path.read_bytes()

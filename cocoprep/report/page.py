@@ -92,7 +92,7 @@ def summary(d: ReportData) -> str:
     total = sum(e["shards"]["total_bytes"] for e in d.entries.values())
     parts = [f"<p>{esc(d.task)} records, {len(d.entries)} split(s), "
              f"{sum(e['examples'] for e in d.entries.values()):,} images, "
-             f"{len(d.class_names)} classes in the label map, {_human_bytes(total)} of shards.</p>",
+             f"{len(d.class_names)} classes, {_human_bytes(total)} of shards.</p>",
              table(head, rows), _verify(d), _options(d)]
     return "".join(parts)
 

@@ -111,6 +111,8 @@ def aspect_and_counts(aspect: dict[str, np.ndarray], per_image: dict[str, np.nda
     left.set_xticks([-4, -2, 0, 2, 4], ["1:16", "1:4", "1:1", "4:1", "16:1"])
     left.set_xlabel("box aspect ratio, width : height")
     _overlay(right, np.arange(OBJECTS_CAP + 2) - 0.5, per_image)
+    top = max((int(np.nonzero(h)[0].max()) for h in per_image.values() if h.any()), default=0)
+    right.set_xlim(-0.5, max(5, top + 1) + 0.5)  # up to the most objects an image holds
     right.set_xlabel(f"objects per image (last bin: {OBJECTS_CAP} or more)")
     right.legend(fontsize="small")
     return _png(fig)
