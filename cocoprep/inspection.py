@@ -223,7 +223,7 @@ def tfds_lines(shards: Shards) -> list[str] | None:
             f"ds = builder.as_dataset(split={split!r})"]
 
 
-def _human_bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -249,8 +249,8 @@ def _rows_of(task: str, s: dict) -> list[tuple[str, str]]:
     w, h, sh = s["image_width"], s["image_height"], s["shards"]
     rows.append(("image size", f"width {w['min']}..{w['max']}, height {h['min']}..{h['max']}"
                  if n else "-"))
-    rows.append(("shards", f"{sh['count']}, {_human_bytes(sh['total_bytes'])} "
-                 f"(each {_human_bytes(sh['min_bytes'])}..{_human_bytes(sh['max_bytes'])})"))
+    rows.append(("shards", f"{sh['count']}, {human_bytes(sh['total_bytes'])} "
+                 f"(each {human_bytes(sh['min_bytes'])}..{human_bytes(sh['max_bytes'])})"))
     skipped = s["skipped"]
     rows.append(("skipped", "unknown (no manifest)" if skipped is None
                  else ", ".join(f"{k} {v}" for k, v in skipped.items()) or "none"))

@@ -257,3 +257,13 @@ def test_same_page_from_one_or_two_worker_processes(tmp_path):
     second = report(out, output=tmp_path / "b.html", quiet=True, workers=2)
     assert first.problems == second.problems == ()
     assert first.path.read_bytes() == second.path.read_bytes()
+
+
+def test_share_factor_must_exceed_one(tmp_path):
+    out = tmp_path / "out"
+    write_detection(out)
+    code, text = run_cli("report", str(out), "--share-factor", "1")
+    assert code == 2, text
+    lines = text.strip().splitlines()
+    assert lines == ["Error: --share-factor: expected a number > 1, found 1.0"]
+    assert not (out / "report.html").exists()

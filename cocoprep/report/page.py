@@ -12,6 +12,7 @@ import html
 import json
 from typing import Any, Iterable
 
+from cocoprep.inspection import human_bytes
 from cocoprep.report import plots
 from cocoprep.report.model import ReportData
 
@@ -59,14 +60,6 @@ def img(uri: str, alt: str, cls: str = "") -> str:
     return f'<img{klass} src="{uri}" alt="{esc(alt)}">'
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n} B"  # pragma: no cover
-
-
 # ------------------------------------------------------------------ sections
 
 def summary(d: ReportData) -> str:
@@ -92,7 +85,7 @@ def summary(d: ReportData) -> str:
     total = sum(e["shards"]["total_bytes"] for e in d.entries.values())
     parts = [f"<p>{esc(d.task)} records, {len(d.entries)} split(s), "
              f"{sum(e['examples'] for e in d.entries.values()):,} images, "
-             f"{len(d.class_names)} classes, {_human_bytes(total)} of shards.</p>",
+             f"{len(d.class_names)} classes, {human_bytes(total)} of shards.</p>",
              table(head, rows), _verify(d), _options(d)]
     return "".join(parts)
 
