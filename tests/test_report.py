@@ -126,7 +126,7 @@ def test_classification_split(browser, tmp_path):
     out = split_fixture_imgs(tmp_path / "out")
     page, _ = open_report(browser, out, tmp_path)
     assert_numbers_match(page, out)
-    assert "records hold no boxes" in page.text
+    assert "Boxes" not in page.text and "Segmentation" not in page.text  # not this task's
     assert "examples with their labels drawn" in [alt for alt, _, _ in page.images]
 
 
@@ -198,6 +198,7 @@ def test_segmentation_pixel_shares(browser, tmp_path):
     assert page.values["train.pixels.void"] == f"{100 * 60 / total:.2f}%"
     assert page.values["val.pixels.id 2"] == "100.00%"
     assert page.number("train.examples") == 2
+    assert "Segmentation" in page.text and "Boxes" not in page.text
 
 
 # ------------------------------------------------------------------ bad input

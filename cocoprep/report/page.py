@@ -33,7 +33,8 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#eceff1}
 .problems{background:#ffebee;border:1px solid #e57373;padding:8px 16px;margin-top:16px}
 .note{color:#555}img{max-width:100%}pre{background:#263238;color:#eceff1;padding:10px;
 overflow-x:auto}.row{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start}
-.thumb{width:96px;height:96px;object-fit:contain;background:#ddd}
+.thumb{width:96px;height:96px;object-fit:contain;background:#ddd;vertical-align:middle;
+margin-right:8px}ul.items{list-style:none;padding:0;margin:0}
 """
 SECTIONS = (("summary", "Summary"), ("classes", "Classes"), ("boxes", "Boxes"),
             ("images", "Images"), ("segmentation", "Segmentation"), ("skipped", "Skipped"),
@@ -141,8 +142,6 @@ def classes(d: ReportData) -> str:
 
 
 def boxes(d: ReportData) -> str:
-    if d.task != "detection":
-        return f'<p class="note">{esc(d.task)} records hold no boxes.</p>'
     st = d.stats
     head = ["split", "small < 32²", "medium", "large ≥ 96²", "crowd", "difficult",
             "images without objects", "objects per image (mean, max)"]
@@ -186,8 +185,6 @@ def images(d: ReportData) -> str:
 
 
 def segmentation(d: ReportData) -> str:
-    if d.task != "segmentation":
-        return '<p class="note">No semantic masks in these records.</p>'
     ids = sorted({i for s in d.stats.values() for i in map(int, s.pixels.nonzero()[0])})
     names = [d.seg_names.get(i, f"id {i}") for i in ids]
     shares: dict[str, list[float]] = {}
@@ -216,7 +213,8 @@ def skipped(d: ReportData) -> str:
             f"{esc(item.get('file') or item.get('image_id'))}: {esc(item.get('detail', ''))}</li>"
             for item in group.first)
         rows.append(f"<td>{esc(split)}</td><td>{esc(reason)}</td>"
-                    + num(f"{split}.skipped.{reason}", group.count) + f"<td><ul>{items}</ul></td>")
+                    + num(f"{split}.skipped.{reason}", group.count)
+                    + f'<td><ul class="items">{items}</ul></td>')
     return ("<p>Every reason in skipped.jsonl with its count and the first items "
             "(a thumbnail where the source image could be read).</p>"
             + table(["split", "reason", "count", "first items"], rows))
@@ -248,8 +246,13 @@ _RENDER = {"summary": summary, "classes": classes, "boxes": boxes, "images": ima
            "leakage": leakage, "use": use}
 
 
+_ONLY_FOR = {"boxes": "detection", "segmentation": "segmentation"}
+
+
 def render_page(d: ReportData) -> str:
-    nav = "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title in SECTIONS)
+    """The page; sections of another task (boxes of a classification output) are left out."""
+    sections = [(key, title) for key, title in SECTIONS if _ONLY_FOR.get(key, d.task) == d.task]
+    nav = "".join(f'<a href="#{key}">{esc(title)}</a>' for key, title in sections)
     problems = ""
     if d.problems:
         items = "".join(f"<li>{esc(p)}</li>" for p in d.problems[:50])
@@ -257,7 +260,7 @@ def render_page(d: ReportData) -> str:
                     "the numbers below cover only what could be read.</strong>"
                     f"<ul>{items}</ul></div>")
     body = "".join(f'<section id="{key}"><h2>{esc(title)}</h2>{_RENDER[key](d)}</section>'
-                   for key, title in SECTIONS)
+                   for key, title in sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
