@@ -268,3 +268,17 @@ def test_share_factor_must_exceed_one(tmp_path):
     lines = text.strip().splitlines()
     assert lines == ["Error: --share-factor: expected a number > 1, found 1.0"]
     assert not (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("mode, fmt", [("L", "PNG"), ("LA", "PNG"), ("RGB", "PNG"), ("RGBA", "PNG"),
+                                       ("P", "PNG"), ("L", "JPEG"), ("RGB", "JPEG"),
+                                       ("CMYK", "JPEG")])
+def test_channels_from_the_header_agree_with_pillow(mode, fmt):
+    from cocoprep.report.gather import channels
+
+    buf = io.BytesIO()
+    Image.new(mode, (17, 9)).save(buf, format=fmt, **({"exif": b"Exif\0\0" + b"\0" * 40}
+                                                       if fmt == "JPEG" else {}))
+    data = buf.getvalue()
+    assert channels(data) == Image.open(io.BytesIO(data)).mode == mode
+    assert channels(data[:20]) == "unknown" and channels(b"GIF89a" + data) == "unknown"

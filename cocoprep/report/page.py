@@ -87,8 +87,23 @@ def summary(d: ReportData) -> str:
     parts = [f"<p>{esc(d.task)} records, {len(d.entries)} split(s), "
              f"{sum(e['examples'] for e in d.entries.values()):,} images, "
              f"{len(d.class_names)} classes, {human_bytes(total)} of shards.</p>",
-             table(head, rows), _verify(d), _options(d)]
+             _glance(d), table(head, rows), _verify(d), _options(d)]
     return "".join(parts)
+
+
+def _glance(d: ReportData) -> str:
+    """The few lines a reader should see first: what may be wrong, or that nothing is."""
+    flagged = sum(1 for f in d.flags.values() if f)
+    skipped = sum(g.count for g in d.skipped.values())
+    lines = [(bool(d.leaks), f"{len(d.leaks):,} image(s) in more than one split"),
+             (bool(flagged), f"{flagged} class(es) missing from a split or with an uneven share"),
+             (bool(skipped), f"{skipped:,} item(s) skipped while converting")]
+    if d.task == "detection":
+        empty = sum(e["images_without_objects"] for e in d.entries.values())
+        lines.append((False, f"{empty:,} image(s) without objects"))
+    items = "".join(f'<li class="{"flag" if bad else "ok"}">{"✗" if bad else "✓"} {esc(text)}</li>'
+                    for bad, text in lines)
+    return f'<ul class="items">{items}</ul>'
 
 
 def _verify(d: ReportData) -> str:
@@ -180,7 +195,7 @@ def images(d: ReportData) -> str:
             f"<td>{esc(', '.join(f'{k} {v:,}' for k, v in sorted(s.channels.items())))}</td>"]))
     plot = plots.image_sizes({split: dict(s.sizes) for split, s in d.stats.items()})
     return (table(["split", "width x height", "distinct sizes", "formats",
-                   "channels (Pillow mode: RGB 3, L 1, RGBA 4)"], rows)
+                   "channels (L 1, LA 2, RGB 3, RGBA / CMYK 4, P palette)"], rows)
             + img(plot, "image sizes"))
 
 
