@@ -91,6 +91,8 @@ def test_coco_with_masks(browser, tmp_path):
     html = (out / "report.html").read_text()
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
     assert (out / "report.html").stat().st_size < 1_000_000
+    convert_fixture_coco(out)  # a new conversion of OUT removes the page of the old one
+    assert not (out / "report.html").exists()
 
 
 def test_voc_counts_difficult_apart(browser, tmp_path):

@@ -18,7 +18,7 @@ from pathlib import Path
 from cocoprep import schema
 from cocoprep.errors import InputError, UsageError
 from cocoprep.inspection import split_entry, tfds_lines
-from cocoprep.manifest import MANIFEST_NAME, SKIPPED_NAME
+from cocoprep.manifest import MANIFEST_NAME, REPORT_NAME, SKIPPED_NAME
 from cocoprep.report import plots
 from cocoprep.report.gather import ShardJob, SplitStats, gather
 from cocoprep.report.model import ReportData, ReportResult, SkipGroup
@@ -26,7 +26,6 @@ from cocoprep.report.page import render_page
 from cocoprep.shards import Shards, resolve, task_of
 from cocoprep.splitnames import default_split
 
-REPORT_NAME = "report.html"
 _FIRST_SKIPPED = 5      # items shown per split and reason
 _THUMB = 96
 _EXAMPLE_SCAN = 2000    # records looked at to find examples of every class
