@@ -200,7 +200,10 @@ def test_segmentation_pixel_shares(browser, tmp_path):
     assert page.values["train.pixels.void"] == f"{100 * 60 / total:.2f}%"
     assert page.values["val.pixels.id 2"] == "100.00%"
     assert page.number("train.examples") == 2
+    assert page.number("train.classes_present") == 3 and page.number("val.classes_present") == 1
+    assert "3 images, 3 classes" in page.text
     assert "Segmentation" in page.text and "Boxes" not in page.text
+    assert "examples with their labels drawn" in [alt for alt, _, _ in page.images]
 
 
 # ------------------------------------------------------------------ bad input
@@ -284,3 +287,15 @@ def test_channels_from_the_header_agree_with_pillow(mode, fmt):
     data = buf.getvalue()
     assert channels(data) == Image.open(io.BytesIO(data)).mode == mode
     assert channels(data[:20]) == "unknown" and channels(b"GIF89a" + data) == "unknown"
+
+
+def test_missing_shard_gives_a_page_and_one_line(browser, tmp_path):
+    out = tmp_path / "out"
+    write_detection(out, train_shards=2)
+    (out / "train.tfrecord-00001-of-00002").unlink()
+    page, text = open_report(browser, out, tmp_path, code=1)
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:"), text
+    assert "train.tfrecord-00001-of-00002: missing (listed in manifest.json)" in lines[0]
+    assert "missing (listed in manifest.json)" in page.text
+    assert 0 < page.number("train.examples") < 4

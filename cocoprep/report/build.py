@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from cocoprep import schema
-from cocoprep.errors import InputError, UsageError
+from cocoprep.errors import CocoprepError, InputError, UsageError
 from cocoprep.inspection import split_entry, tfds_lines
 from cocoprep.manifest import MANIFEST_NAME, REPORT_NAME, SKIPPED_NAME
 from cocoprep.report import plots
@@ -123,16 +123,16 @@ def _skipped(shards: Shards) -> dict[tuple[str, str], SkipGroup]:
     return dict(sorted(groups.items()))
 
 
-def _pick_examples(ds, task: str, per_class: int) -> list[dict]:
-    """Up to `per_class` examples of each class, in record order."""
+def _pick_examples(elements, task: str, per_class: int) -> list[dict]:
+    """Up to `per_class` examples of each class, in record order (`elements`: dicts
+    of numpy values, as `cocoprep.load` gives them)."""
     import numpy as np
 
     need: dict[int, int] = {}
     picked = []
-    for k, el in enumerate(ds):
+    for k, ex in enumerate(elements):
         if k >= _EXAMPLE_SCAN or len(picked) >= _EXAMPLE_TILES:
             break
-        ex = {key: v.numpy() for key, v in el.items()}
         ids = ([int(ex["label"])] if task == "classification"
                else sorted(set(np.asarray(ex["classes"]).tolist())))
         wanted = [i for i in ids if need.get(i, 0) < per_class]
@@ -143,28 +143,62 @@ def _pick_examples(ds, task: str, per_class: int) -> list[dict]:
     return picked
 
 
+def _segmentation_elements(files: tuple[str, ...]):
+    """Semantic-mask records as `preview.render` draws masks: one mask per class
+    present (void left out), coloured by the class id."""
+    import io
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from cocoprep.framing import read_shard
+
+    keys = schema.keys_of(schema.SEGMENTATION, ("encoded", "class_mask", "source_id"))
+    for f in files:
+        for framed in read_shard(f):
+            if framed.data is None:
+                continue  # listed among the page's problems already
+            feature = tf.train.Example.FromString(framed.data).features.feature
+            value = {name: feature[key].bytes_list.value[0] for name, key in keys.items()}
+            try:
+                ids = np.asarray(Image.open(io.BytesIO(value["class_mask"])))
+                pixels = np.asarray(Image.open(io.BytesIO(value["encoded"])).convert("RGB"))
+            except Exception:  # an undecodable image is verify's to name
+                continue
+            present = [i for i in np.unique(ids).tolist() if i != schema.VOID_ID]
+            yield {"image": pixels, "classes": np.array(present, np.int64),
+                   "masks": np.stack([ids == i for i in present]) if present else None,
+                   "boxes": np.zeros((0, 4), np.float32), "image_id": value["source_id"]}
+
+
 def _examples(path: str, shards: Shards, task: str, split: str,
               per_class: int) -> tuple[str | None, str]:
-    if task == "segmentation" or per_class == 0:
-        why = ("examples of semantic masks are not drawn yet" if per_class else
-               "--per-class 0: no examples asked for")
-        return None, why.capitalize() + "."
+    if per_class == 0:
+        return None, "--per-class 0: no examples asked for."
     import tensorflow as tf
 
     import cocoprep
     from cocoprep.preview import render
     from cocoprep.reader import describe
 
+    names = None
     try:
-        info = describe(path, split)
-        ds = cocoprep.load(path, split, shuffle=False)
-        picked = _pick_examples(ds, task, per_class)
-    except (InputError, tf.errors.OpError) as e:
+        if task == "segmentation":
+            files = tuple(f for f in shards.splits[split] if os.path.isfile(f))
+            picked = _pick_examples(_segmentation_elements(files), task, per_class)
+        else:
+            names = describe(path, split).class_names
+            ds = cocoprep.load(path, split, shuffle=False)
+            picked = _pick_examples(({k: v.numpy() for k, v in el.items()} for el in ds), task,
+                                    per_class)
+    except (CocoprepError, tf.errors.OpError) as e:  # listed among the problems already
         return None, f"No examples: the records of {split!r} could not be read ({e})."
     if not picked:
         return None, f"No examples: split {split!r} holds no record."
-    image, _ = render(picked, task=task, class_names=info.class_names, tile=160,
-                      columns=min(8, len(picked)))
+    # a semantic mask is drawn as preview draws instance masks: one colour per class
+    image, _ = render(picked, task="classification" if task == "classification" else "detection",
+                      class_names=names, tile=160, columns=min(8, len(picked)))
     return plots.picture(image), (f"Up to {per_class} image(s) per class from split {split!r}, "
                                   "drawn as `cocoprep preview` draws them.")
 

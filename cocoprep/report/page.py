@@ -12,6 +12,7 @@ import html
 import json
 from typing import Any, Iterable
 
+from cocoprep import schema
 from cocoprep.inspection import human_bytes
 from cocoprep.report import plots
 from cocoprep.report.model import ReportData
@@ -71,7 +72,7 @@ def summary(d: ReportData) -> str:
     for split, e in d.entries.items():
         s = d.stats[split]
         present = sum(1 for v in e["classes"].values() if v) if d.task != "segmentation" else \
-            int((s.pixels[:255] > 0).sum())
+            int((s.pixels[:schema.VOID_ID] > 0).sum())
         cells = [f"<td>{esc(split)}</td>", num(f"{split}.examples", e["examples"])]
         if det:
             cells += [num(f"{split}.objects", e["objects"]), num(f"{split}.crowd", e["crowd"]),
@@ -84,9 +85,11 @@ def summary(d: ReportData) -> str:
                   else "<td>unknown (no manifest)</td>"]
         rows.append("".join(cells))
     total = sum(e["shards"]["total_bytes"] for e in d.entries.values())
+    n_classes = len(d.class_names) if d.task != "segmentation" else len(
+        {i for s in d.stats.values() for i in s.pixels[:schema.VOID_ID].nonzero()[0].tolist()})
     parts = [f"<p>{esc(d.task)} records, {len(d.entries)} split(s), "
              f"{sum(e['examples'] for e in d.entries.values()):,} images, "
-             f"{len(d.class_names)} classes, {human_bytes(total)} of shards.</p>",
+             f"{n_classes} classes, {human_bytes(total)} of shards.</p>",
              _glance(d), table(head, rows), _verify(d), _options(d)]
     return "".join(parts)
 
