@@ -151,6 +151,7 @@ def test_leakage_and_flags(browser, tmp_path):
     write_detection(out, val=(same, DetItem(301, 40, 40, ((0.1, 0.1, 0.2, 0.2, 1, False),))))
     page, _ = open_report(browser, out, tmp_path, "--verify")
     assert page.values["verify"].startswith("verify: OK: 6 examples in 3 shards")
+    assert_numbers_match(page, out)  # train's two shards added up (Tally.merge) = inspect's
     assert page.number("leaks") == 1
     assert "000000000101.jpg" in page.text
     # val holds no dog; car's share of val (1 of 3) is its share of train (2 of 6) -> no flag
