@@ -415,6 +415,51 @@ def preview_command(path: str, split: str | None, num: int, augment: bool, seed:
     click.echo(f"Wrote {written}")
 
 
+@cli.command("report")
+@click.argument("path")
+@click.option("-o", "--output", default=None,
+              help="HTML file to write (default: PATH/report.html).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes, one shard each (default: one per 256 MB of shards, up to the CPU count).")
+@click.option("--per-class", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Example images drawn per class (0: none).")
+@click.option("--share-factor", type=float, default=2.0, show_default=True,
+              help="Flag a class whose share of a split differs from its share of the "
+                   "train-like split by more than this factor.")
+@click.option("--verify", "run_verify", is_flag=True,
+              help="Also run `cocoprep verify` and show its result on the page.")
+@quiet_option("No progress bar.")
+def report_command(path: str, output: str | None, workers: int | None, per_class: int,
+                   share_factor: float, run_verify: bool, quiet: bool) -> None:
+    """Write one self-contained HTML page of what the records in PATH hold.
+
+    Classes per split (flags for a class missing from a split or with a very
+    different share), box sizes, aspect ratios and centres, image sizes and
+    formats, pixel shares of semantic masks, skipped items by reason, example
+    images with their labels drawn, images in more than one split, and the lines
+    that load the output. The page opens from disk with no network. PATH is an
+    output directory or a quoted shard glob. Needs the `report` extra
+    (matplotlib). Problems in the records (a damaged shard, an empty split) are
+    listed on the page and end the command with one Error line and exit code 1.
+
+    Example:
+
+        cocoprep report tfrecords
+
+        cocoprep report tfrecords --verify -o report.html
+    """
+    from cocoprep.report import ReportProblems, report
+    from cocoprep.report.plots import require_matplotlib
+
+    require_matplotlib()  # before TensorFlow's start-up: a missing extra is said at once
+    _import_tensorflow_quietly()
+    result = report(path, output=output, workers=workers, per_class=per_class,
+                    share_factor=share_factor, verify=run_verify, quiet=quiet)
+    if result.problems:
+        raise ReportProblems(result)
+    click.echo(f"Wrote {result.path}")
+
+
 # ------------------------------------------------------------------ smoketrain
 
 @cli.command("smoketrain")

@@ -24,6 +24,7 @@ _NAMES = {
     "detection": ("height", "width", "class_text", "is_crowd", "mask", "keypoint_visibility",
                   "caption"),
     "classification": ("height", "width", "label_text"),
+    "segmentation": ("height", "width"),
 }
 
 
@@ -60,8 +61,9 @@ def _span(pair: tuple[int | None, int | None], values) -> tuple[int, int]:
 
 
 @dataclass
-class _Tally:
-    """Counts over the records of one split, batch by batch."""
+class Tally:
+    """Counts over the records of one split, batch by batch (`report` adds up one
+    per shard with `merge`)."""
 
     task: str
     keys: dict[str, str]  # feature name -> key
@@ -90,8 +92,23 @@ class _Tally:
         self.width = _span(self.width, batch[self.keys["width"]].numpy())
         if self.task == "classification":
             self.count_names(batch[self.keys["label_text"]].numpy().tolist())
-        else:
+        elif self.task == "detection":
             self._add_objects(batch, len(height))
+
+    def merge(self, other: "Tally") -> None:
+        """Add the counts of `other` (another shard of the same split)."""
+        import numpy as np
+
+        for name in ("examples", "objects", "without_objects", "crowd", "masks", "keypoints",
+                     "captions", "captioned"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.max_objects = max(self.max_objects, other.max_objects)
+        for side in ("width", "height"):
+            lo, hi = getattr(other, side)
+            if lo is not None:
+                setattr(self, side, _span(getattr(self, side), np.array([lo, hi])))
+        for name, count in other.classes.items():
+            self.classes[name] = self.classes.get(name, 0) + count
 
     def _add_objects(self, batch: dict, n: int) -> None:
         import numpy as np
@@ -115,18 +132,23 @@ class _Tally:
         self.captioned += int((captions > 0).sum())
 
 
-def _tally(files: tuple[str, ...], task: str) -> _Tally:
-    """Counts over every record of `files` (read in batches; images not decoded)."""
+def new_tally(task: str) -> tuple[Tally, dict]:
+    """An empty `Tally` of `task` and the parse spec of the features it counts."""
     task_schema = schema.schema_for(task)
     keys = schema.keys_of(task_schema, _NAMES[task])
     full = schema.parse_spec(task_schema)
-    tally = _Tally(task, keys)
-    for batch in _parsed_batches(files, {key: full[key] for key in keys.values()}):
+    return Tally(task, keys), {key: full[key] for key in keys.values()}
+
+
+def _tally(files: tuple[str, ...], task: str) -> Tally:
+    """Counts over every record of `files` (read in batches; images not decoded)."""
+    tally, spec = new_tally(task)
+    for batch in _parsed_batches(files, spec):
         tally.add(batch)
     return tally
 
 
-def _ranked_classes(tally: _Tally, listed: dict[str, int]) -> dict[str, int]:
+def _ranked_classes(tally: Tally, listed: dict[str, int]) -> dict[str, int]:
     """Class counts, largest first; classes the manifest lists count even at 0,
     and ties keep the manifest's (label) order."""
     counts = dict(tally.classes)
@@ -137,7 +159,7 @@ def _ranked_classes(tally: _Tally, listed: dict[str, int]) -> dict[str, int]:
                                                        kv[0])))
 
 
-def _detection_entry(t: _Tally) -> dict[str, Any]:
+def _detection_entry(t: Tally) -> dict[str, Any]:
     return {
         "objects": t.objects,
         "objects_per_image": {"mean": round(t.objects / t.examples, 3) if t.examples else 0.0,
@@ -151,9 +173,9 @@ def _detection_entry(t: _Tally) -> dict[str, Any]:
     }
 
 
-def _split_entry(shards: Shards, split: str, task: str) -> dict[str, Any]:
+def split_entry(shards: Shards, split: str, task: str, tally: Tally) -> dict[str, Any]:
+    """`inspect`'s statistics of one split, from the tally of its records."""
     files = shards.splits[split]
-    tally = _tally(files, task)
     info = shards.manifest.splits[split] if shards.manifest is not None else None
     sizes = [os.path.getsize(f) for f in files]
     entry: dict[str, Any] = {"examples": tally.examples}
@@ -163,7 +185,7 @@ def _split_entry(shards: Shards, split: str, task: str) -> dict[str, Any]:
         "image_width": {"min": tally.width[0], "max": tally.width[1]},
         "image_height": {"min": tally.height[0], "max": tally.height[1]},
         "shards": {"count": len(files), "total_bytes": sum(sizes),
-                   "min_bytes": min(sizes), "max_bytes": max(sizes)},
+                   "min_bytes": min(sizes, default=0), "max_bytes": max(sizes, default=0)},
         "classes": _ranked_classes(tally, info.class_counts if info else {}),
         "skipped": dict(info.skipped) if info else None,
     })
@@ -183,7 +205,8 @@ def inspect(path: str | Path) -> dict:
         raise InputError(missing[0], "a shard listed in manifest.json",
                          "no such file (run `cocoprep verify`)")
     return {"path": str(path), "task": task,
-            "splits": {split: _split_entry(shards, split, task) for split in shards.splits},
+            "splits": {split: split_entry(shards, split, task, _tally(files, task))
+                       for split, files in shards.splits.items()},
             "tfds": tfds_lines(shards)}
 
 
@@ -200,7 +223,7 @@ def tfds_lines(shards: Shards) -> list[str] | None:
             f"ds = builder.as_dataset(split={split!r})"]
 
 
-def _human_bytes(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -226,8 +249,8 @@ def _rows_of(task: str, s: dict) -> list[tuple[str, str]]:
     w, h, sh = s["image_width"], s["image_height"], s["shards"]
     rows.append(("image size", f"width {w['min']}..{w['max']}, height {h['min']}..{h['max']}"
                  if n else "-"))
-    rows.append(("shards", f"{sh['count']}, {_human_bytes(sh['total_bytes'])} "
-                 f"(each {_human_bytes(sh['min_bytes'])}..{_human_bytes(sh['max_bytes'])})"))
+    rows.append(("shards", f"{sh['count']}, {human_bytes(sh['total_bytes'])} "
+                 f"(each {human_bytes(sh['min_bytes'])}..{human_bytes(sh['max_bytes'])})"))
     skipped = s["skipped"]
     rows.append(("skipped", "unknown (no manifest)" if skipped is None
                  else ", ".join(f"{k} {v}" for k, v in skipped.items()) or "none"))

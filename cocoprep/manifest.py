@@ -15,6 +15,7 @@ from cocoprep.errors import ManifestError
 
 MANIFEST_NAME = "manifest.json"
 SKIPPED_NAME = "skipped.jsonl"
+REPORT_NAME = "report.html"  # `cocoprep report`'s page; a new conversion removes the stale one
 FORMAT_VERSION = "1"
 
 
