@@ -166,8 +166,13 @@ UNNAMED_OBJECT = "unnamed_object"      # an <object> without a <name>
 MALFORMED_LABEL_LINE = "malformed_label_line"
 COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 LABEL_WITHOUT_IMAGE = "label_without_image"
+# LabelMe, CVAT, KITTI, Open Images
+CLASS_NOT_SELECTED = "class_not_selected"  # --classes leaves the object's class out
+UNSUPPORTED_SHAPE = "unsupported_shape"    # a point, line or polyline: no box, no area
+MALFORMED_SHAPE = "malformed_shape"        # a shape whose points or values do not fit it
+MALFORMED_JSON = "malformed_json"          # a LabelMe file that does not parse
 # Skips the user asked for: they never count as losses.
-DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE})
+DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE, CLASS_NOT_SELECTED})
 _OUT_OF_SPACE = {
     errno.ENOSPC: "no space left on the device holding OUT",
     errno.EDQUOT: "disk quota exceeded on the device holding OUT",

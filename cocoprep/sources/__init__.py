@@ -12,7 +12,8 @@ from pathlib import Path
 from cocoprep.errors import InputError
 
 # Tried in this order: COCO (JSON files), then folder formats.
-_FORMAT_MODULES = ("cocoprep.sources.cocosplits", "cocoprep.sources.voc", "cocoprep.sources.yolo")
+_FORMAT_MODULES = ("cocoprep.sources.cocosplits", "cocoprep.sources.voc", "cocoprep.sources.yolo",
+                   "cocoprep.sources.kitti")
 
 
 def formats() -> list:

@@ -1,0 +1,131 @@
+"""KITTI, LabelMe, CVAT for images and Open Images trees shaped like the tools write
+them, made in tmp_path, and the helpers their tests share.
+
+Field sets and quirks, from the formats' own documents and writers:
+
+* KITTI object devkit: `training/image_2/000000.png` + `training/label_2/000000.txt`
+  (`testing/image_2` without labels); lines `type truncated occluded alpha left top
+  right bottom height width length x y z rotation_y`, two decimals for the 2D box,
+  `DontCare` lines with -1/-10/-1000 fillers. Datumaro writes `<subset>/image_2` +
+  `<subset>/label_2` with the same lines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cocoprep.manifest import Manifest
+from conftest import invoke, raw_records
+from voc_builders import photo
+
+__all__ = ["photo", "KittiObj", "kitti_line", "kitti_tree", "examples", "skipped_lines",
+           "convert", "tree_bytes", "error_lines"]
+
+
+def convert(src, out, *args):
+    """`cocoprep convert SRC -o OUT --workers 1 ARGS` -> (exit code, output)."""
+    result = invoke("convert", src, "-o", out, "--workers", "1", *args)
+    return result.exit_code, result.output
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("Error:")]
+
+
+def examples(out: Path, split: str) -> dict[str, dict]:
+    """The records of a split by image/filename, each a {key: list of values} dict."""
+    import tensorflow as tf
+
+    found = {}
+    for path in Manifest.read(out).shard_paths(out, split):
+        for raw in raw_records(path):
+            ex = tf.train.Example.FromString(raw)
+            values = {}
+            for key, feat in ex.features.feature.items():
+                kind = feat.WhichOneof("kind")
+                values[key] = list(getattr(feat, kind).value) if kind else []
+            found[values["image/filename"][0].decode()] = values
+    return found
+
+
+def boxes_px(ex: dict) -> list[tuple[float, float, float, float]]:
+    """The record's boxes as pixel corners (x1, y1, x2, y2)."""
+    w, h = ex["image/width"][0], ex["image/height"][0]
+    return [(a * w, b * h, c * w, d * h) for a, b, c, d in zip(
+        ex.get("image/object/bbox/xmin", []), ex.get("image/object/bbox/ymin", []),
+        ex.get("image/object/bbox/xmax", []), ex.get("image/object/bbox/ymax", []))]
+
+
+def texts(ex: dict, key: str = "image/object/class/text") -> list[str]:
+    return [t.decode() for t in ex.get(key, [])]
+
+
+def skipped_lines(out: Path) -> list[tuple]:
+    """(reason, image_id, annotation_id, file, detail) of each skipped.jsonl line."""
+    items = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+    return [(i["reason"], i["image_id"], i["annotation_id"], i["file"], i["detail"])
+            for i in items]
+
+
+def tree_bytes(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file()}
+
+
+# ================================================================== KITTI
+
+@dataclass(frozen=True)
+class KittiObj:
+    name: str
+    box: tuple[float, float, float, float]          # left top right bottom
+    truncated: float = 0.0
+    occluded: int = 0
+    alpha: float = -1.58
+    dims: tuple[float, float, float] = (1.48, 1.60, 3.90)    # height width length
+    loc: tuple[float, float, float] = (-2.70, 1.74, 13.41)
+    rot_y: float = -1.77
+
+
+def kitti_line(o: KittiObj) -> str:
+    if o.name == "DontCare":   # as the devkit writes them
+        return (f"DontCare -1 -1 -10 {o.box[0]:.2f} {o.box[1]:.2f} {o.box[2]:.2f} "
+                f"{o.box[3]:.2f} -1 -1 -1 -1000 -1000 -1000 -10")
+    return (f"{o.name} {o.truncated:.2f} {o.occluded} {o.alpha:.2f} "
+            + " ".join(f"{v:.2f}" for v in o.box) + " "
+            + " ".join(f"{v:.2f}" for v in o.dims + o.loc) + f" {o.rot_y:.2f}")
+
+
+@dataclass
+class KittiImg:
+    stem: str
+    objects: list[KittiObj] = field(default_factory=list)
+    width: int = 124
+    height: int = 40
+
+
+def default_kitti() -> list[KittiImg]:
+    return [
+        KittiImg("000000", [KittiObj("Car", (10.5, 5.25, 60.75, 30.0), 0.12, 1, -1.2,
+                                      (1.5, 1.6, 3.9), (1.0, 1.7, 20.5), -1.3),
+                            KittiObj("DontCare", (100.0, 2.0, 120.0, 12.0))]),
+        KittiImg("000001", [KittiObj("Pedestrian", (2.0, 3.0, 12.0, 38.0), 0.0, 2, 0.21),
+                            KittiObj("Person_sitting", (40.0, 10.0, 52.5, 33.0))]),
+        KittiImg("000002", [KittiObj("Car", (0.0, 0.0, 124.0, 40.0), 0.88, 3)]),
+    ]
+
+
+def kitti_tree(root: Path, images: list[KittiImg] | None = None, *, subset: str = "training",
+               testing: int = 0) -> list[KittiImg]:
+    """`root/<subset>/image_2` + `label_2` (subset "" puts them in root itself)."""
+    images = default_kitti() if images is None else images
+    folder = root / subset if subset else root
+    (folder / "label_2").mkdir(parents=True, exist_ok=True)
+    for i, img in enumerate(images):
+        photo(folder / "image_2" / f"{img.stem}.png", img.width, img.height, seed=i)
+        (folder / "label_2" / f"{img.stem}.txt").write_text(
+            "".join(kitti_line(o) + "\n" for o in img.objects))
+    for i in range(testing):
+        photo(root / "testing" / "image_2" / f"{i:06d}.png", 124, 40, seed=50 + i)
+    return images
