@@ -129,3 +129,81 @@ def kitti_tree(root: Path, images: list[KittiImg] | None = None, *, subset: str 
     for i in range(testing):
         photo(root / "testing" / "image_2" / f"{i:06d}.png", 124, 40, seed=50 + i)
     return images
+
+
+# ================================================================== LabelMe
+# LabelMe 5.x writes `version`, `flags` ({name: bool} from --flags), `shapes` (label,
+# points [[x, y], ...], group_id (null), description "", shape_type, flags {}, mask
+# null), `imagePath` (relative to the JSON; `..\\images\\a.jpg` on Windows),
+# `imageData` (base64 of the image file, unless --nodata), imageHeight, imageWidth.
+
+def lm_shape(label: str, kind: str, points, *, group=None, description: str = "",
+             mask: str | None = None, flags: dict | None = None) -> dict:
+    return {"label": label, "points": [list(p) for p in points], "group_id": group,
+            "description": description, "shape_type": kind, "flags": flags or {},
+            "mask": mask}
+
+
+def lm_mask(bitmap) -> str:
+    """A LabelMe mask: base64 of a 1-bit PNG of the crop."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(bitmap, bool)).save(buf, "PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def lm_json(path: Path, shapes: list[dict], *, image_path: str | None, size=(80, 60),
+            flags: dict | None = None, image_data: bytes | None = None) -> Path:
+    import base64
+
+    doc = {"version": "5.4.1", "flags": flags or {}, "shapes": shapes,
+           "imagePath": image_path,
+           "imageData": base64.b64encode(image_data).decode() if image_data else None,
+           "imageHeight": size[1], "imageWidth": size[0]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def default_labelme_shapes() -> list[dict]:
+    return [
+        lm_shape("cat", "rectangle", [(50.5, 40), (10, 5.25)]),       # dragged up-left
+        lm_shape("dog", "polygon", [(20, 20), (30, 20), (25, 35)], group=1,
+                 description="left"),
+        lm_shape("dog", "circle", [(40, 30), (45, 30)], group=1),      # r = 5
+        lm_shape("cat", "mask", [(60, 50), (65, 54)],
+                 mask=lm_mask([[0, 0, 0, 0, 0, 0]] + [[0, 0, 1, 1, 1, 0]] * 3
+                              + [[0, 0, 0, 0, 0, 0]])),
+        lm_shape("tail", "line", [(1, 1), (5, 5)]),
+        lm_shape("nose", "point", [(3, 3)]),
+    ]
+
+
+# (label, x1, y1, x2, y2) of default_labelme_shapes' objects, in file order
+DEFAULT_LABELME_BOXES = [("cat", 10, 5.25, 50.5, 40), ("dog", 20, 20, 45, 35),
+                         ("cat", 62, 51, 65, 54)]
+
+
+def labelme_tree(root: Path, *, windows: bool = True) -> Path:
+    """`root/images/a.jpg` + `root/annotations/a.json` (imagePath `..\\images\\a.jpg`,
+    as LabelMe on Windows writes it), and `b.json` whose image exists only as
+    imageData."""
+    import io
+
+    from PIL import Image
+
+    photo(root / "images" / "a.jpg", 80, 60, seed=1)
+    sep = "\\" if windows else "/"
+    lm_json(root / "annotations" / "a.json", default_labelme_shapes(),
+            image_path=f"..{sep}images{sep}a.jpg", flags={"indoor": True, "night": False})
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 60), (90, 20, 30)).save(buf, "JPEG")
+    lm_json(root / "annotations" / "b.json",
+            [lm_shape("dog", "rectangle", [(1, 2), (11, 12)])], image_path="b.jpg",
+            image_data=buf.getvalue())
+    return root

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from cocoprep.errors import InputError
 
-# Tried in this order: COCO (JSON files), then folder formats.
-_FORMAT_MODULES = ("cocoprep.sources.cocosplits", "cocoprep.sources.voc", "cocoprep.sources.yolo",
-                   "cocoprep.sources.kitti")
+# Tried in this order: LabelMe (JSONs holding a "shapes" list: before COCO, whose
+# detect takes any annotations/*.json), COCO (JSON files), then folder formats.
+_FORMAT_MODULES = ("cocoprep.sources.labelme", "cocoprep.sources.cocosplits",
+                   "cocoprep.sources.voc", "cocoprep.sources.yolo", "cocoprep.sources.kitti")
 
 
 def formats() -> list:

@@ -84,6 +84,8 @@ class ReadSplit:
     images: Sequence[SourceImage | FileProblem]
     skipped: Sequence[SkippedItem] = ()
     normalized: bool = False
+    # per entry of `images`: a LabelMe JSON whose imageData holds the image, or None
+    embedded: Sequence[str | None] | None = None
 
 
 def found_names(splits: Iterable[ReadSplit]) -> set[str]:
@@ -136,13 +138,15 @@ def assemble(read: ReadSplit, label_ids: dict[str, int], categories: list[Catego
     cols = _Columns()
     extras: dict[str, list] = {n: [] for n in extra_names}
     skipped: list[SkippedItem] = list(read.skipped)
-    files, sources, widths, heights, labels, ids = [], [], [], [], [], []
+    files, sources, widths, heights, labels, ids, embedded = [], [], [], [], [], [], []
     next_ann = 1
     for image_id, image in enumerate(read.images, 1):
         if isinstance(image, FileProblem):
             skipped.append(SkippedItem(read.name, image_id, None, image.file, image.reason,
                                        f"{image.file}: {image.detail}"))
             continue
+        if read.embedded is not None:
+            embedded.append(read.embedded[image_id - 1])
         ids.append(image_id)
         files.append(image.file_name)
         sources.append(image.source_id)
@@ -179,7 +183,8 @@ def assemble(read: ReadSplit, label_ids: dict[str, int], categories: list[Catego
         iscrowd=np.array(cols.crowd, np.uint8), area=np.full(m, np.nan),
         segmentations=cols.segs if masks else None, categories=list(categories),
         normalized=read.normalized, source_ids=sources,
-        extras=extras or None, image_extras={IMAGE_LABELS: labels} if image_labels else None)
+        extras=extras or None, image_extras={IMAGE_LABELS: labels} if image_labels else None,
+        embedded=embedded if any(embedded) else None)
     return split, skipped
 
 
