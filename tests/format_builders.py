@@ -207,3 +207,106 @@ def labelme_tree(root: Path, *, windows: bool = True) -> Path:
             [lm_shape("dog", "rectangle", [(1, 2), (11, 12)])], image_path="b.jpg",
             image_data=buf.getvalue())
     return root
+
+
+# ================================================================== CVAT for images 1.1
+# CVAT writes `<annotations><version>1.1</version><meta><task>` (id, name, size, mode,
+# overlap, created, updated, subset, start/stop_frame, segments, owner, labels with
+# name/color/type/attributes) `<dumped>`, then `<image id name width height>` (a
+# project's with `subset="Train"`), each shape with label, source="manual",
+# occluded, coordinates as "%.2f", z_order, and optional group_id, rotation and
+# `<attribute name="...">` children; `<tag label source>` for image tags.
+
+def cvat_meta(labels: list[str], *, owner: str = "task") -> str:
+    items = "".join(f"<label><name>{n}</name><color>#fa3253</color><type>any</type>"
+                    "<attributes><attribute><name>color</name><mutable>False</mutable>"
+                    "<input_type>select</input_type><default_value>red</default_value>"
+                    "<values>red\nblue</values></attribute></attributes></label>"
+                    for n in labels)
+    return (f"<meta><{owner}><id>1</id><name>demo</name><size>2</size><mode>annotation</mode>"
+            "<overlap>0</overlap><created>2024-05-06 07:08:09.000000+00:00</created>"
+            "<subset>default</subset><start_frame>0</start_frame><stop_frame>1</stop_frame>"
+            "<segments><segment><id>1</id><start>0</start><stop>1</stop></segment></segments>"
+            f"<owner><username>admin</username><email></email></owner><labels>{items}</labels>"
+            f"</{owner}><dumped>2024-05-06 07:09:10.000000+00:00</dumped></meta>")
+
+
+def cvat_image(i: int, name: str, shapes: list[str], size=(80, 60), subset: str | None = None
+               ) -> str:
+    sub = f' subset="{subset}"' if subset else ""
+    return (f'<image id="{i}" name="{name}"{sub} width="{size[0]}" height="{size[1]}">'
+            + "".join(shapes) + "</image>")
+
+
+def cvat_box(label: str, box, *, rotation: float | None = None, occluded: int = 0,
+             z: int = 0, group: int | None = None, attrs: dict | None = None) -> str:
+    extra = f' rotation="{rotation:.2f}"' if rotation is not None else ""
+    extra += f' group_id="{group}"' if group is not None else ""
+    inner = "".join(f'<attribute name="{k}">{v}</attribute>' for k, v in (attrs or {}).items())
+    return (f'<box label="{label}" source="manual" occluded="{occluded}" xtl="{box[0]:.2f}" '
+            f'ytl="{box[1]:.2f}" xbr="{box[2]:.2f}" ybr="{box[3]:.2f}" z_order="{z}"{extra}>'
+            f"{inner}</box>")
+
+
+def cvat_poly(label: str, points, tag: str = "polygon") -> str:
+    pts = ";".join(f"{x:.2f},{y:.2f}" for x, y in points)
+    return (f'<{tag} label="{label}" source="manual" occluded="0" points="{pts}" '
+            f'z_order="1"></{tag}>')
+
+
+def cvat_ellipse(label: str, cx, cy, rx, ry) -> str:
+    return (f'<ellipse label="{label}" source="manual" occluded="1" cx="{cx:.2f}" cy="{cy:.2f}" '
+            f'rx="{rx:.2f}" ry="{ry:.2f}" z_order="0"></ellipse>')
+
+
+def cvat_mask(label: str, bitmap, left: int, top: int) -> str:
+    """CVAT's mask: row-major runs over the crop, background first."""
+    import numpy as np
+
+    flat = np.asarray(bitmap, np.uint8).ravel()
+    runs, value, count = [], 0, 0
+    for v in flat:
+        if v == value:
+            count += 1
+        else:
+            runs.append(count)
+            value, count = v, 1
+    runs.append(count)
+    h, w = np.asarray(bitmap).shape
+    return (f'<mask label="{label}" source="manual" occluded="0" rle="{", ".join(map(str, runs))}"'
+            f' left="{left}" top="{top}" width="{w}" height="{h}" z_order="0"></mask>')
+
+
+def cvat_xml(labels: list[str], images: list[str], *, owner: str = "task") -> str:
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n'
+            + cvat_meta(labels, owner=owner) + "\n" + "\n".join(images) + "\n</annotations>\n")
+
+
+def default_cvat_images() -> tuple[list[str], list[tuple]]:
+    """Image a.jpg's shapes and the (label, x1, y1, x2, y2) each area shape gives."""
+    shapes = [
+        cvat_box("car", (10, 5.5, 50, 40), occluded=1, z=2, group=3, attrs={"color": "blue"}),
+        cvat_box("car", (20, 20, 40, 30), rotation=90.0),     # turned: 10 x 20 about (30, 25)
+        cvat_poly("person", [(5, 6), (15, 6), (10, 26.5)]),
+        cvat_ellipse("person", 60, 30, 8, 4),
+        cvat_mask("person", [[0, 1, 1], [0, 1, 0]], 70, 50),
+        cvat_poly("lane", [(0, 59), (79, 50)], tag="polyline"),
+        cvat_poly("person", [(1, 1)], tag="points"),
+        '<tag label="outdoor" source="manual"></tag>',
+    ]
+    boxes = [("car", 10, 5.5, 50, 40), ("car", 25, 15, 35, 35), ("person", 5, 6, 15, 26.5),
+             ("person", 52, 26, 68, 34), ("person", 71, 50, 73, 52)]
+    return shapes, boxes
+
+
+def cvat_tree(root: Path) -> list[tuple]:
+    """CVAT's task export: annotations.xml + images/ (a name with a sub-folder); the
+    label `bicycle` has no shape."""
+    shapes, boxes = default_cvat_images()
+    photo(root / "images" / "a.jpg", 80, 60, seed=2)
+    photo(root / "images" / "sub" / "b.jpg", 80, 60, seed=3)
+    (root / "annotations.xml").write_text(cvat_xml(
+        ["car", "person", "lane", "bicycle"],
+        [cvat_image(0, "a.jpg", shapes), cvat_image(1, "sub/b.jpg",
+                                                     [cvat_box("car", (1, 2, 11, 12))])]))
+    return boxes

@@ -12,9 +12,11 @@ from pathlib import Path
 from cocoprep.errors import InputError
 
 # Tried in this order: LabelMe (JSONs holding a "shapes" list: before COCO, whose
-# detect takes any annotations/*.json), COCO (JSON files), then folder formats.
+# detect takes any annotations/*.json), COCO (JSON files), CVAT XML (root
+# <annotations>: before VOC, whose detect takes any XML), then folder formats.
 _FORMAT_MODULES = ("cocoprep.sources.labelme", "cocoprep.sources.cocosplits",
-                   "cocoprep.sources.voc", "cocoprep.sources.yolo", "cocoprep.sources.kitti")
+                   "cocoprep.sources.cvat", "cocoprep.sources.voc", "cocoprep.sources.yolo",
+                   "cocoprep.sources.kitti")
 
 
 def formats() -> list:
