@@ -113,6 +113,8 @@ FORMAT_LISTS = {
     "labelme": ("group_id", "shape", "attributes", "image_class_text"),
     "cvat": ("occluded", "z_order", "group_id", "rotation", "shape", "attributes",
              "image_class_text"),
+    "openimages": ("class_mid", "occluded", "truncated", "group_of", "depiction", "inside",
+                   "image_class_text"),
 }
 
 

@@ -310,3 +310,62 @@ def cvat_tree(root: Path) -> list[tuple]:
         [cvat_image(0, "a.jpg", shapes), cvat_image(1, "sub/b.jpg",
                                                      [cvat_box("car", (1, 2, 11, 12))])]))
     return boxes
+
+
+# ================================================================== Open Images
+# The official V7 files: `oidv7-class-descriptions-boxable.csv` (header LabelName,
+# DisplayName; V6's class-descriptions-boxable.csv has none), `<split>-annotations-
+# bbox.csv` (ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,
+# IsTruncated,IsGroupOf,IsDepiction,IsInside; V6 adds XClick1X.. columns; train is
+# `oidv6-train-annotations-bbox.csv`), `<split>-annotations-human-imagelabels-
+# boxable.csv` (ImageID,Source,LabelName,Confidence), images `<split>/<ImageID>.jpg`.
+
+OID_CLASSES = [("/m/01g317", "Person"), ("/m/0k4j", "Car"), ("/m/0199g", "Bicycle"),
+               ("/m/0dzct", "Human face")]
+OID_HEADER = ("ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,"
+              "IsTruncated,IsGroupOf,IsDepiction,IsInside")
+
+
+@dataclass(frozen=True)
+class OidRow:
+    image: str
+    mid: str
+    box: tuple[float, float, float, float]     # XMin XMax YMin YMax
+    flags: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+
+    def line(self) -> str:
+        return (f"{self.image},xclick,{self.mid},1,"
+                + ",".join(f"{v:.6f}".rstrip("0").rstrip(".") if v else "0" for v in self.box)
+                + "," + ",".join(map(str, self.flags)))
+
+
+def default_oid_rows() -> list[OidRow]:
+    return [
+        OidRow("000002b66c9c498e", "/m/01g317", (0.0125, 0.195312, 0.148438, 0.587500),
+               (0, 1, 0, 0, 0)),
+        OidRow("000002b66c9c498e", "/m/0k4j", (0.5, 0.75, 0.25, 0.5), (1, 0, 1, 0, 0)),
+        OidRow("000002b97e5471a0", "/m/0dzct", (0.1, 0.9, 0.2, 0.8), (0, 0, 0, 1, 1)),
+        OidRow("000002b66c9c498e", "/m/01g317", (0.6, 0.7, 0.6, 0.9)),
+    ]
+
+
+def oid_tree(root: Path, rows: list[OidRow] | None = None, *, split: str = "validation",
+             prefix: str = "", sizes: dict[str, tuple[int, int]] | None = None,
+             datumaro: bool = False, image_labels: bool = True) -> list[OidRow]:
+    rows = default_oid_rows() if rows is None else rows
+    csvs = root / "annotations" if datumaro else root
+    csvs.mkdir(parents=True, exist_ok=True)
+    (csvs / "oidv7-class-descriptions-boxable.csv").write_text(
+        "LabelName,DisplayName\n" + "".join(f"{m},{n}\n" for m, n in OID_CLASSES))
+    (csvs / f"{prefix}{split}-annotations-bbox.csv").write_text(
+        OID_HEADER + "\n" + "".join(r.line() + "\n" for r in rows))
+    if image_labels:
+        (csvs / f"{split}-annotations-human-imagelabels-boxable.csv").write_text(
+            "ImageID,Source,LabelName,Confidence\n000002b66c9c498e,verification,/m/0k4j,1\n"
+            "000002b66c9c498e,verification,/m/0199g,0\n000002b66c9c498e,crowdsource-verified"
+            ",/m/01g317,1\n")
+    folder = root / "images" / split if datumaro else root / split
+    for i, image in enumerate(sorted({r.image for r in rows})):
+        w, h = (sizes or {}).get(image, (160, 120))
+        photo(folder / f"{image}.jpg", w, h, seed=i)
+    return rows

@@ -16,7 +16,7 @@ from cocoprep.errors import InputError
 # <annotations>: before VOC, whose detect takes any XML), then folder formats.
 _FORMAT_MODULES = ("cocoprep.sources.labelme", "cocoprep.sources.cocosplits",
                    "cocoprep.sources.cvat", "cocoprep.sources.voc", "cocoprep.sources.yolo",
-                   "cocoprep.sources.kitti")
+                   "cocoprep.sources.kitti", "cocoprep.sources.openimages")
 
 
 def formats() -> list:

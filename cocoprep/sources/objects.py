@@ -232,10 +232,11 @@ def finish(src: Path, reads: Sequence[ReadSplit], request: SourceRequest,
     return DetectionSource(
         format=how.format, layout=how.layout, splits=outputs, labels=labels,
         skipped=skipped, notes=(order.format(n=len(names)),) + how.notes,
-        source_paths=how.source_paths, missing_hint=_hint(outputs, src), fixes=how.fixes)
+        source_paths=how.source_paths, missing_hint=missing_hint(outputs, src), fixes=how.fixes)
 
 
-def _hint(outputs, src: Path):
+def missing_hint(outputs, src: Path):
+    """Where a lost split's missing images may be (`DetectionSource.missing_hint`)."""
     image_dirs = {o.name: o.source.image_dir for o in outputs}
 
     def hint(loss, items: Sequence[SkippedItem]) -> str | None:
