@@ -369,3 +369,28 @@ def oid_tree(root: Path, rows: list[OidRow] | None = None, *, split: str = "vali
         w, h = (sizes or {}).get(image, (160, 120))
         photo(folder / f"{image}.jpg", w, h, seed=i)
     return rows
+
+
+# ================================================================== shared checks
+
+def fixture_counts(name: str, tmp_path: Path, *args) -> tuple[list[str], dict, dict]:
+    """Convert fixtures/NAME: (output lines, {split: (images, objects)}, skip counts)."""
+    from conftest import FIXTURES
+
+    code, output = convert(FIXTURES / name, tmp_path / "out", *args)
+    assert code == 0, output
+    m = Manifest.read(tmp_path / "out")
+    return (output.splitlines(),
+            {s: (i.num_examples, i.num_objects) for s, i in m.splits.items()}, m.skipped)
+
+
+def beam_matches_local(src: Path, tmp_path: Path, **options) -> None:
+    """The Beam DirectRunner writes the bytes the local runner writes."""
+    from cocoprep.convert import convert_detection
+
+    common = dict(num_shards=2, quiet=True, **options)
+    convert_detection(src, tmp_path / "local", workers=2, **common)
+    convert_detection(src, tmp_path / "beam", runner="beam",
+                      beam_options=["--runner=DirectRunner", "--direct_running_mode=in_memory"],
+                      **common)
+    assert tree_bytes(tmp_path / "beam") == tree_bytes(tmp_path / "local")

@@ -206,3 +206,22 @@ def test_same_bytes_for_any_worker_count_and_tfds_opens_it(tmp_path):
 def test_mask_rle_matches_the_builder():
     xml = cvat_mask("car", [[1, 0], [1, 1]], 3, 4)
     assert 'rle="0, 1, 1, 2"' in xml
+
+
+def test_the_readme_fixture(tmp_path):
+    from format_builders import fixture_counts
+
+    lines, splits, skipped = fixture_counts("cvat", tmp_path, "--masks")
+    assert lines[0] == "layout: CVAT for images 1.1 (annotations.xml + images/): splits train, val"
+    assert splits == {"train": (7, 14), "val": (3, 6)}
+    assert skipped == {"unsupported_shape": 1}
+    assert (tmp_path / "out" / "labels.txt").read_text().split() == [
+        "person", "car", "dog", "kite", "bicycle"]
+
+
+@pytest.mark.slow
+def test_beam_writes_the_local_bytes(tmp_path):
+    from conftest import FIXTURES
+    from format_builders import beam_matches_local
+
+    beam_matches_local(FIXTURES / "cvat", tmp_path, masks=True)

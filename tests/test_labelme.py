@@ -253,3 +253,19 @@ def test_same_bytes_for_any_worker_count_and_tfds_opens_it(tmp_path):
         outs.append(tree_bytes(out))
     assert outs[0] == outs[1]
     check_detection(tmp_path / "out1", masks=True)
+
+
+def test_the_readme_fixture(tmp_path):
+    from format_builders import fixture_counts
+
+    lines, splits, skipped = fixture_counts("labelme", tmp_path, "--masks")
+    assert lines[0] == "layout: LabelMe (JSON + image): splits train, val"
+    assert splits == {"train": (7, 14), "val": (3, 6)}
+    assert skipped == {"unsupported_shape": 1}
+
+
+@pytest.mark.slow
+def test_beam_writes_the_local_bytes(tmp_path):
+    from format_builders import beam_matches_local
+
+    beam_matches_local(FIXTURES / "labelme", tmp_path, masks=True)

@@ -240,3 +240,22 @@ def test_same_bytes_for_any_worker_count_and_tfds_opens_it(tmp_path):
         outs.append(tree_bytes(out))
     assert outs[0] == outs[1]
     check_detection(tmp_path / "out1")
+
+
+def test_the_readme_fixture(tmp_path):
+    from format_builders import fixture_counts
+
+    lines, splits, skipped = fixture_counts("openimages", tmp_path)
+    assert lines[0] == ("layout: Open Images (<split>-annotations-bbox.csv + <split>/): "
+                        "split validation")
+    assert splits == {"validation": (9, 20)} and skipped == {}
+    assert (tmp_path / "out" / "labels.txt").read_text().split() == [
+        "Car", "Dog", "Kite", "Person"]
+
+
+@pytest.mark.slow
+def test_beam_writes_the_local_bytes(tmp_path):
+    from conftest import FIXTURES
+    from format_builders import beam_matches_local
+
+    beam_matches_local(FIXTURES / "openimages", tmp_path)
