@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cocoprep.manifest import Manifest
-from conftest import invoke, raw_records
+from conftest import invoke
+from test_voc import examples  # the records of a split by file name, {key: values}
 from voc_builders import photo
 
 __all__ = ["photo", "KittiObj", "kitti_line", "kitti_tree", "examples", "skipped_lines",
@@ -34,20 +35,10 @@ def error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("Error:")]
 
 
-def examples(out: Path, split: str) -> dict[str, dict]:
-    """The records of a split by image/filename, each a {key: list of values} dict."""
-    import tensorflow as tf
-
-    found = {}
-    for path in Manifest.read(out).shard_paths(out, split):
-        for raw in raw_records(path):
-            ex = tf.train.Example.FromString(raw)
-            values = {}
-            for key, feat in ex.features.feature.items():
-                kind = feat.WhichOneof("kind")
-                values[key] = list(getattr(feat, kind).value) if kind else []
-            found[values["image/filename"][0].decode()] = values
-    return found
+def errors_of(src, out, *args) -> tuple[int, list[str]]:
+    """`convert`'s exit code and its `Error:` lines."""
+    code, output = convert(src, out, *args)
+    return code, error_lines(output)
 
 
 def boxes_px(ex: dict) -> list[tuple[float, float, float, float]]:
@@ -382,6 +373,18 @@ def fixture_counts(name: str, tmp_path: Path, *args) -> tuple[list[str], dict, d
     m = Manifest.read(tmp_path / "out")
     return (output.splitlines(),
             {s: (i.num_examples, i.num_objects) for s, i in m.splits.items()}, m.skipped)
+
+
+def worker_counts_agree(src: Path, tmp_path: Path, *args) -> Path:
+    """1 and 2 workers (2 shards) write the same bytes; returns the first output."""
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        code, output = convert(src, out, "--workers", workers, "--num-shards", "2", *args)
+        assert code == 0, output
+        outs.append(tree_bytes(out))
+    assert outs[0] == outs[1]
+    return tmp_path / "out1"
 
 
 def beam_matches_local(src: Path, tmp_path: Path, **options) -> None:

@@ -15,7 +15,7 @@ from cocoprep.manifest import Manifest
 from cocoprep.sources import cvat
 from format_builders import (
     boxes_px, convert, cvat_box, cvat_image, cvat_mask, cvat_tree, cvat_xml, error_lines,
-    examples, photo, skipped_lines, texts, tree_bytes,
+    errors_of, examples, photo, skipped_lines, texts, worker_counts_agree,
 )
 
 
@@ -116,11 +116,9 @@ def test_bad_shapes_say_why(tmp_path, shape, reason, detail):
 def test_malformed_xml_is_one_error_line(tmp_path):
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "annotations.xml").write_text("<annotations><version>1.1</version><image")
-    code, output = convert(tmp_path / "c", tmp_path / "out")
-    assert code == 2
-    assert error_lines(output) == [
+    assert errors_of(tmp_path / "c", tmp_path / "out") == (2, [
         f"Error: {tmp_path / 'c' / 'annotations.xml'}: expected a CVAT for images 1.1 XML, "
-        "found not well-formed: unclosed token: line 1, column 35"]
+        "found not well-formed: unclosed token: line 1, column 35"])
 
 
 def test_entities_are_refused(tmp_path):
@@ -138,12 +136,10 @@ def test_no_labels_names_the_layout(tmp_path):
     """What used to end in `label_map.pbtxt: no items`."""
     photo(tmp_path / "c" / "images" / "a.jpg", 80, 60)
     (tmp_path / "c" / "train.xml").write_text(cvat_xml([], [cvat_image(0, "a.jpg", [])]))
-    code, output = convert(tmp_path / "c", tmp_path / "out")
-    assert code == 2
-    assert error_lines(output) == [
+    assert errors_of(tmp_path / "c", tmp_path / "out") == (2, [
         f"Error: {tmp_path / 'c'}: expected objects with class names (CVAT for images 1.1 "
         "(Datumaro: <subset>.xml + images/): split train), found no <label> in <meta> and no "
-        "shape with a label in 1 <image>(s)"]
+        "shape with a label in 1 <image>(s)"])
 
 
 def test_missing_image_out_of_range_and_strict(tmp_path):
@@ -162,10 +158,9 @@ def test_missing_image_out_of_range_and_strict(tmp_path):
     assert code == 0, output
     assert [s[:3] for s in skipped_lines(tmp_path / "out2")] == [
         ("zero_area_box", 1, 2), ("missing_file", 2, None), ("image_skipped", 2, 3)]
-    code, output = convert(root, tmp_path / "out3", "--strict", "--allow-partial")
-    assert code == 1
-    assert error_lines(output) == [f"Error: --strict: 3 item(s) skipped; reasons are listed "
-                                   f"in {tmp_path / 'out3' / 'skipped.jsonl'}"]
+    assert errors_of(root, tmp_path / "out3", "--strict", "--allow-partial") == (1, [
+        f"Error: --strict: 3 item(s) skipped; reasons are listed "
+        f"in {tmp_path / 'out3' / 'skipped.jsonl'}"])
 
 
 def test_classes_and_an_unknown_name(tmp_path):
@@ -173,10 +168,9 @@ def test_classes_and_an_unknown_name(tmp_path):
     code, output = convert(tmp_path / "c", tmp_path / "out", "--classes", "bicycle,person")
     assert code == 0, output
     assert (tmp_path / "out" / "labels.txt").read_text().split() == ["bicycle", "person"]
-    code, output = convert(tmp_path / "c", tmp_path / "out2", "--classes", "car,truck")
-    assert code == 2
-    assert error_lines(output) == ["Error: --classes: expected class names of the data "
-                                   "(bicycle, car, lane, person), found 'truck'"]
+    assert errors_of(tmp_path / "c", tmp_path / "out2", "--classes", "car,truck") == (2, [
+        "Error: --classes: expected class names of the data "
+        "(bicycle, car, lane, person), found 'truck'"])
 
 
 def test_detect_tells_cvat_from_voc(tmp_path):
@@ -193,14 +187,7 @@ def test_same_bytes_for_any_worker_count_and_tfds_opens_it(tmp_path):
 
     root = tmp_path / "c"
     cvat_tree(root)
-    outs = []
-    for workers in ("1", "2"):
-        out = tmp_path / f"out{workers}"
-        code, output = convert(root, out, "--workers", workers, "--num-shards", "2", "--masks")
-        assert code == 0, output
-        outs.append(tree_bytes(out))
-    assert outs[0] == outs[1]
-    check_detection(tmp_path / "out1", masks=True)
+    check_detection(worker_counts_agree(root, tmp_path, "--masks"), masks=True)
 
 
 def test_mask_rle_matches_the_builder():

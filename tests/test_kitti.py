@@ -12,8 +12,8 @@ from cocoprep.manifest import Manifest
 from cocoprep.sources import kitti
 from cocoprep.sources.objects import ObjectProblem, SourceObject
 from format_builders import (
-    KittiImg, KittiObj, boxes_px, convert, error_lines, examples, kitti_tree, photo,
-    skipped_lines, texts, tree_bytes,
+    KittiImg, KittiObj, boxes_px, convert, error_lines, errors_of, examples, kitti_tree, photo,
+    skipped_lines, texts, worker_counts_agree,
 )
 
 
@@ -124,10 +124,9 @@ def test_datumaro_subsets_and_root_layouts(tmp_path):
     code, output = convert(tmp_path / "d" / "val", tmp_path / "out2")
     assert code == 0, output
     assert output.splitlines()[0] == "layout: KITTI (image_2/ + label_2/): split val"
-    code, output = convert(tmp_path / "d", tmp_path / "out3", "--splits", "test")
-    assert code == 2
-    assert error_lines(output) == ["Error: --splits: expected split names of this KITTI "
-                                   "folder (train, val), found 'test'"]
+    assert errors_of(tmp_path / "d", tmp_path / "out3", "--splits", "test") == (2, [
+        "Error: --splits: expected split names of this KITTI "
+        "folder (train, val), found 'test'"])
 
 
 def test_classes_select_and_a_missing_name_is_an_error(tmp_path):
@@ -137,10 +136,9 @@ def test_classes_select_and_a_missing_name_is_an_error(tmp_path):
     assert (tmp_path / "out" / "labels.txt").read_text().split() == ["Pedestrian", "Car"]
     assert [s[0] for s in skipped_lines(tmp_path / "out")] == ["class_not_selected"] * 2
     assert Manifest.read(tmp_path / "out").splits["training"].num_objects == 3
-    code, output = convert(tmp_path / "k", tmp_path / "out2", "--classes", "Car,Bus")
-    assert code == 2
-    assert error_lines(output) == ["Error: --classes: expected class names of the data (Car, "
-                                   "DontCare, Pedestrian, Person_sitting), found 'Bus'"]
+    assert errors_of(tmp_path / "k", tmp_path / "out2", "--classes", "Car,Bus") == (2, [
+        "Error: --classes: expected class names of the data (Car, "
+        "DontCare, Pedestrian, Person_sitting), found 'Bus'"])
 
 
 def test_ratio_makes_seeded_splits(tmp_path):
@@ -182,10 +180,9 @@ def test_out_of_range_box_fails_strict_in_one_line(tmp_path):
     kitti_tree(root)
     (root / "training" / "label_2" / "000002.txt").write_text(
         "Car 0 0 0 500 2 530 20 1 1 1 1 1 1 0\n")
-    code, output = convert(root, tmp_path / "out", "--strict")
-    assert code == 1
-    assert error_lines(output) == [f"Error: --strict: 1 item(s) skipped; reasons are listed "
-                                   f"in {tmp_path / 'out' / 'skipped.jsonl'}"]
+    assert errors_of(root, tmp_path / "out", "--strict") == (1, [
+        f"Error: --strict: 1 item(s) skipped; reasons are listed "
+        f"in {tmp_path / 'out' / 'skipped.jsonl'}"])
 
 
 def test_missing_images_fail_the_run_in_one_line(tmp_path):
@@ -193,12 +190,10 @@ def test_missing_images_fail_the_run_in_one_line(tmp_path):
     kitti_tree(root)
     for p in (root / "training" / "image_2").iterdir():
         p.unlink()
-    code, output = convert(root, tmp_path / "out")
-    assert code == 2
-    assert error_lines(output) == [
+    assert errors_of(root, tmp_path / "out") == (2, [
         f"Error: {root}: expected objects with class names (KITTI (training/image_2 + "
         "training/label_2): split training), found 3 label_2/ file(s) with no image of their "
-        "name in image_2/"]
+        "name in image_2/"])
 
 
 def test_a_missing_image_loses_the_split(tmp_path):
@@ -215,11 +210,9 @@ def test_a_missing_image_loses_the_split(tmp_path):
 def test_no_classes_names_the_layout(tmp_path):
     root = tmp_path / "k"
     kitti_tree(root, [KittiImg("000000", [])])
-    code, output = convert(root, tmp_path / "out")
-    assert code == 2
-    assert error_lines(output) == [
+    assert errors_of(root, tmp_path / "out") == (2, [
         f"Error: {root}: expected objects with class names (KITTI (training/image_2 + "
-        "training/label_2): split training), found no object line in any label_2/*.txt"]
+        "training/label_2): split training), found no object line in any label_2/*.txt"])
 
 
 def test_detect_is_specific(tmp_path):
@@ -234,14 +227,7 @@ def test_same_bytes_for_any_worker_count_and_tfds_opens_it(tmp_path):
 
     kitti_tree(tmp_path / "k", [KittiImg(f"{i:06d}", [KittiObj("Car", (i, 1, 20 + i, 30))])
                                 for i in range(7)])
-    outs = []
-    for workers in ("1", "2"):
-        out = tmp_path / f"out{workers}"
-        code, output = convert(tmp_path / "k", out, "--workers", workers, "--num-shards", "2")
-        assert code == 0, output
-        outs.append(tree_bytes(out))
-    assert outs[0] == outs[1]
-    check_detection(tmp_path / "out1")
+    check_detection(worker_counts_agree(tmp_path / "k", tmp_path))
 
 
 def test_the_readme_fixture(tmp_path):

@@ -14,8 +14,8 @@ from cocoprep.manifest import Manifest
 from cocoprep.sources import openimages
 from cocoprep.sources.openimageslayout import OidSplitFiles
 from format_builders import (
-    OID_HEADER, OidRow, boxes_px, convert, error_lines, examples, oid_tree, photo,
-    skipped_lines, texts, tree_bytes,
+    OID_HEADER, OidRow, boxes_px, convert, error_lines, errors_of, examples, oid_tree, photo,
+    skipped_lines, texts, worker_counts_agree,
 )
 
 A, B = "000002b66c9c498e", "000002b97e5471a0"
@@ -187,20 +187,17 @@ def test_classes_select_images_and_an_unknown_name_is_an_error(tmp_path):
             "without a box not written (class_not_selected)") in output.splitlines()
     got = examples(tmp_path / "out", "validation")
     assert list(got) == [f"{A}.jpg"] and texts(got[f"{A}.jpg"]) == ["Person", "Person"]
-    code, output = convert(tmp_path / "oid", tmp_path / "out2", "--classes", "Person,Tortoise")
-    assert code == 2
-    assert error_lines(output) == ["Error: --classes: expected class names of the data (Car, "
-                                   "Human face, Person), found 'Tortoise'"]
+    assert errors_of(tmp_path / "oid", tmp_path / "out2", "--classes", "Person,Tortoise") == (2, [
+        "Error: --classes: expected class names of the data (Car, "
+        "Human face, Person), found 'Tortoise'"])
 
 
 def test_no_rows_names_the_layout(tmp_path):
     oid_tree(tmp_path / "oid", [])
-    code, output = convert(tmp_path / "oid", tmp_path / "out")
-    assert code == 2
-    assert error_lines(output) == [
+    assert errors_of(tmp_path / "oid", tmp_path / "out") == (2, [
         f"Error: {tmp_path / 'oid'}: expected objects with class names (Open Images "
         "(<split>-annotations-bbox.csv + <split>/): split validation), found no box row in "
-        "validation-annotations-bbox.csv"]
+        "validation-annotations-bbox.csv"])
 
 
 def test_display_names_shared_by_two_mids():
@@ -232,14 +229,7 @@ def test_same_bytes_for_any_worker_count_and_tfds_opens_it(tmp_path):
     rows = [OidRow(f"{i:016x}", "/m/0k4j" if i % 3 else "/m/01g317",
                    (0.1, 0.5 + i / 40, 0.2, 0.7)) for i in range(6)]
     oid_tree(tmp_path / "oid", rows)
-    outs = []
-    for workers in ("1", "2"):
-        out = tmp_path / f"out{workers}"
-        code, output = convert(tmp_path / "oid", out, "--workers", workers, "--num-shards", "2")
-        assert code == 0, output
-        outs.append(tree_bytes(out))
-    assert outs[0] == outs[1]
-    check_detection(tmp_path / "out1")
+    check_detection(worker_counts_agree(tmp_path / "oid", tmp_path))
 
 
 def test_the_readme_fixture(tmp_path):

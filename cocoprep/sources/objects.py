@@ -25,6 +25,10 @@ from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits,
 )
+from cocoprep.sources.voc import ObjectProblem  # an object that cannot be written: why
+
+__all__ = ["ObjectProblem", "SourceObject", "SourceImage", "FileProblem", "ReadSplit",
+           "Finish", "assemble", "finish", "plan_names", "missing_hint", "relative"]
 
 IMAGE_LABELS = "image_class_text"  # the schema name of image-level labels
 
@@ -41,14 +45,6 @@ class SourceObject:
     crowd: bool = False
     segmentation: Any = None
     extras: tuple[tuple[str, Any], ...] = ()
-
-
-@dataclass(frozen=True)
-class ObjectProblem:
-    """An object that cannot be written: the skip reason and what was found."""
-
-    reason: str
-    detail: str
 
 
 @dataclass(frozen=True)
