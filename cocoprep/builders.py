@@ -186,6 +186,9 @@ class DetectionBuilder:
             captions=src.captions[row] if src.captions is not None else None,
             with_original_size=self.max_side is not None,
             with_voc_flags=src.difficult is not None,
+            with_extras=tuple(src.extras) if src.extras else (),
+            image_extras=(tuple((k, tuple(v[row])) for k, v in src.image_extras.items())
+                          if src.image_extras else ()),
         )
         return BuildResult(example=encode_detection(example), num_objects=len(state.objects),
                            class_counts=state.class_counts, skipped=tuple(state.skipped),
@@ -197,6 +200,11 @@ class DetectionBuilder:
         width, height = int(src.widths[row]), int(src.heights[row])
         expected = (width, height) if width > 0 and height > 0 else None
         try:
+            if src.embedded is not None and src.embedded[row] is not None:
+                from cocoprep.sources.labelme import embedded_image
+
+                return prepare_image(embedded_image(src.embedded[row]), expected_size=expected,
+                                     **self._loader(split_name).options)
             return self._loader(split_name).load(src.file_names[row], expected_size=expected)
         except ItemSkipped as e:
             image_id, file_name = int(src.image_ids[row]), src.file_names[row]
@@ -271,6 +279,7 @@ class DetectionBuilder:
             difficult=bool(cols.difficult[k]) if cols.difficult is not None else False,
             truncated=bool(cols.truncated[k]) if cols.truncated is not None else False,
             view=src.views[r] if src.views is not None else "",
+            extras=tuple((k, v[r]) for k, v in src.extras.items()) if src.extras else (),
         ))
         state.class_counts[text] = state.class_counts.get(text, 0) + 1
 

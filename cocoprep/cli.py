@@ -196,8 +196,10 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
     annotations/instances_default.json, Roboflow <split>/_annotations.coco.json,
     Label Studio result.json, FiftyOne labels.json), one COCO JSON file (images
     beside it, or --images DIR); a Pascal VOC folder (VOCdevkit with
-    Annotations/ + JPEGImages/ + ImageSets/Main/, or images with one XML each); or a
-    YOLO data set (data.yaml, obj.data, or images with .txt labels and classes.txt).
+    Annotations/ + JPEGImages/ + ImageSets/Main/, or images with one XML each); a
+    YOLO data set (data.yaml, obj.data, or images with .txt labels and classes.txt);
+    LabelMe JSONs; a CVAT for images 1.1 XML (annotations.xml + images/); KITTI
+    (training/image_2 + label_2); or Open Images CSVs (official or FiftyOne).
 
     Writes OUT/{split}.tfrecord-{i:05d}-of-{n:05d}, label_map.pbtxt, labels.txt,
     manifest.json and skipped.jsonl (every skipped image or annotation, with its

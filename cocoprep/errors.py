@@ -170,6 +170,10 @@ UNNAMED_OBJECT = "unnamed_object"      # an <object> without a <name>
 MALFORMED_LABEL_LINE = "malformed_label_line"
 COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 LABEL_WITHOUT_IMAGE = "label_without_image"
+# LabelMe, CVAT, KITTI, Open Images
+UNSUPPORTED_SHAPE = "unsupported_shape"    # a point, line or polyline: no box, no area
+MALFORMED_SHAPE = "malformed_shape"        # a shape whose points or values do not fit it
+MALFORMED_JSON = "malformed_json"          # a LabelMe file that does not parse
 
 
 def image_skipped_detail(cause: str) -> str:

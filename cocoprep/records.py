@@ -69,6 +69,9 @@ class ObjectAnnotation:
     difficult: bool = False   # Pascal VOC's flags (written with `with_voc_flags`)
     truncated: bool = False
     view: str = ""
+    # optional per-object features by schema name (KITTI, CVAT, LabelMe, Open Images),
+    # written with `DetectionExample.with_extras`
+    extras: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class DetectionExample:
     captions: tuple[str, ...] | None = None
     with_original_size: bool = False  # --max-side: image/original_height and _width
     with_voc_flags: bool = False  # image/object/difficult, truncated, view (Pascal VOC)
+    with_extras: tuple[str, ...] = ()  # the per-object extras every object carries
+    image_extras: tuple[tuple[str, tuple], ...] = ()  # image-level values by schema name
 
 
 @dataclass(frozen=True)

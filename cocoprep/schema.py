@@ -119,6 +119,40 @@ DETECTION = TaskSchema(
         Feature("image/object/difficult", "difficult", INT64, LIST, False, "object"),
         Feature("image/object/truncated", "truncated", INT64, LIST, False, "object"),
         Feature("image/object/view", "view", BYTES, LIST, False, "object"),
+        # ---- issue 29: what LabelMe, CVAT for images, KITTI and Open Images keep beyond
+        # boxes; optional, written by the format that has them (DetectionSplit.extras ->
+        # ObjectAnnotation.extras, written with DetectionExample.with_extras). Keys the OD API
+        # writes are spelled as it spells them (create_kitti_tf_record.py,
+        # oid_tfrecord_creation.py); VOC's int `image/object/truncated` is shared with Open
+        # Images' IsTruncated, so KITTI's float truncation has its own key.
+        # occluded: CVAT and Open Images 0/1, KITTI 0 (visible) .. 3 (unknown)
+        Feature("image/object/occluded", "occluded", INT64, LIST, False, "object"),
+        # KITTI: truncation 0..1, observation angle, 3D box (camera coordinates, metres)
+        Feature("image/object/kitti/truncated", "kitti_truncated", FLOAT, LIST, False, "object"),
+        Feature("image/object/alpha", "alpha", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/height", "box3d_height", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/width", "box3d_width", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/length", "box3d_length", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/x", "box3d_x", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/y", "box3d_y", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/z", "box3d_z", FLOAT, LIST, False, "object"),
+        Feature("image/object/3d_bbox/rot_y", "box3d_rot_y", FLOAT, LIST, False, "object"),
+        # Open Images: the class MID (/m/01g317), IsGroupOf (also is_crowd), IsDepiction,
+        # IsInside (IsTruncated is `truncated` above)
+        Feature("image/object/class/mid", "class_mid", BYTES, LIST, False, "object"),
+        Feature("image/object/group_of", "group_of", INT64, LIST, False, "object"),
+        Feature("image/object/depiction", "depiction", INT64, LIST, False, "object"),
+        Feature("image/object/inside", "inside", INT64, LIST, False, "object"),
+        # CVAT and LabelMe: z_order, group (0: none), rotation in degrees (CVAT's clockwise
+        # angle of a rotated box; the bbox is the axis-aligned box around it), the shape's
+        # type, and its attributes as one JSON object (sorted keys) per object
+        Feature("image/object/z_order", "z_order", INT64, LIST, False, "object"),
+        Feature("image/object/group_id", "group_id", INT64, LIST, False, "object"),
+        Feature("image/object/rotation", "rotation", FLOAT, LIST, False, "object"),
+        Feature("image/object/shape", "shape", BYTES, LIST, False, "object"),
+        Feature("image/object/attributes", "attributes", BYTES, LIST, False, "object"),
+        # image-level labels: LabelMe's flags that are set, Open Images' verified labels
+        Feature("image/class/text", "image_class_text", BYTES, LIST, required=False),
     ),
 )
 
@@ -354,6 +388,14 @@ def detection_values(ex: DetectionExample) -> dict[str, Any]:
         values.update(difficult=[int(o.difficult) for o in objs],
                       truncated=[int(o.truncated) for o in objs],
                       view=[o.view for o in objs])
+    if ex.with_extras or ex.image_extras:  # issue 29's block: every object has each name
+        per_object = [dict(o.extras) for o in objs]
+        for name in ex.with_extras:
+            if any(name not in d for d in per_object):
+                raise SchemaError(DETECTION.feature(name).key, "a value for every object",
+                                  "an object without one")
+            values[name] = [d[name] for d in per_object]
+        values.update((name, list(items)) for name, items in ex.image_extras)
     if ex.with_original_size:
         values.update(_original_size(ex.image))
     return values

@@ -108,6 +108,13 @@ FORMAT_LISTS = {
     "coco": ("keypoint_x", "keypoint_y", "keypoint_visibility", "caption"),
     "voc": ("difficult", "truncated", "view"),
     "yolo": (),
+    "kitti": ("kitti_truncated", "occluded", "alpha", "box3d_height", "box3d_width",
+              "box3d_length", "box3d_x", "box3d_y", "box3d_z", "box3d_rot_y"),
+    "labelme": ("group_id", "shape", "attributes", "image_class_text"),
+    "cvat": ("occluded", "z_order", "group_id", "rotation", "shape", "attributes",
+             "image_class_text"),
+    "openimages": ("class_mid", "occluded", "truncated", "group_of", "depiction", "inside",
+                   "image_class_text"),
 }
 
 

@@ -13,8 +13,12 @@ from pathlib import Path
 from cocoprep.errors import InputError, UsageError
 from cocoprep.sources.detection import select_classes
 
-# Tried in this order: COCO (JSON files), then folder formats.
-_FORMAT_MODULES = ("cocoprep.sources.cocosplits", "cocoprep.sources.voc", "cocoprep.sources.yolo")
+# Tried in this order: LabelMe (JSONs holding a "shapes" list: before COCO, whose
+# detect takes any annotations/*.json), COCO (JSON files), CVAT XML (root
+# <annotations>: before VOC, whose detect takes any XML), then folder formats.
+_FORMAT_MODULES = ("cocoprep.sources.labelme", "cocoprep.sources.cocosplits",
+                   "cocoprep.sources.cvat", "cocoprep.sources.voc", "cocoprep.sources.yolo",
+                   "cocoprep.sources.kitti", "cocoprep.sources.openimages")
 
 
 def formats() -> list:
@@ -33,8 +37,10 @@ def load_detection(src, request):
     for module in formats():
         if module.detect(path):
             _refuse_options(module, request)
-            source = select_classes(module.load(path, request), request.classes,
-                                    title=getattr(module, "TITLE", module.FORMAT))
+            source = module.load(path, request)
+            if not getattr(module, "SELECTS_CLASSES", False):
+                source = select_classes(source, request.classes,
+                                        title=getattr(module, "TITLE", module.FORMAT))
             if request.ratio is not None:  # the layout line names the splits written
                 names = ", ".join(s.name for s in source.splits)
                 source = replace(source, layout=f"{source.layout}, dealt into {names} "

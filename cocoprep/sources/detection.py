@@ -83,6 +83,13 @@ class DetectionSplit:
     # per image: the annotation file reports name (a VOC XML, relative to SRC; "" none)
     annotation_files: list[str] | None = None
     corner_boxes: bool = False  # the source writes xmin, ymin, xmax, ymax: report boxes so
+    # per annotation: optional DETECTION feature name -> one value per annotation
+    # (KITTI, CVAT, LabelMe, Open Images: `schema`'s issue-29 block); per image: name ->
+    # one tuple of values per image (image-level labels)
+    extras: dict[str, list] | None = None
+    image_extras: dict[str, list] | None = None
+    # per image: a LabelMe JSON whose imageData holds the image (its file is missing)
+    embedded: list[str | None] | None = None
 
     @property
     def num_images(self) -> int:
@@ -212,6 +219,10 @@ def subset(split: DetectionSplit, rows: np.ndarray) -> DetectionSplit:
         difficult=None if split.difficult is None else split.difficult[ann],
         truncated=None if split.truncated is None else split.truncated[ann],
         views=per_ann(split.views), annotation_files=per_image(split.annotation_files),
+        extras=None if split.extras is None else {k: per_ann(v) for k, v in split.extras.items()},
+        image_extras=(None if split.image_extras is None
+                      else {k: per_image(v) for k, v in split.image_extras.items()}),
+        embedded=per_image(split.embedded),
     )
 
 

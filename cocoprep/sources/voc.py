@@ -29,7 +29,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from cocoprep.errors import (
-    MALFORMED_BBOX, MALFORMED_XML, MISSING_BBOX, MISSING_XML, UNKNOWN_CATEGORY, UNNAMED_OBJECT,
+    MALFORMED_BBOX, MALFORMED_XML, MISSING_BBOX, MISSING_XML, UNNAMED_OBJECT,
     ItemSkipped, UsageError,
 )
 from cocoprep.images import IMAGE_EXTENSIONS
@@ -42,8 +42,9 @@ from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
 from cocoprep.sources.voclayout import (
-    ANNOTATION_DIRS, VocSplitFiles, detect, discover, list_images, select_splits,
+    ANNOTATION_DIRS, VocSplitFiles, detect, discover, select_splits,
 )
+from cocoprep.sources.layout import list_images
 
 FORMAT = "voc"
 TITLE = "Pascal VOC"

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Sequence
 
 from cocoprep.errors import InputError, UsageError
-from cocoprep.images import IMAGE_EXTENSIONS
-from cocoprep.sources.layout import list_images
 
 ANNOTATION_DIRS = ("Annotations", "annotations", "labels")
 IMAGE_DIRS = ("JPEGImages", "images", "Images", "PNGImages")
