@@ -166,6 +166,11 @@ UNNAMED_OBJECT = "unnamed_object"      # an <object> without a <name>
 MALFORMED_LABEL_LINE = "malformed_label_line"
 COORDINATES_OUT_OF_RANGE = "coordinates_out_of_range"
 LABEL_WITHOUT_IMAGE = "label_without_image"
+# segmentation masks (one whole image not written: its mask is unusable)
+MISSING_MASK = "missing_mask"          # an image without its mask file
+CORRUPT_MASK = "corrupt_mask"          # the mask does not decode (or is not a label mask)
+MASK_SIZE_MISMATCH = "mask_size_mismatch"  # the mask's size differs from its image's
+UNKNOWN_MASK_VALUE = "unknown_mask_value"  # an id (or colour) not in the label map, not void
 # Skips the user asked for: they never count as losses.
 DELIBERATE = frozenset({CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE})
 _OUT_OF_SPACE = {

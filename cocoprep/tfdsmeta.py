@@ -40,7 +40,9 @@ NAMES_SUFFIX = ".labels.txt"
 FILE_PATTERNS = (DATASET_INFO_NAME, FEATURES_NAME, "*" + NAMES_SUFFIX)
 FILEPATH_TEMPLATE = "{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"  # = manifest.shard_name
 FILE_FORMAT = "tfrecord"
-DATASET_NAMES = {"detection": "cocoprep_detection", "classification": "cocoprep_classification"}
+DATASET_NAMES = {"detection": "cocoprep_detection", "classification": "cocoprep_classification",
+                 "segmentation": "cocoprep_segmentation"}
+_KEYS_FROM = {"segmentation": "DeepLab and the Model Garden read them"}
 UNUSED_NAME = "unused_{}"
 MAX_UNUSED_IDS = 10_000
 
@@ -174,6 +176,7 @@ def dataset_info_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict
     per-shard example counts and bytes, and the shard-name template."""
     source = labels_file(manifest)
     label_note = (f"class label = the stored id, named by {source}" if source else "")
+    keys_from = _KEYS_FROM.get(manifest.task, "the TF Object Detection API writes them")
     if names is not None:
         label_note += f"; ids no class uses are named {UNUSED_NAME.format('<id>')}"
     splits = [{
@@ -184,7 +187,7 @@ def dataset_info_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict
     } for name, info in manifest.splits.items()]
     info: dict[str, Any] = {
         "description": (f"{manifest.task} records written by {manifest.created_by or 'cocoprep'}"
-                        f" (keys as the TF Object Detection API writes them); {label_note}"),
+                        f" (keys as {keys_from}); {label_note}"),
         "fileFormat": FILE_FORMAT,
         "name": DATASET_NAMES.get(manifest.task, "cocoprep"),
         "splits": splits,
@@ -194,6 +197,10 @@ def dataset_info_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict
         keys = schema.keys_of(schema.CLASSIFICATION, ("encoded", "label"))
         info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": keys["encoded"]},
                                                       {"featureKey": keys["label"]}]}}
+    if manifest.task == "segmentation":  # as_supervised: (image, mask)
+        keys = schema.keys_of(schema.SEGMENTATION, ("encoded", "class_mask"))
+        info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": keys["encoded"]},
+                                                      {"featureKey": keys["class_mask"]}]}}
     return info
 
 
