@@ -369,6 +369,8 @@ class ClassificationBuilder:
 
 
 VOID_PIXELS = "void_pixels"  # segmentation: pixels of the void value, over the split
+# skips whose skipped.jsonl line names the mask file (the others name the image)
+_MASK_REASONS = (MISSING_MASK, CORRUPT_MASK, UNKNOWN_MASK_VALUE, MASK_SIZE_MISMATCH)
 
 
 @dataclass
@@ -409,8 +411,7 @@ class SegmentationBuilder:
         try:
             mask, image = self._read(split, item)
         except ItemSkipped as e:
-            file = item.mask if e.reason in (MISSING_MASK, CORRUPT_MASK, UNKNOWN_MASK_VALUE) \
-                else item.image
+            file = item.mask if e.reason in _MASK_REASONS else item.image
             return BuildResult(example=None, skipped=(
                 SkippedItem(split_name, item.source_id, None, file, e.reason, e.detail),))
         ids, png = mask.ids, mask.png
