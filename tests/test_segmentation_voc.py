@@ -105,3 +105,28 @@ def test_a_colour_not_in_the_table_is_a_skip_naming_file_and_colour(tmp_path):
     assert line["file"] == "frame_000001.png"
     assert line["detail"] == ("frame_000001.png: colour(s) (1, 2, 3) in 9 pixel(s) are not in "
                               "the colour table")
+
+
+def test_the_fixture_converts_pixel_for_pixel(tmp_path):
+    """fixtures/seg: every record's mask is its palette PNG's indices, void border
+    included; trainval is not written twice; the image without a mask is not listed."""
+    from PIL import Image
+
+    from conftest import FIXTURES
+
+    base = FIXTURES / "seg" / "VOCdevkit" / "VOC2012"
+    code, output = run_cli("convert", FIXTURES / "seg", "-o", tmp_path / "out", "--workers", "2")
+    assert code == 0, output
+    manifest = Manifest.read(tmp_path / "out")
+    lists = {s: (base / "ImageSets" / "Segmentation" / f"{s}.txt").read_text().split()
+             for s in ("train", "val")}
+    assert {k: v.num_examples for k, v in manifest.splits.items()} == \
+        {s: len(ids) for s, ids in lists.items()}
+    for split, ids in lists.items():
+        got = _masks(tmp_path / "out", split)
+        assert sorted(got) == sorted(ids)
+        for i, mask in got.items():
+            source = Image.open(base / "SegmentationClass" / f"{i}.png")
+            assert source.mode == "P"
+            np.testing.assert_array_equal(mask, np.asarray(source))
+            assert (mask == VOID).any()
