@@ -301,9 +301,14 @@ def _class_lines(task: str, classes: dict[str, int], bar_width: int,
         name_w = max(len(k) for k in classes)
         num_w = max(len(str(v)) for v in classes.values())
         for name, count in classes.items():
+            if share is not None and not count:
+                continue  # segmentation: named on one line below
             bar = "█" * round(bar_width * count / top)
             pct = f"  {100 * share[name]:5.1f}%" if share is not None else ""
             lines.append(f"    {name:<{name_w}}  {count:>{num_w}}{pct}  {bar}")
+        empty = [name for name, count in classes.items() if not count]
+        if share is not None and empty:
+            lines.append(f"    no pixels: {', '.join(empty)}")
     return lines
 
 

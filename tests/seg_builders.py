@@ -220,3 +220,26 @@ def skipped_lines(out: Path) -> list[dict]:
     import json
 
     return [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+
+
+def cityscapes_tree(root: Path, *, splits=("train", "val", "test"), n: int = 2
+                    ) -> dict[str, np.ndarray]:
+    """leftImg8bit/ + gtFine/ with every label id 0..33 in the masks, and the
+    _color/_instanceIds/_polygons files beside them; returns split/stem -> label ids."""
+    expected = {}
+    for split in splits:
+        for i in range(n):
+            city = "aachen" if i % 2 == 0 else "bochum"
+            stem = f"{city}_{i:06d}_000019"
+            ids = (np.arange(H * W).reshape(H, W) % 34).astype(np.uint8)
+            ids = np.roll(ids, i + len(split), axis=1)
+            base_img = root / "leftImg8bit" / split / city
+            base_gt = root / "gtFine" / split / city
+            write(base_img / f"{stem}_leftImg8bit.png", png_bytes(
+                np.zeros((H, W), np.uint8)))
+            write(base_gt / f"{stem}_gtFine_labelIds.png", png_bytes(ids))
+            write(base_gt / f"{stem}_gtFine_color.png", rgb_png(ids, {1: 0x808080}))
+            write(base_gt / f"{stem}_gtFine_instanceIds.png", png_bytes(ids))
+            write(base_gt / f"{stem}_gtFine_polygons.json", b"{}")
+            expected[f"{split}/{stem}"] = ids
+    return expected

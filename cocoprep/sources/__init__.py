@@ -35,7 +35,8 @@ def load_detection(src, request):
 
 
 # Segmentation formats (`sources.segmentation`'s contract), tried in this order.
-_SEGMENTATION_MODULES = ("cocoprep.sources.vocseg", "cocoprep.sources.maskpairs")
+_SEGMENTATION_MODULES = ("cocoprep.sources.vocseg", "cocoprep.sources.cityscapes",
+                         "cocoprep.sources.maskpairs")
 TASKS = ("detection", "segmentation")
 
 

@@ -147,18 +147,28 @@ def _stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name.rsplit("/", 1)[-1] else name
 
 
-def pair_items(split: str, image_dir: Path, mask_dir: Path, *, mask_suffix: str = ""
-               ) -> tuple[tuple[SegItem, ...], tuple[SkippedItem, ...]]:
-    """Images and masks matched by their path without extension (the mask's may end
-    in `mask_suffix`, e.g. Roboflow's `_mask`): an image without a mask and a mask
-    without an image are skips naming the file."""
-    images = {_stem(n): n for n in list_files(image_dir, IMAGE_EXTENSIONS)}
-    masks = {}
-    for n in list_files(mask_dir, MASK_EXTENSIONS):
+def _by_stem(names: Sequence[str], suffix: str) -> dict[str, str]:
+    """Files by path without extension, less `suffix`; with a suffix, only the files
+    that carry it (Cityscapes keeps _color.png beside _labelIds.png)."""
+    out = {}
+    for n in names:
         stem = _stem(n)
-        if mask_suffix and stem.endswith(mask_suffix):
-            stem = stem[:-len(mask_suffix)]
-        masks[stem] = n
+        if suffix:
+            if not stem.endswith(suffix):
+                continue
+            stem = stem[:-len(suffix)]
+        out[stem] = n
+    return out
+
+
+def pair_items(split: str, image_dir: Path, mask_dir: Path, *, mask_suffix: str = "",
+               image_suffix: str = "") -> tuple[tuple[SegItem, ...], tuple[SkippedItem, ...]]:
+    """Images and masks matched by their path without extension (and without
+    `image_suffix` / `mask_suffix`, e.g. Cityscapes' `_leftImg8bit` and
+    `_gtFine_labelIds`): an image without a mask and a mask without an image are
+    skips naming the file."""
+    images = _by_stem(list_files(image_dir, IMAGE_EXTENSIONS), image_suffix)
+    masks = _by_stem(list_files(mask_dir, MASK_EXTENSIONS), mask_suffix)
     items, skipped = [], []
     for stem in sorted(set(images) | set(masks)):
         if stem in images and stem in masks:
@@ -168,8 +178,8 @@ def pair_items(split: str, image_dir: Path, mask_dir: Path, *, mask_suffix: str 
                                        f"no mask {stem}{mask_suffix}.png in {mask_dir}"))
         else:
             skipped.append(SkippedItem(split, stem, None, masks[stem], MISSING_FILE,
-                                       f"mask {masks[stem]} has no image {stem}.* in "
-                                       f"{image_dir}"))
+                                       f"mask {masks[stem]} has no image {stem}{image_suffix}.* "
+                                       f"in {image_dir}"))
     return tuple(items), tuple(skipped)
 
 
