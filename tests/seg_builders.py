@@ -243,3 +243,23 @@ def cityscapes_tree(root: Path, *, splits=("train", "val", "test"), n: int = 2
             write(base_gt / f"{stem}_gtFine_polygons.json", b"{}")
             expected[f"{split}/{stem}"] = ids
     return expected
+
+
+def roboflow_tree(root: Path, *, splits=("train", "valid"), n: int = 2,
+                  classes=("background", "crack", "hole")) -> dict[str, np.ndarray]:
+    """Roboflow "Semantic Segmentation Masks": <split>/<name>.jpg beside
+    <name>_mask.png and _classes.csv (`Pixel Value, Class`); Roboflow's renamed
+    files (`img1_jpg.rf.<hash>.jpg`). Returns image stem -> expected ids."""
+    expected = {}
+    for split in splits:
+        (root / split).mkdir(parents=True, exist_ok=True)
+        (root / split / "_classes.csv").write_text(
+            "Pixel Value, Class\n" + "".join(f"{v}, {c}\n" for v, c in enumerate(classes)))
+        for i in range(n):
+            stem = f"img{i}_jpg.rf.{zlib.crc32(f'{split}{i}'.encode()):08x}"
+            ids = class_mask(i + 3 * len(split), len(classes), border=False)
+            write(root / split / f"{stem}.jpg", photo_jpeg(H, W))
+            write(root / split / f"{stem}_mask.png", png_bytes(ids))
+            expected[stem] = ids
+    (root / "README.roboflow.txt").write_text("exported from roboflow.com\n")
+    return expected

@@ -150,3 +150,24 @@ def test_detection_options_are_refused_for_segmentation(tmp_path, flag, value):
     assert output.strip() == (f"Error: {flag}: expected no detection option with --task "
                               f"segmentation, found {shown}")
     assert not (tmp_path / "out").exists()
+
+
+def test_roboflow_masks_beside_their_images(tmp_path):
+    from seg_builders import roboflow_tree
+
+    expected = roboflow_tree(tmp_path)
+    assert find_task(tmp_path) == "segmentation"
+    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out", "--workers", "1")
+    assert code == 0, output
+    assert "Roboflow semantic segmentation masks: splits train, valid" in output
+    assert "skipped 0" in output  # the _mask.png files are not taken for images
+    assert (tmp_path / "out" / "labels.txt").read_text() == "background\ncrack\nhole\n"
+    for split in ("train", "valid"):
+        for stem, (_, mask) in _by_stem(model_garden_records(tmp_path / "out", split)).items():
+            np.testing.assert_array_equal(mask, expected[stem])
+
+
+def test_roboflow_classification_csv_is_not_a_mask_export(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "_classes.csv").write_text("filename, cat, dog\na.jpg, 1, 0\n")
+    assert find_task(tmp_path) == "detection"

@@ -169,6 +169,8 @@ def pair_items(split: str, image_dir: Path, mask_dir: Path, *, mask_suffix: str 
     skips naming the file."""
     images = _by_stem(list_files(image_dir, IMAGE_EXTENSIONS), image_suffix)
     masks = _by_stem(list_files(mask_dir, MASK_EXTENSIONS), mask_suffix)
+    if mask_suffix and image_dir == mask_dir:  # masks beside their images (Roboflow)
+        images = {k: v for k, v in images.items() if not _stem(v).endswith(mask_suffix)}
     items, skipped = [], []
     for stem in sorted(set(images) | set(masks)):
         if stem in images and stem in masks:
