@@ -29,7 +29,9 @@ from cocoprep.records import (
     ObjectAnnotation, SegmentationExample, SkippedItem,
 )
 from cocoprep.schema import VOID_ID, encode_classification, encode_detection, encode_segmentation
-from cocoprep.segmasks import decode_mask, encode_mask, nearest_resize
+from cocoprep.segmasks import (
+    decode_mask, encode_instances, encode_mask, nearest_resize, panoptic_mask,
+)
 from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from cocoprep.sources.detection import DetectionSplit, subset
 from cocoprep.sources.segmentation import MaskCodec, SegItem, SegmentationSplit
@@ -391,11 +393,20 @@ class SegmentationBuilder:
     encode: str = "jpeg"
     max_side: int | None = None
     jpeg_quality: int = JPEG_QUALITY
+    instance_bits: int | None = None  # --panoptic: write the panoptic masks, at these bits
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_loaders", None)
         return state
+
+    def for_shard(self, split_name: str, rows: Any) -> tuple["SegmentationBuilder", list[int]]:
+        """A builder holding only `rows` of `split_name` (renumbered 0..n-1): what one
+        worker needs for one shard, not every item's segments."""
+        split = self.splits[split_name]
+        items = tuple(split.items[int(r)] for r in rows)
+        return (replace(self, splits={split_name: replace(split, items=items)}),
+                list(range(len(items))))
 
     def _loader(self, image_dir: str):
         loaders = self.__dict__.setdefault("_loaders", {})
@@ -414,14 +425,19 @@ class SegmentationBuilder:
             file = item.mask if e.reason in _MASK_REASONS else item.image
             return BuildResult(example=None, skipped=(
                 SkippedItem(split_name, item.source_id, None, file, e.reason, e.detail),))
-        ids, png = mask.ids, mask.png
+        ids, png, numbers = mask.ids, mask.png, mask.instances
         if image.resized:
             ids, png = nearest_resize(ids, image.height, image.width), None
+            if numbers is not None:
+                numbers = nearest_resize(numbers, image.height, image.width)
         if png is None:
             png = encode_mask(ids)
-        example = SegmentationExample(image=image, filename=item.image.rsplit("/", 1)[-1],
-                                      source_id=item.source_id, mask_png=png,
-                                      with_original_size=self.max_side is not None)
+        panoptic = self.instance_bits is not None and numbers is not None
+        example = SegmentationExample(
+            image=image, filename=item.image.rsplit("/", 1)[-1], source_id=item.source_id,
+            mask_png=png, category_mask_png=png if panoptic else None,
+            instance_mask_png=encode_instances(numbers, self.instance_bits) if panoptic else None,
+            with_original_size=self.max_side is not None)
         counts = np.bincount(ids.ravel(), minlength=256)
         counters = image_counters(image)
         if counts[VOID_ID]:
@@ -437,7 +453,10 @@ class SegmentationBuilder:
         except ItemSkipped as e:
             raise ItemSkipped(MISSING_MASK if e.reason == MISSING_FILE else e.reason,
                               e.detail) from None
-        mask = decode_mask(data, self.codec, name=item.mask)
+        if item.segments is not None:
+            mask = panoptic_mask(data, item.segments, name=item.mask)
+        else:
+            mask = decode_mask(data, self.codec, name=item.mask)
         try:
             image = self._loader(str(split.image_dir)).load(
                 item.image, expected_size=(mask.width, mask.height))

@@ -187,9 +187,13 @@ def _skipped_line(manifest) -> str:
               help="What to write [default: segmentation for a tree of masks without "
                    "detection annotations, else detection]. segmentation: Pascal VOC "
                    "SegmentationClass/ or image/mask folder pairs -> one class-id PNG per image.")
+@click.option("--panoptic", is_flag=True,
+              help="COCO panoptic (segmentation): also write the category and instance "
+                   "masks (image/panoptic/...; 16-bit instance ids past 255).")
 @options(*_write_options("detection"))
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_masks,
-                contiguous_ids, skip_empty, crowd, skip_difficult, classes, task, **write):
+                contiguous_ids, skip_empty, crowd, skip_difficult, classes, task, panoptic,
+                **write):
     """Convert a detection dataset (COCO JSON, Pascal VOC or YOLO) + images into
     sharded detection TFRecords. The format is recognised by itself; the summary's
     first line names what was understood.
@@ -222,7 +226,7 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
         cocoprep convert fixtures/seg -o seg-records
     """
     from cocoprep.convert import convert_detection
-    from cocoprep.errors import DataLossError, StrictModeError
+    from cocoprep.errors import DataLossError, StrictModeError, UsageError
     from cocoprep.segconvert import convert_segmentation, refuse_detection_options
     from cocoprep.sources import find_task
 
@@ -232,8 +236,12 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
                                      contiguous_ids=contiguous_ids, skip_empty=skip_empty,
                                      crowd=crowd, skip_difficult=skip_difficult)
             manifest = convert_segmentation(src, out, images=images, splits=splits, ratio=ratio,
-                                            seed=seed, shuffle=shuffle, classes=classes, **write)
+                                            seed=seed, shuffle=shuffle, classes=classes,
+                                            panoptic=panoptic, **write)
         else:
+            if panoptic:
+                raise UsageError("--panoptic", "--task segmentation (a COCO panoptic source)",
+                                 True)
             manifest = convert_detection(
                 src, out, images=images, splits=splits, ratio=ratio, seed=seed,
                 shuffle=shuffle, masks=masks, missing_masks=missing_masks,

@@ -66,13 +66,17 @@ def _plans(source: SegmentationSource, options: WriteOptions):
 
 
 def segmentation_job(source: SegmentationSource, *, options: WriteOptions, src: str,
-                     request: SourceRequest) -> WriteJob:
+                     request: SourceRequest, panoptic: bool = False) -> WriteJob:
     """The write job for a segmentation source: plans, builder, manifest template."""
+    if panoptic and source.instance_bits is None:
+        raise UsageError("--panoptic", "a COCO panoptic source (segments per image)",
+                         f"{source.format} ({source.layout})")
+    bits = source.instance_bits if panoptic else None
     label_map = source.label_map
     builder = SegmentationBuilder(
         splits={s.name: s for s in source.splits}, codec=source.codec,
         names=tuple(label_map.names), encode=options.encode, max_side=options.max_side,
-        jpeg_quality=options.jpeg_quality)
+        jpeg_quality=options.jpeg_quality, instance_bits=bits)
     template = Manifest(
         task=TASK, schema_version=SCHEMA_VERSION, splits={},
         sources={"src": src, "format": source.format, "layout": source.layout,
@@ -81,7 +85,8 @@ def segmentation_job(source: SegmentationSource, *, options: WriteOptions, src: 
             "images": request.images, "splits": list(request.splits) if request.splits else None,
             "ratio": list(request.ratio) if request.ratio else None,
             "classes": list(request.classes) if request.classes else None,
-            **options.manifest_options(), "void_id": VOID_ID,
+            **options.manifest_options(), "void_id": VOID_ID, "panoptic": panoptic,
+            "instance_mask_bits": bits,
         },
         created_by=f"cocoprep {__version__} convert",
     )
@@ -114,13 +119,15 @@ def convert_segmentation(
     quiet: bool = False,
     runner: str = "local",
     beam_options: str | Sequence[str] | None = None,
+    panoptic: bool = False,
 ) -> Manifest:
     """Convert a semantic-segmentation dataset into sharded segmentation TFRecords.
 
     Args:
-        src: a Pascal VOC tree with SegmentationClass/ (VOCdevkit or an export), or
-            image/mask folder pairs (images/ + masks/, annotations/ or labels/; split
-            folders; ADE20K SceneParsing); the format is recognised by itself.
+        src: a Pascal VOC tree with SegmentationClass/ (VOCdevkit, CVAT or Datumaro
+            export), Cityscapes, a Roboflow mask export, COCO panoptic, or image/mask
+            folder pairs (images/ + masks/, annotations/ or labels/; split folders;
+            ADE20K SceneParsing); the format is recognised by itself.
         images: image directory, overriding the one the layout names.
         splits, ratio, seed, shuffle: as for `convert_detection` (`ratio` deals one
             split out by a seeded shuffle).
@@ -128,6 +135,9 @@ def convert_segmentation(
             names file (classes.txt / labels.txt).
         max_side: resize images whose longer side is over this; their masks follow
             by nearest neighbour (never any other resize).
+        panoptic: COCO panoptic: also write `image/panoptic/category_mask` (the class
+            ids) and `image/panoptic/instance_mask` (1.. per non-crowd thing segment,
+            0 elsewhere; 16-bit in every record when an image has more than 255).
         Every other option: as for `convert_detection`.
 
     Records hold `image/segmentation/class/encoded`: an 8-bit one-channel PNG of
@@ -153,5 +163,6 @@ def convert_segmentation(
         raise UsageError("SRC/-o", "local paths for segmentation (remote ones are not "
                          "supported yet)", remote[0])
     source = load_segmentation(src, request)
-    job = segmentation_job(source, options=options, src=str(src), request=request)
+    job = segmentation_job(source, options=options, src=str(src), request=request,
+                           panoptic=bool(panoptic))
     return run_job(out, job, options)

@@ -42,6 +42,7 @@ class DecodedMask:
 
     ids: np.ndarray
     png: bytes | None = None
+    instances: np.ndarray | None = None  # panoptic: instance number per pixel, 0 = none
 
     @property
     def width(self) -> int:
@@ -134,6 +135,44 @@ def decode_mask(data: bytes, codec: MaskCodec, *, name: str) -> DecodedMask:
         return DecodedMask(_by_values(name, rgb[..., 0], codec))
     raise ItemSkipped(UNKNOWN_MASK_VALUE, f"{name}: an RGB colour mask, but this layout's "
                       "masks hold class ids (a grey or palette PNG) and it has no colour table")
+
+
+def panoptic_mask(data: bytes, segments: np.ndarray, *, name: str) -> DecodedMask:
+    """A COCO panoptic PNG (segment id = R + 256 G + 256^2 B; 0 unlabelled) as
+    label-map ids (unlabelled: void) and instance numbers (1.. for each non-crowd
+    thing segment, in `segments` order; 0 for stuff, crowd and unlabelled).
+    A segment id `segments` does not list is a skip naming it."""
+    im, _ = _open(data, name)
+    rgb = np.asarray(im.convert("RGB")).astype(np.uint32)
+    seg = rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16)
+    found, inverse = np.unique(seg, return_inverse=True)
+    rows = {int(s[0]): i for i, s in enumerate(segments.tolist())}
+    unknown = [int(v) for v in found.tolist() if v and v not in rows]
+    if unknown:
+        shown = ", ".join(map(str, unknown[:_SHOWN])) + (", ..." if len(unknown) > _SHOWN else "")
+        raise ItemSkipped(UNKNOWN_MASK_VALUE, f"{name}: segment id(s) {shown} are not in "
+                          "the image's segments_info")
+    things = np.cumsum((segments[:, 2] == 1) & (segments[:, 3] == 0)) if len(segments) else []
+    label, number = [], []
+    for v in found.tolist():
+        r = rows.get(int(v))
+        label.append(VOID_ID if r is None else int(segments[r, 1]))
+        thing = r is not None and segments[r, 2] == 1 and segments[r, 3] == 0
+        number.append(int(things[r]) if thing else 0)
+    ids = np.asarray(label, np.uint8)[inverse].reshape(seg.shape)
+    instances = np.asarray(number, np.int64)[inverse].reshape(seg.shape)
+    return DecodedMask(ids, None, instances)
+
+
+def encode_instances(numbers: np.ndarray, bits: int) -> bytes:
+    """An instance mask PNG: 8-bit, or 16-bit (`bits` 16) for more than 255 instances."""
+    buf = io.BytesIO()
+    if bits == 16:
+        h, w = numbers.shape
+        Image.frombytes("I;16", (w, h), numbers.astype("<u2").tobytes()).save(
+            buf, format="PNG", compress_level=MASK_PNG_LEVEL)
+        return buf.getvalue()
+    return encode_mask(numbers.astype(np.uint8))
 
 
 def nearest_resize(ids: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -127,6 +127,8 @@ def written_features(manifest: Manifest) -> frozenset[str]:
         names.update(f.name for f in task_schema.features if f.kind == schema.MASK)
     if manifest.options.get("max_side") is not None:
         names.update(("original_height", "original_width"))
+    if manifest.options.get("panoptic"):
+        names.update(("category_mask", "instance_mask"))
     return frozenset(names)
 
 
@@ -160,8 +162,11 @@ def features_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict[str
                                      written=written_features(manifest),
                                      named_labels=names is not None)
     n = len(names) if names else 0
-    return {"featuresDict": {"features": {f.key: _connector(f, n) for f in described}},
-            "pythonClassName": _CLASSES["dict"]}
+    features = {f.key: _connector(f, n) for f in described}
+    if manifest.options.get("instance_mask_bits") == 16:  # --panoptic, > 255 instances
+        key = schema.keys_of(schema.SEGMENTATION, ("instance_mask",))["instance_mask"]
+        features[key]["image"]["dtype"] = "uint16"
+    return {"featuresDict": {"features": features}, "pythonClassName": _CLASSES["dict"]}
 
 
 # ------------------------------------------------------------------ dataset_info.json

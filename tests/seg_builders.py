@@ -263,3 +263,61 @@ def roboflow_tree(root: Path, *, splits=("train", "valid"), n: int = 2,
             expected[stem] = ids
     (root / "README.roboflow.txt").write_text("exported from roboflow.com\n")
     return expected
+
+
+PANOPTIC_CATEGORIES = [{"id": 1, "name": "person", "supercategory": "person", "isthing": 1},
+                       {"id": 3, "name": "car", "supercategory": "vehicle", "isthing": 1},
+                       {"id": 184, "name": "sky-other-merged", "supercategory": "sky",
+                        "isthing": 0, "color": [106, 154, 176]}]
+
+
+def _segment_png(seg: np.ndarray) -> bytes:
+    rgb = np.stack([seg % 256, (seg // 256) % 256, seg // 65536], -1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def panoptic_tree(root: Path, *, split: str = "val2017", many: int = 0
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """COCO panoptic: annotations/panoptic_<split>.json + annotations/panoptic_<split>/
+    PNGs (segment id = R + 256 G + 256^2 B) + <split>/ images. Image 1: sky (stuff),
+    two persons, a crowd of cars, unlabelled pixels; image 2: `many` small persons
+    (past 255 the instance ids need 16 bits). Returns file stem -> (expected class
+    ids, expected instance numbers)."""
+    import json
+
+    images, anns, expected = [], [], {}
+    w, h = (W, H) if not many else (64, 64)
+    for image_id in (1, 2):
+        seg = np.zeros((h, w), np.int64)
+        info = []
+        ids = np.full((h, w), VOID, np.uint8)
+        inst = np.zeros((h, w), np.int64)
+        if image_id == 1:
+            parts = [(3284, 184, 0, (slice(0, 8), slice(None))),
+                     (70001, 1, 0, (slice(10, 20), slice(2, 8))),
+                     (70002, 1, 0, (slice(10, 20), slice(12, 18))),
+                     (5, 3, 1, (slice(22, 28), slice(20, 36)))]
+        else:
+            parts = [(1000 + k, 1, 0, (slice(2 * (k // 30), 2 * (k // 30) + 1),
+                                       slice(2 * (k % 30), 2 * (k % 30) + 1)))
+                     for k in range(many or 2)]
+        number = 0
+        for sid, cat, crowd, where in parts:
+            seg[where] = sid
+            info.append({"id": sid, "category_id": cat, "iscrowd": crowd,
+                         "bbox": [0, 0, 1, 1], "area": 1})
+            ids[where] = [c["id"] for c in PANOPTIC_CATEGORIES].index(cat)
+            if cat != 184 and not crowd:
+                number += 1
+                inst[where] = number
+        stem = f"{image_id:012d}"
+        write(root / split / f"{stem}.jpg", photo_jpeg(h, w))
+        write(root / "annotations" / f"panoptic_{split}" / f"{stem}.png", _segment_png(seg))
+        images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": w, "height": h})
+        anns.append({"image_id": image_id, "file_name": f"{stem}.png", "segments_info": info})
+        expected[stem] = (ids, inst)
+    (root / "annotations" / f"panoptic_{split}.json").write_text(json.dumps(
+        {"images": images, "annotations": anns, "categories": PANOPTIC_CATEGORIES}))
+    return expected

@@ -36,7 +36,8 @@ def load_detection(src, request):
 
 # Segmentation formats (`sources.segmentation`'s contract), tried in this order.
 _SEGMENTATION_MODULES = ("cocoprep.sources.vocseg", "cocoprep.sources.cityscapes",
-                         "cocoprep.sources.roboflowseg", "cocoprep.sources.maskpairs")
+                         "cocoprep.sources.cocopanoptic", "cocoprep.sources.roboflowseg",
+                         "cocoprep.sources.maskpairs")
 TASKS = ("detection", "segmentation")
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -92,11 +92,14 @@ def rgb_text(colour: int) -> str:
 
 @dataclass(frozen=True)
 class SegItem:
-    """One image and its mask, relative to the split's folders."""
+    """One image and its mask, relative to the split's folders. A panoptic mask
+    (COCO panoptic: segment id = R + 256 G + 256^2 B) comes with `segments`, one row
+    per segment: segment id, label-map id, is-thing, is-crowd (int64, shape (k, 4))."""
 
     image: str
     mask: str
     source_id: str
+    segments: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,9 @@ class SegmentationSource:
     skipped: tuple[SkippedItem, ...] = ()
     notes: tuple[str, ...] = ()
     fixes: dict[str, str] = field(default_factory=dict)
+    # panoptic sources: the bits of every instance mask (16 when an image has more
+    # than 255 instances: one depth for the whole output, so readers decode it one way)
+    instance_bits: int | None = None
 
     @property
     def source_paths(self) -> dict[str, dict[str, str]]:
