@@ -30,7 +30,8 @@ from cocoprep.records import (
 )
 from cocoprep.schema import VOID_ID, encode_classification, encode_detection, encode_segmentation
 from cocoprep.segmasks import (
-    decode_mask, encode_instances, encode_mask, nearest_resize, panoptic_mask,
+    DecodedMask, decode_mask, draw_semantic, encode_instances, encode_mask, nearest_resize,
+    panoptic_mask,
 )
 from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from cocoprep.sources.detection import DetectionSplit, subset
@@ -404,9 +405,11 @@ class SegmentationBuilder:
         """A builder holding only `rows` of `split_name` (renumbered 0..n-1): what one
         worker needs for one shard, not every item's segments."""
         split = self.splits[split_name]
-        items = tuple(split.items[int(r)] for r in rows)
-        return (replace(self, splits={split_name: replace(split, items=items)}),
-                list(range(len(items))))
+        rows = np.asarray(rows, dtype=np.int64)
+        cut = replace(split, items=tuple(split.items[int(r)] for r in rows))
+        if split.instances is not None:
+            cut = replace(cut, instances=subset(split.instances, rows))
+        return replace(self, splits={split_name: cut}), list(range(len(rows)))
 
     def _loader(self, image_dir: str):
         loaders = self.__dict__.setdefault("_loaders", {})
@@ -420,7 +423,7 @@ class SegmentationBuilder:
         split = self.splits[split_name]
         item = split.items[int(row)]
         try:
-            mask, image = self._read(split, item)
+            mask, image = self._read(split, item, int(row))
         except ItemSkipped as e:
             file = item.mask if e.reason in _MASK_REASONS else item.image
             return BuildResult(example=None, skipped=(
@@ -446,7 +449,23 @@ class SegmentationBuilder:
         return BuildResult(example=encode_segmentation(example), class_counts=classes,
                            counters=counters)
 
-    def _read(self, split: SegmentationSplit, item: SegItem):
+    def _drawn(self, split: SegmentationSplit, row: int) -> DecodedMask:
+        """COCO instances: the image's mask drawn from its annotations."""
+        src = split.instances
+        rows = src.annotation_rows(row)
+        unknown = sorted({int(src.ann_category_ids[r]) for r in rows} - set(split.labels))
+        if unknown:  # its pixels would silently become background
+            raise ItemSkipped(UNKNOWN_CATEGORY, f"{split.items[row].mask}: category id(s) "
+                              f"{', '.join(map(str, unknown))} not in the file's categories")
+        objects = [(split.labels[int(src.ann_category_ids[r])], bool(src.iscrowd[r]),
+                    src.segmentations[r]) for r in rows]
+        return draw_semantic(objects, int(src.heights[row]), int(src.widths[row]),
+                             split.items[row].mask)
+
+    def _read(self, split: SegmentationSplit, item: SegItem, row: int):
+        if split.instances is not None:
+            mask = self._drawn(split, row)
+            return mask, self._image(split, item, mask)
         mask_path = os.path.join(split.mask_dir, item.mask)
         try:
             data = read_bytes(mask_path)
@@ -457,8 +476,11 @@ class SegmentationBuilder:
             mask = panoptic_mask(data, item.segments, name=item.mask)
         else:
             mask = decode_mask(data, self.codec, name=item.mask)
+        return mask, self._image(split, item, mask)
+
+    def _image(self, split: SegmentationSplit, item: SegItem, mask: DecodedMask) -> EncodedImage:
         try:
-            image = self._loader(str(split.image_dir)).load(
+            return self._loader(str(split.image_dir)).load(
                 item.image, expected_size=(mask.width, mask.height))
         except ItemSkipped as e:
             if e.reason != SIZE_MISMATCH:
@@ -467,4 +489,3 @@ class SegmentationBuilder:
             raise ItemSkipped(MASK_SIZE_MISMATCH, f"mask {item.mask} is {mask.width}x"
                               f"{mask.height}, image {item.image} is {found} (masks are never "
                               "resized to fit)") from None
-        return mask, image

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -162,6 +163,34 @@ def panoptic_mask(data: bytes, segments: np.ndarray, *, name: str) -> DecodedMas
     ids = np.asarray(label, np.uint8)[inverse].reshape(seg.shape)
     instances = np.asarray(number, np.int64)[inverse].reshape(seg.shape)
     return DecodedMask(ids, None, instances)
+
+
+def draw_semantic(objects: list[tuple[int, bool, Any]], height: int, width: int,
+                  name: str) -> DecodedMask:
+    """A class-id mask drawn from COCO instance annotations (label id, is crowd,
+    polygons or RLE): background 0; crowd regions void; then the other objects,
+    largest first, so a smaller object on a larger one stays visible. An
+    annotation whose segmentation is unusable skips the image (its pixels would
+    silently turn into background)."""
+    from pycocotools import mask as mask_utils
+
+    from cocoprep.masks import MALFORMED_SEGMENTATION, to_rle
+
+    ids = np.zeros((height, width), np.uint8)
+    drawn = []
+    for label, crowd, seg in objects:
+        try:
+            rle = to_rle(seg, height, width)
+            pixels = mask_utils.decode(rle).astype(bool)
+        except ItemSkipped as e:
+            raise ItemSkipped(e.reason, f"{name}: {e.detail}") from None
+        except ValueError as e:
+            raise ItemSkipped(MALFORMED_SEGMENTATION, f"{name}: RLE does not decode "
+                              f"({e})") from None
+        drawn.append((0 if crowd else 1, -int(pixels.sum()), label, pixels))
+    for order, _, label, pixels in sorted(drawn, key=lambda d: d[:2]):
+        ids[pixels] = VOID_ID if order == 0 else label
+    return DecodedMask(ids)
 
 
 def encode_instances(numbers: np.ndarray, bits: int) -> bytes:

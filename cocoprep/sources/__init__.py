@@ -37,7 +37,7 @@ def load_detection(src, request):
 # Segmentation formats (`sources.segmentation`'s contract), tried in this order.
 _SEGMENTATION_MODULES = ("cocoprep.sources.vocseg", "cocoprep.sources.cityscapes",
                          "cocoprep.sources.cocopanoptic", "cocoprep.sources.roboflowseg",
-                         "cocoprep.sources.maskpairs")
+                         "cocoprep.sources.maskpairs", "cocoprep.sources.cocoinstances")
 TASKS = ("detection", "segmentation")
 
 

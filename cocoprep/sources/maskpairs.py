@@ -119,7 +119,9 @@ def detect(src: Path, *, forced: bool = False) -> bool:
     layout = discover(Path(src)) if Path(src).is_dir() else None
     if layout is None:
         return False
-    return forced or all(_masks_only(m) for _, _, m in layout.splits)
+    # `forced` changes nothing: a mask folder of JSON, XML or YOLO .txt files is
+    # another format's annotations (COCO's images/ + annotations/), never masks
+    return all(_masks_only(m) for _, _, m in layout.splits)
 
 
 def _ade_names(layout: PairLayout) -> tuple[str, ...] | None:

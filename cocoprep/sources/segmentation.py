@@ -104,10 +104,16 @@ class SegItem:
 
 @dataclass(frozen=True)
 class SegmentationSplit:
+    """A split ready to write. COCO instances (`--task segmentation`) draw their masks:
+    `instances` is then a `sources.detection.DetectionSplit` whose image row i is
+    item i, and `labels` maps its category ids to label-map ids."""
+
     name: str
     image_dir: Path
     mask_dir: Path
     items: tuple[SegItem, ...]
+    instances: Any = field(default=None, compare=False, repr=False)
+    labels: dict[int, int] | None = None
 
     def paths(self) -> dict[str, str]:
         return {"images": str(self.image_dir), "masks": str(self.mask_dir)}
