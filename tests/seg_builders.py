@@ -321,3 +321,17 @@ def panoptic_tree(root: Path, *, split: str = "val2017", many: int = 0
     (root / "annotations" / f"panoptic_{split}.json").write_text(json.dumps(
         {"images": images, "annotations": anns, "categories": PANOPTIC_CATEGORIES}))
     return expected
+
+
+def convert_found(src: Path, out: Path, layout: str, labels: str) -> str:
+    """`cocoprep convert SRC` found as segmentation without a flag: exit 0, the
+    summary naming `layout`, labels.txt holding `labels`; the summary."""
+    from cocoprep.sources import find_task
+    from conftest import run_cli
+
+    assert find_task(src) == "segmentation"
+    code, output = run_cli("convert", src, "-o", out, "--workers", "1")
+    assert code == 0, output
+    assert layout in output
+    assert (out / "labels.txt").read_text() == labels
+    return output

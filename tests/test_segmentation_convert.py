@@ -12,7 +12,7 @@ from cocoprep.manifest import Manifest
 from cocoprep.segconvert import convert_segmentation
 from cocoprep.sources import find_task
 from conftest import raw_records, run_cli
-from seg_builders import VOID, ade_tree, model_garden_records, pairs_tree
+from seg_builders import VOID, ade_tree, convert_found, model_garden_records, pairs_tree
 
 
 def _by_stem(records: dict) -> dict:
@@ -156,12 +156,9 @@ def test_roboflow_masks_beside_their_images(tmp_path):
     from seg_builders import roboflow_tree
 
     expected = roboflow_tree(tmp_path)
-    assert find_task(tmp_path) == "segmentation"
-    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out", "--workers", "1")
-    assert code == 0, output
-    assert "Roboflow semantic segmentation masks: splits train, valid" in output
+    output = convert_found(tmp_path, tmp_path / "out", "Roboflow semantic segmentation masks: "
+                           "splits train, valid", "background\ncrack\nhole\n")
     assert "skipped 0" in output  # the _mask.png files are not taken for images
-    assert (tmp_path / "out" / "labels.txt").read_text() == "background\ncrack\nhole\n"
     for split in ("train", "valid"):
         for stem, (_, mask) in _by_stem(model_garden_records(tmp_path / "out", split)).items():
             np.testing.assert_array_equal(mask, expected[stem])

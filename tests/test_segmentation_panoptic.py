@@ -10,9 +10,8 @@ from PIL import Image
 
 from cocoprep import schema
 from cocoprep.manifest import Manifest
-from cocoprep.sources import find_task
 from conftest import raw_records, run_cli
-from seg_builders import model_garden_records, panoptic_tree
+from seg_builders import convert_found, model_garden_records, panoptic_tree
 
 
 def _panoptic(out, split) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -32,11 +31,8 @@ def _panoptic(out, split) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_semantic_mask_by_category_unlabelled_void(tmp_path):
     expected = panoptic_tree(tmp_path)
-    assert find_task(tmp_path) == "segmentation"
-    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out", "--workers", "1")
-    assert code == 0, output
-    assert "layout: COCO panoptic: split val2017" in output
-    assert (tmp_path / "out" / "labels.txt").read_text() == "person\ncar\nsky-other-merged\n"
+    convert_found(tmp_path, tmp_path / "out", "layout: COCO panoptic: split val2017",
+                  "person\ncar\nsky-other-merged\n")
     masks = model_garden_records(tmp_path / "out", "val2017")
     for name, (_, mask) in masks.items():
         np.testing.assert_array_equal(mask, expected[name[:-4]][0])
@@ -78,6 +74,8 @@ def test_more_than_255_instances_are_16_bit_in_every_record(tmp_path):
     key = schema.keys_of(schema.SEGMENTATION, ("instance_mask",))["instance_mask"]
     tops = [int(r[key].max()) for r in tfds.as_numpy(builder.as_dataset(split="val2017"))]
     assert sorted(tops) == [2, 300]
+    code, output = run_cli("verify", tmp_path / "out", "--workers", "1")
+    assert code == 0, output
 
 
 def test_panoptic_flag_needs_a_panoptic_source(tmp_path):

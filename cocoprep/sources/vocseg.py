@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cocoprep.errors import MISSING_FILE, MISSING_MASK, InputError
-from cocoprep.images import IMAGE_EXTENSIONS
 from cocoprep.records import SkippedItem
 from cocoprep.schema import VOID_ID
 from cocoprep.sources import voclayout
