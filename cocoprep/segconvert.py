@@ -38,6 +38,18 @@ DETECTION_ONLY = {"masks": False, "missing_masks": "box", "contiguous_ids": Fals
                   "skip_empty": False, "crowd": "keep", "skip_difficult": False}
 
 
+# The likely fix per mask skip reason, for the never-silent rule's message.
+FIXES = {
+    "missing_mask": "images have no mask: is the mask folder the right one (same file "
+                    "stems as the images)?",
+    "corrupt_mask": "the masks do not decode: are they complete PNG files?",
+    "mask_size_mismatch": "the masks' sizes differ from their images': are these the masks "
+                          "of these images (not resized copies)?",
+    "unknown_mask_value": "the masks hold values the label map does not name: are the class "
+                          "names complete (classes.txt, --classes, the colour table)?",
+}
+
+
 def refuse_detection_options(**given: Any) -> None:
     """A `UsageError` for the first detection-only option given a non-default value."""
     for name, default in DETECTION_ONLY.items():
@@ -94,7 +106,7 @@ def segmentation_job(source: SegmentationSource, *, options: WriteOptions, src: 
         plans=_plans(source, options), builder=builder, manifest=template,
         class_order=tuple(label_map.names),
         extra_files={PBTXT_NAME: pbtxt_text(source), LABELS_TXT_NAME: label_map.to_labels_txt()},
-        pre_skipped=tuple(source.skipped), fixes=dict(source.fixes),
+        pre_skipped=tuple(source.skipped), fixes={**FIXES, **source.fixes},
     )
 
 

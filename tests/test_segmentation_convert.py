@@ -168,3 +168,16 @@ def test_roboflow_classification_csv_is_not_a_mask_export(tmp_path):
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / "_classes.csv").write_text("filename, cat, dog\na.jpg, 1, 0\n")
     assert find_task(tmp_path) == "detection"
+
+
+def test_beam_writes_the_same_bytes_as_the_local_runner(tmp_path):
+    pairs_tree(tmp_path / "src", splits=("train", "val"), n=3)
+    convert_segmentation(tmp_path / "src", tmp_path / "local", workers=1, num_shards=2,
+                         quiet=True)
+    convert_segmentation(tmp_path / "src", tmp_path / "beam", workers=1, num_shards=2,
+                         quiet=True, runner="beam",
+                         beam_options=["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "beam").iterdir())
+    for name in names:
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "beam" / name).read_bytes()

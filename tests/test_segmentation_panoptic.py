@@ -86,3 +86,37 @@ def test_panoptic_flag_needs_a_panoptic_source(tmp_path):
     assert code == 2
     assert output.strip().startswith("Error: --panoptic: expected a COCO panoptic source "
                                      "(segments per image), found 'masks (")
+
+
+def test_a_segment_the_json_does_not_list_is_a_skip(tmp_path):
+    import json
+
+    from seg_builders import skipped_lines
+
+    panoptic_tree(tmp_path)
+    path = tmp_path / "annotations" / "panoptic_val2017.json"
+    data = json.loads(path.read_text())
+    data["annotations"][0]["segments_info"] = [s for s in data["annotations"][0]["segments_info"]
+                                               if s["id"] != 70002]
+    path.write_text(json.dumps(data))
+    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out", "--allow-partial", "-q")
+    assert code == 0, output
+    (line,) = skipped_lines(tmp_path / "out")
+    assert (line["reason"], line["file"], line["detail"]) == (
+        "unknown_mask_value", "000000000001.png",
+        "000000000001.png: segment id(s) 70002 are not in the image's segments_info")
+
+
+def test_a_category_the_json_does_not_list_is_an_error(tmp_path):
+    import json
+
+    panoptic_tree(tmp_path)
+    path = tmp_path / "annotations" / "panoptic_val2017.json"
+    data = json.loads(path.read_text())
+    data["annotations"][1]["segments_info"][0]["category_id"] = 99
+    path.write_text(json.dumps(data))
+    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out")
+    assert code == 2
+    assert output.strip() == (f"Error: {path}: expected segments_info category ids listed in "
+                              "categories, found category id 99 (image 2)")
+    assert not (tmp_path / "out").exists()

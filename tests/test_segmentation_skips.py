@@ -83,8 +83,10 @@ def test_losing_most_of_a_split_fails_after_writing(tmp_path):
         _break(tmp_path / "src", stem, "value")
     code, output = run_cli("convert", tmp_path / "src", "-o", tmp_path / "out", "-q")
     assert code == 1
-    assert output.strip().startswith("Error: split 'train': 2 of 3 images skipped "
-                                     "(unknown_mask_value 2)")
+    assert output.strip().startswith(
+        "Error: split 'train': 2 of 3 images skipped (unknown_mask_value 2); the masks hold "
+        "values the label map does not name: are the class names complete (classes.txt, "
+        "--classes, the colour table)? [output written to")
     assert (tmp_path / "out" / "manifest.json").is_file()
     code, _ = run_cli("convert", tmp_path / "src", "-o", tmp_path / "ok", "-q", "--allow-partial")
     assert code == 0

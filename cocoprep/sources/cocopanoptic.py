@@ -23,7 +23,7 @@ detection source unless `--task segmentation` is given.
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ import numpy as np
 from cocoprep.errors import MISSING_MASK, InputError
 from cocoprep.records import SkippedItem
 from cocoprep.sources.detection import SourceRequest
+from cocoprep.sources.jsonstream import JsonStream
 from cocoprep.sources.segmentation import (
     MaskCodec, SegItem, SegmentationSource, SegmentationSplit, check_num_classes, label_map_of,
     ratio_splits, select,
@@ -66,47 +67,81 @@ def detect(src: Path, *, forced: bool = False) -> bool:
     return forced or not any(n.startswith(_DETECTION_PREFIXES) for n in names)
 
 
-def _read(path: Path) -> dict:
-    try:
-        with path.open("rb") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        raise InputError(path, "a COCO panoptic JSON file", f"{type(e).__name__}: {e}") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in
-                                             ("images", "annotations", "categories")):
-        raise InputError(path, "a COCO panoptic JSON (images, annotations, categories lists)",
-                         "other keys")
-    return data
+@dataclass
+class _Panoptic:
+    """One panoptic JSON, read as a stream (COCO train's would be gigabytes as
+    dicts): images as (id, file name), each annotation's segments as rows of
+    segment id, category id, is-crowd."""
 
+    path: Path
+    images: list[tuple[int, str]] = field(default_factory=list)
+    annotations: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)
+    categories: list[dict] = field(default_factory=list)
 
-def _segments(ann: dict, label_of: dict[int, int], things: set[int], path: Path) -> np.ndarray:
-    rows = []
-    for s in ann.get("segments_info", []):
+    def _bad(self, key: str, i: int, what: str) -> InputError:
+        return InputError(self.path, f"{key}[{i}] with {what}", "something else")
+
+    def image(self, v: dict, i: int) -> None:
         try:
-            cat = int(s["category_id"])
-            rows.append((int(s["id"]), label_of[cat], int(cat in things),
-                         int(bool(s.get("iscrowd", 0)))))
+            self.images.append((int(v["id"]), str(v["file_name"])))
         except (KeyError, TypeError, ValueError):
-            raise InputError(path, "segments_info entries with an id and a known category_id",
-                             repr(s)[:80]) from None
-    return np.asarray(rows, np.int64).reshape(-1, 4)
+            raise self._bad("images", i, "an id and a file_name") from None
+
+    def annotation(self, v: dict, i: int) -> None:
+        try:
+            rows = [(int(s["id"]), int(s["category_id"]), int(bool(s.get("iscrowd", 0))))
+                    for s in v.get("segments_info", [])]
+            self.annotations[int(v["image_id"])] = (str(v["file_name"]),
+                                                    np.asarray(rows, np.int64).reshape(-1, 3))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise self._bad("annotations", i, "an image_id, a file_name and segments_info "
+                            "entries with an id and a category_id") from None
+
+    def category(self, v: dict, i: int) -> None:
+        if not isinstance(v, dict) or not isinstance(v.get("id"), int) or "name" not in v:
+            raise self._bad("categories", i, "an id and a name")
+        self.categories.append(v)
+
+    @classmethod
+    def read(cls, path: Path) -> "_Panoptic":
+        out = cls(path)
+        seen: set[str] = set()
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                JsonStream(f, path).read_object({"images": out.image,
+                                                 "annotations": out.annotation,
+                                                 "categories": out.category}, seen)
+        except OSError as e:
+            raise InputError(path, "a readable COCO panoptic JSON file",
+                             e.strerror or str(e)) from None
+        missing = {"images", "annotations", "categories"} - seen
+        if missing:
+            raise InputError(path, "a COCO panoptic JSON (images, annotations, categories "
+                             "lists)", f"no {', '.join(sorted(missing))}")
+        return out
 
 
-def _split(split: str, path: Path, pngs: Path, images: Path, data: dict,
-           label_of: dict[int, int], things: set[int]
-           ) -> tuple[SegmentationSplit, list[SkippedItem], int]:
-    by_image = {a.get("image_id"): a for a in data["annotations"]}
+def _split(split: str, data: _Panoptic, pngs: Path, images: Path, label_of: dict[int, int],
+           things: set[int]) -> tuple[SegmentationSplit, list[SkippedItem], int]:
     items, skipped, most = [], [], 0
-    for im in sorted(data["images"], key=lambda i: i.get("id", 0)):
-        ann = by_image.get(im.get("id"))
+    for image_id, file_name in sorted(data.images):
+        ann = data.annotations.get(image_id)
         if ann is None:
-            skipped.append(SkippedItem(split, im.get("id"), None, im.get("file_name"),
-                                       MISSING_MASK, f"no panoptic annotation in {path.name}"))
+            skipped.append(SkippedItem(split, image_id, None, file_name, MISSING_MASK,
+                                       f"no panoptic annotation in {data.path.name}"))
             continue
-        segments = _segments(ann, label_of, things, path)
+        png, raw = ann
+        unknown = sorted(set(raw[:, 1].tolist()) - set(label_of))
+        if unknown:
+            raise InputError(data.path, "segments_info category ids listed in categories",
+                             f"category id {unknown[0]} (image {image_id})")
+        segments = np.zeros((len(raw), 4), np.int64)
+        segments[:, 0] = raw[:, 0]
+        segments[:, 1] = [label_of[c] for c in raw[:, 1].tolist()]
+        segments[:, 2] = [int(c in things) for c in raw[:, 1].tolist()]
+        segments[:, 3] = raw[:, 2]
         most = max(most, int(((segments[:, 2] == 1) & (segments[:, 3] == 0)).sum()))
-        items.append(SegItem(str(im["file_name"]), str(ann["file_name"]), str(im["id"]),
-                             segments))
+        items.append(SegItem(file_name, png, str(image_id), segments))
     return SegmentationSplit(split, images, pngs, tuple(items)), skipped, most
 
 
@@ -120,16 +155,16 @@ def load(src: Path, request: SourceRequest) -> SegmentationSource:
     for split, path, pngs, images in files:
         if split not in chosen:
             continue
-        data = _read(path)
-        cats = sorted(data["categories"], key=lambda c: c["id"])
+        data = _Panoptic.read(path)
+        cats = sorted(data.categories, key=lambda c: c["id"])
         if categories is None:
             categories = cats
         elif cats != categories:
             raise InputError(path, "the categories of the first split's JSON", "others")
         label_of = {int(c["id"]): i for i, c in enumerate(categories)}
         things = {int(c["id"]) for c in categories if c.get("isthing")}
-        s, k, m = _split(split, path, pngs, Path(request.images) if request.images else images,
-                         data, label_of, things)
+        s, k, m = _split(split, data, pngs, Path(request.images) if request.images else images,
+                         label_of, things)
         splits.append(s)
         skipped += k
         most = max(most, m)
