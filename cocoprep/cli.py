@@ -214,10 +214,13 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
 
     With --task segmentation (found by itself for a tree of masks only): a Pascal
     VOC SegmentationClass/ tree (palette masks read as class ids, 255 void; a
-    CVAT/Datumaro labelmap.txt gives colours) or image/mask folder pairs (images/ +
-    masks/, annotations/ or labels/; names from classes.txt or --classes; ADE20K).
-    Each record holds the image and an 8-bit class-id PNG of its size; a mask that
-    does not decode, differs in size or holds ids the label map lacks is skipped.
+    CVAT/Datumaro labelmap.txt gives colours), Cityscapes (19 train classes), a
+    Roboflow mask export, COCO panoptic (--panoptic adds the instance masks), COCO
+    instances (drawn per category, crowd void) or image/mask folder pairs (images/
+    + masks/, annotations/ or labels/; names from classes.txt or --classes;
+    ADE20K). Each record holds the image and an 8-bit class-id PNG of its size; a
+    mask that does not decode, differs in size or holds ids the label map lacks is
+    skipped.
 
     Example:
 
