@@ -29,6 +29,10 @@ def _break(src, stem: str, how: str) -> str:
         mask.write_bytes(png_bytes(ids))
         return (f"{stem}.png: value(s) 7, 9 in 7 pixel(s) are neither classes (values 0..2) "
                 "nor void (255)")
+    if how == "jpeg":
+        mask.write_bytes(photo_jpeg(H, W))
+        return (f"{stem}.png: a JPEG mask (lossy: its edges hold values no class has); masks "
+                "must be PNG")
     if how == "rgb":
         rgb = np.zeros((H, W, 3), np.uint8)
         rgb[..., 0] = 200
@@ -43,7 +47,7 @@ def _break(src, stem: str, how: str) -> str:
 
 
 @pytest.mark.parametrize("how, reason", [
-    ("corrupt", "corrupt_mask"), ("size", "mask_size_mismatch"),
+    ("corrupt", "corrupt_mask"), ("jpeg", "corrupt_mask"), ("size", "mask_size_mismatch"),
     ("value", "unknown_mask_value"), ("rgb", "unknown_mask_value")])
 def test_a_bad_mask_is_a_reported_skip_naming_it(tmp_path, how, reason):
     pairs_tree(tmp_path / "src", n=4)
@@ -125,3 +129,11 @@ def test_a_mask_of_the_upright_size_turns_an_exif_rotated_image(tmp_path):
     assert image.shape[:2] == mask.shape == (W, H)
     np.testing.assert_array_equal(mask, ids)
     assert VOID not in mask
+
+
+def test_remote_paths_are_refused_before_anything_is_read(tmp_path):
+    code, output = run_cli("convert", "gs://bucket/voc", "-o", tmp_path / "out", "--task",
+                           "segmentation")
+    assert code == 2
+    assert output.strip() == ("Error: SRC/-o: expected local paths for segmentation (remote "
+                              "ones are not supported yet), found 'gs://bucket/voc'")

@@ -130,3 +130,12 @@ def test_the_fixture_converts_pixel_for_pixel(tmp_path):
             assert source.mode == "P"
             np.testing.assert_array_equal(mask, np.asarray(source))
             assert (mask == VOID).any()
+
+
+def test_two_devkit_years_name_their_splits(tmp_path):
+    voc_tree(tmp_path, annotations=False, year="VOC2007", train=("a",), val=("b",))
+    voc_tree(tmp_path, annotations=False, year="VOC2012", train=("c", "d"), val=("e",))
+    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out", "-q")
+    assert code == 0, output
+    assert {k: v.num_examples for k, v in Manifest.read(tmp_path / "out").splits.items()} == \
+        {"train2007": 1, "val2007": 1, "train2012": 2, "val2012": 1}
