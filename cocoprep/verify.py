@@ -196,7 +196,7 @@ def check_shard(ctx: _Context) -> ShardCheck:
     task = ctx.task or infer_task_of(ctx.path)
     if task is None:
         result.problems.append(Problem(ctx.display, "no record with the keys of a known task "
-                                       "(detection or classification)"))
+                                       "(detection, segmentation or classification)"))
         return result
     pending: list[tuple[int, bytes]] = []
     try:
