@@ -81,3 +81,20 @@ def test_an_unusable_segmentation_skips_the_image(tmp_path):
     assert line["file"] == "2.jpg"
     assert line["detail"] == ("instances_train.json#2: a polygon has an odd number of "
                               "coordinates (3)")
+
+
+def test_an_unknown_category_skips_the_image_not_its_pixels(tmp_path):
+    for i in (1, 2, 3):
+        write_image(tmp_path / "images" / f"{i}.jpg", 40, 30)
+    box = [[0, 0, 10, 0, 10, 10, 0, 10]]
+    anns = [{"id": i, "image_id": i, "category_id": 1 if i != 3 else 77, "bbox": [0, 0, 10, 10],
+             "area": 100, "iscrowd": 0, "segmentation": box} for i in (1, 2, 3)]
+    write_json(tmp_path / "annotations" / "instances_train.json",
+               coco_dict([(i, f"{i}.jpg", 40, 30) for i in (1, 2, 3)], anns))
+    code, output = run_cli("convert", tmp_path, "-o", tmp_path / "out", "--task",
+                           "segmentation", "--images", tmp_path / "images")
+    assert code == 0, output
+    (line,) = skipped_lines(tmp_path / "out")
+    assert (line["reason"], line["file"], line["detail"]) == (
+        "unknown_category", "3.jpg",
+        "instances_train.json#3: category id(s) 77 not in the file's categories")
