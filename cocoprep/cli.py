@@ -228,29 +228,15 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
 
         cocoprep convert fixtures/seg -o seg-records
     """
-    from cocoprep.convert import convert_detection
-    from cocoprep.errors import DataLossError, StrictModeError, UsageError
-    from cocoprep.segconvert import convert_segmentation, refuse_detection_options
-    from cocoprep.sources import find_task
+    from cocoprep.errors import DataLossError, StrictModeError
+    from cocoprep.segconvert import convert_task
 
     try:
-        if (task or find_task(src)) == "segmentation":
-            refuse_detection_options(masks=masks, missing_masks=missing_masks,
-                                     contiguous_ids=contiguous_ids, skip_empty=skip_empty,
-                                     crowd=crowd, skip_difficult=skip_difficult)
-            manifest = convert_segmentation(src, out, images=images, splits=splits, ratio=ratio,
-                                            seed=seed, shuffle=shuffle, classes=classes,
-                                            panoptic=panoptic, **write)
-        else:
-            if panoptic:
-                raise UsageError("--panoptic", "--task segmentation (a COCO panoptic source)",
-                                 True)
-            manifest = convert_detection(
-                src, out, images=images, splits=splits, ratio=ratio, seed=seed,
-                shuffle=shuffle, masks=masks, missing_masks=missing_masks,
-                contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd,
-                skip_difficult=skip_difficult, classes=classes, **write,
-            )
+        manifest = convert_task(
+            src, out, task=task, panoptic=panoptic, images=images, splits=splits, ratio=ratio,
+            seed=seed, shuffle=shuffle, masks=masks, missing_masks=missing_masks,
+            contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd,
+            skip_difficult=skip_difficult, classes=classes, **write)
     except (StrictModeError, DataLossError) as e:
         if not write["quiet"] and getattr(e, "manifest", None) is not None:
             _convert_summary(e.manifest, out)

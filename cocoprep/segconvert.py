@@ -178,3 +178,21 @@ def convert_segmentation(
     job = segmentation_job(source, options=options, src=str(src), request=request,
                            panoptic=bool(panoptic))
     return run_job(out, job, options)
+
+
+def convert_task(src: str | Path, out: str | Path = "tfrecords", *, task: str | None = None,
+                 panoptic: bool = False, **options: Any) -> Manifest:
+    """`convert_detection` or `convert_segmentation`, as `task` says (default: what
+    `sources.find_task` finds at `src`): the `convert` command's one call. A
+    detection-only option given for segmentation, or `panoptic` for detection, is
+    a `UsageError`."""
+    from cocoprep.convert import convert_detection
+    from cocoprep.sources import find_task
+
+    if (task or find_task(src)) == TASK:
+        refuse_detection_options(**options)
+        kept = {k: v for k, v in options.items() if k not in DETECTION_ONLY}
+        return convert_segmentation(src, out, panoptic=panoptic, **kept)
+    if panoptic:
+        raise UsageError("--panoptic", "--task segmentation (a COCO panoptic source)", True)
+    return convert_detection(src, out, **options)

@@ -120,3 +120,12 @@ def test_a_category_the_json_does_not_list_is_an_error(tmp_path):
     assert output.strip() == (f"Error: {path}: expected segments_info category ids listed in "
                               "categories, found category id 99 (image 2)")
     assert not (tmp_path / "out").exists()
+
+
+def test_panoptic_flag_on_a_detection_source_is_refused(tmp_path):
+    from conftest import FIXTURES
+
+    code, output = run_cli("convert", FIXTURES / "coco", "-o", tmp_path / "out", "--panoptic")
+    assert code == 2
+    assert output.strip() == ("Error: --panoptic: expected --task segmentation (a COCO panoptic "
+                              "source), found True")
