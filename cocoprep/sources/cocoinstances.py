@@ -44,11 +44,12 @@ def load(src: Path, request: SourceRequest) -> SegmentationSource:
     splits = []
     for out in det.splits:
         src_split = subset(out.source, out.rows)
-        json_name = out.source.files.main.name if out.source.files and out.source.files.main \
-            else "annotations"
-        items = tuple(SegItem(src_split.file_names[r], f"{json_name}#{src_split.source_id(r)}",
+        main = out.source.files.main if out.source.files else None
+        json_path = main if main is not None else Path("annotations")
+        items = tuple(SegItem(src_split.file_names[r], f"{json_path.name}#{src_split.source_id(r)}",
                               src_split.source_id(r)) for r in range(src_split.num_images))
-        splits.append(SegmentationSplit(out.name, out.source.image_dir, Path(), items,
+        # mask_dir: the JSON the masks are drawn from (what the manifest records)
+        splits.append(SegmentationSplit(out.name, out.source.image_dir, json_path, items,
                                         instances=src_split, labels=labels))
     notes = det.notes + (f"masks drawn from the instances: {BACKGROUND} 0, categories 1..N in "
                          "id order, crowd regions void (255)",)
