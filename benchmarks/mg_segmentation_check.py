@@ -11,13 +11,17 @@ from __future__ import annotations
 import glob
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from official.vision.dataloaders import segmentation_input
 from PIL import Image
 
-MASK_KEY = "image/segmentation/class/encoded"  # as cocoprep/schema.py spells it
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cocoprep import schema  # noqa: E402  (pure Python: fine in the Model Garden's venv)
+
+MASK_KEY = schema.keys_of(schema.SEGMENTATION, ("class_mask",))["class_mask"]
 
 
 def main() -> None:
