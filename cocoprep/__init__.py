@@ -10,8 +10,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "CocoprepError", "LabelMap", "convert_detection", "split_folder",
-           "load", "describe", "augment"]
+__all__ = ["__version__", "CocoprepError", "LabelMap", "convert_detection",
+           "convert_segmentation", "split_folder", "load", "describe", "augment"]
 
 from cocoprep.errors import CocoprepError
 from cocoprep.labelmap import LabelMap
@@ -45,6 +45,10 @@ def __getattr__(name: str):
         from cocoprep.convert import convert_detection
 
         return convert_detection
+    if name == "convert_segmentation":
+        from cocoprep.segconvert import convert_segmentation
+
+        return convert_segmentation
     if name == "split_folder":
         from cocoprep.split import split_folder
 

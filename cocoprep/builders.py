@@ -3,8 +3,9 @@
 `DetectionBuilder` turns one image row of a `DetectionSplit` (any source format)
 into a serialized detection record: read and check the image, apply the box rules
 (clip, count, skip with a reason), draw masks, keep keypoints, captions and VOC's
-flags. `ClassificationBuilder` does the same for one file of a class-folder tree.
-Both are picklable: they are sent once to each worker.
+flags. `ClassificationBuilder` does the same for one file of a class-folder tree,
+`SegmentationBuilder` for one image and its semantic mask. All are picklable:
+they are sent once to each worker.
 """
 
 from __future__ import annotations
@@ -17,18 +18,25 @@ from typing import Any
 import numpy as np
 
 from cocoprep.errors import (
-    CLASS_NOT_SELECTED, CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE, IMAGE_SKIPPED, MALFORMED_BBOX,
-    MISSING_BBOX, NO_MASK, UNKNOWN_CATEGORY, ZERO_AREA_BOX, ItemSkipped, image_skipped_detail,
+    CLASS_NOT_SELECTED, CORRUPT_MASK, CROWD_DROPPED, DIFFICULT_DROPPED, EMPTY_IMAGE,
+    IMAGE_SKIPPED, MALFORMED_BBOX, MASK_SIZE_MISMATCH, MISSING_BBOX, MISSING_FILE, MISSING_MASK,
+    NO_MASK, SIZE_MISMATCH, UNKNOWN_CATEGORY, UNKNOWN_MASK_VALUE, ZERO_AREA_BOX, ItemSkipped,
+    image_skipped_detail,
 )
 from cocoprep.images import loader_for, prepare_image, read_bytes
 from cocoprep.options import JPEG_QUALITY
 from cocoprep.records import (
     BuildResult, ClassificationExample, DetectionExample, EncodedImage, Keypoint,
-    ObjectAnnotation, SkippedItem,
+    ObjectAnnotation, SegmentationExample, SkippedItem,
 )
-from cocoprep.schema import encode_classification, encode_detection
+from cocoprep.schema import VOID_ID, encode_classification, encode_detection, encode_segmentation
+from cocoprep.segmasks import (
+    DecodedMask, decode_mask, draw_semantic, encode_instances, encode_mask, nearest_resize,
+    panoptic_mask,
+)
 from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from cocoprep.sources.detection import DetectionSplit, subset
+from cocoprep.sources.segmentation import MaskCodec, SegItem, SegmentationSplit
 
 # Manifest counters (the same names for both tasks).
 BOXES_CLIPPED = "boxes_clipped"        # overshoot of more than CLIP_TOLERANCE px, clipped
@@ -379,3 +387,123 @@ class ClassificationBuilder:
         return BuildResult(example=encode_classification(example),
                            class_counts={item.class_name: 1}, counters=image_counters(image),
                            listing=f"{item.path} {item.label}")
+
+
+VOID_PIXELS = "void_pixels"  # segmentation: pixels of the void value, over the split
+# skips whose skipped.jsonl line names the mask file (the others name the image)
+_MASK_REASONS = (MISSING_MASK, CORRUPT_MASK, UNKNOWN_MASK_VALUE, MASK_SIZE_MISMATCH)
+
+
+@dataclass
+class SegmentationBuilder:
+    """Builds one segmentation record per item of a `SegmentationSplit` (picklable).
+
+    The mask is read first (`segmasks.decode_mask`: decodes, ids in the label map or
+    void), then the image through the image checks with the mask's size as the
+    expected one (an EXIF orientation that explains a swapped size is applied, as
+    for detection). A mask whose size differs is a skip, never resized; with
+    `--max-side` the mask follows its image by nearest neighbour. `class_counts`
+    are pixels per class name; void pixels are the `void_pixels` counter.
+    """
+
+    splits: dict[str, SegmentationSplit]
+    codec: MaskCodec
+    names: tuple[str, ...]  # by id
+    encode: str = "jpeg"
+    max_side: int | None = None
+    jpeg_quality: int = JPEG_QUALITY
+    instance_bits: int | None = None  # --panoptic: write the panoptic masks, at these bits
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_loaders", None)
+        return state
+
+    def for_shard(self, split_name: str, rows: Any) -> tuple["SegmentationBuilder", list[int]]:
+        """A builder holding only `rows` of `split_name` (renumbered 0..n-1): what one
+        worker needs for one shard, not every item's segments."""
+        split = self.splits[split_name]
+        rows = np.asarray(rows, dtype=np.int64)
+        cut = replace(split, items=tuple(split.items[int(r)] for r in rows))
+        if split.instances is not None:
+            cut = replace(cut, instances=subset(split.instances, rows))
+        return replace(self, splits={split_name: cut}), list(range(len(rows)))
+
+    def _loader(self, image_dir: str):
+        loaders = self.__dict__.setdefault("_loaders", {})
+        if image_dir not in loaders:
+            loaders[image_dir] = loader_for(image_dir, orientation="mismatch",
+                                            encode=self.encode, max_side=self.max_side,
+                                            jpeg_quality=self.jpeg_quality)
+        return loaders[image_dir]
+
+    def build(self, split_name: str, row: Any) -> BuildResult:
+        split = self.splits[split_name]
+        item = split.items[int(row)]
+        try:
+            mask, image = self._read(split, item, int(row))
+        except ItemSkipped as e:
+            file = item.mask if e.reason in _MASK_REASONS else item.image
+            return BuildResult(example=None, skipped=(
+                SkippedItem(split_name, item.source_id, None, file, e.reason, e.detail),))
+        ids, png, numbers = mask.ids, mask.png, mask.instances
+        if image.resized:
+            ids, png = nearest_resize(ids, image.height, image.width), None
+            if numbers is not None:
+                numbers = nearest_resize(numbers, image.height, image.width)
+        if png is None:
+            png = encode_mask(ids)
+        panoptic = self.instance_bits is not None and numbers is not None
+        example = SegmentationExample(
+            image=image, filename=item.image.rsplit("/", 1)[-1], source_id=item.source_id,
+            mask_png=png, category_mask_png=png if panoptic else None,
+            instance_mask_png=encode_instances(numbers, self.instance_bits) if panoptic else None,
+            with_original_size=self.max_side is not None)
+        counts = np.bincount(ids.ravel(), minlength=256)
+        counters = image_counters(image)
+        if counts[VOID_ID]:
+            counters[VOID_PIXELS] = int(counts[VOID_ID])
+        classes = {self.names[i]: int(counts[i]) for i in np.flatnonzero(counts[:len(self.names)])}
+        return BuildResult(example=encode_segmentation(example), class_counts=classes,
+                           counters=counters)
+
+    def _drawn(self, split: SegmentationSplit, row: int) -> DecodedMask:
+        """COCO instances: the image's mask drawn from its annotations."""
+        src = split.instances
+        rows = src.annotation_rows(row)
+        unknown = sorted({int(src.ann_category_ids[r]) for r in rows} - set(split.labels))
+        if unknown:  # its pixels would silently become background
+            raise ItemSkipped(UNKNOWN_CATEGORY, f"{split.items[row].mask}: category id(s) "
+                              f"{', '.join(map(str, unknown))} not in the file's categories")
+        objects = [(split.labels[int(src.ann_category_ids[r])], bool(src.iscrowd[r]),
+                    src.segmentations[r]) for r in rows]
+        return draw_semantic(objects, int(src.heights[row]), int(src.widths[row]),
+                             split.items[row].mask)
+
+    def _read(self, split: SegmentationSplit, item: SegItem, row: int):
+        if split.instances is not None:
+            mask = self._drawn(split, row)
+            return mask, self._image(split, item, mask)
+        mask_path = os.path.join(split.mask_dir, item.mask)
+        try:
+            data = read_bytes(mask_path)
+        except ItemSkipped as e:
+            raise ItemSkipped(MISSING_MASK if e.reason == MISSING_FILE else e.reason,
+                              e.detail) from None
+        if item.segments is not None:
+            mask = panoptic_mask(data, item.segments, name=item.mask)
+        else:
+            mask = decode_mask(data, self.codec, name=item.mask)
+        return mask, self._image(split, item, mask)
+
+    def _image(self, split: SegmentationSplit, item: SegItem, mask: DecodedMask) -> EncodedImage:
+        try:
+            return self._loader(str(split.image_dir)).load(
+                item.image, expected_size=(mask.width, mask.height))
+        except ItemSkipped as e:
+            if e.reason != SIZE_MISMATCH:
+                raise
+            found = e.detail.split(",")[0].replace("stored image is ", "")
+            raise ItemSkipped(MASK_SIZE_MISMATCH, f"mask {item.mask} is {mask.width}x"
+                              f"{mask.height}, image {item.image} is {found} (masks are never "
+                              "resized to fit)") from None

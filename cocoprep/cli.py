@@ -183,9 +183,17 @@ def _skipped_line(manifest) -> str:
               help="Class names in label order (ids 1..N; objects of other classes are "
                    "skipped). Pascal VOC [default: every name in the XMLs, sorted]; YOLO: "
                    "names a folder without a names file.")
+@click.option("--task", default=None, type=click.Choice(["detection", "segmentation"]),
+              help="What to write [default: segmentation for a tree of masks without "
+                   "detection annotations, else detection]. segmentation: Pascal VOC "
+                   "SegmentationClass/ or image/mask folder pairs -> one class-id PNG per image.")
+@click.option("--panoptic", is_flag=True,
+              help="COCO panoptic (segmentation): also write the category and instance "
+                   "masks (image/panoptic/...; 16-bit instance ids past 255).")
 @options(*_write_options("detection"))
 def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_masks,
-                contiguous_ids, skip_empty, crowd, skip_difficult, classes, **write):
+                contiguous_ids, skip_empty, crowd, skip_difficult, classes, task, panoptic,
+                **write):
     """Convert a detection dataset (COCO JSON, Pascal VOC or YOLO) + images into
     sharded detection TFRecords. The format is recognised by itself; the summary's
     first line names what was understood.
@@ -206,20 +214,31 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
     reason). A malformed annotation file is an error and nothing is written. A split written empty, or
     that lost more than half of its images or objects, exits 1 after writing.
 
+    With --task segmentation (found by itself for a tree of masks only): a Pascal
+    VOC SegmentationClass/ tree (palette masks read as class ids, 255 void; a
+    CVAT/Datumaro labelmap.txt gives colours), Cityscapes (19 train classes), a
+    Roboflow mask export, COCO panoptic (--panoptic adds the instance masks), COCO
+    instances (drawn per category, crowd void) or image/mask folder pairs (images/
+    + masks/, annotations/ or labels/; names from classes.txt or --classes;
+    ADE20K). Each record holds the image and an 8-bit class-id PNG of its size; a
+    mask that does not decode, differs in size or holds ids the label map lacks is
+    skipped.
+
     Example:
 
         cocoprep convert fixtures/coco -o tfrecords --masks
+
+        cocoprep convert fixtures/seg -o seg-records
     """
-    from cocoprep.convert import convert_detection
     from cocoprep.errors import DataLossError, StrictModeError
+    from cocoprep.segconvert import convert_task
 
     try:
-        manifest = convert_detection(
-            src, out, images=images, splits=splits, ratio=ratio, seed=seed, shuffle=shuffle,
-            masks=masks, missing_masks=missing_masks, contiguous_ids=contiguous_ids,
-            skip_empty=skip_empty, crowd=crowd, skip_difficult=skip_difficult,
-            classes=classes, **write,
-        )
+        manifest = convert_task(
+            src, out, task=task, panoptic=panoptic, images=images, splits=splits, ratio=ratio,
+            seed=seed, shuffle=shuffle, masks=masks, missing_masks=missing_masks,
+            contiguous_ids=contiguous_ids, skip_empty=skip_empty, crowd=crowd,
+            skip_difficult=skip_difficult, classes=classes, **write)
     except (StrictModeError, DataLossError) as e:
         if not write["quiet"] and getattr(e, "manifest", None) is not None:
             _convert_summary(e.manifest, out)
@@ -235,8 +254,10 @@ def _convert_summary(manifest, out) -> None:
         click.echo(f"  note: {note}")
     width = max((len(name) for name in manifest.splits), default=0)
     for name, info in manifest.splits.items():
-        click.echo(f"  {name:<{width}} {info.num_examples:>7} images {info.num_objects:>8} "
-                   f"objects in {len(info.shards)} shard(s)")
+        objects = ("" if manifest.task == "segmentation"
+                   else f" {info.num_objects:>8} objects")
+        click.echo(f"  {name:<{width}} {info.num_examples:>7} images{objects} "
+                   f"in {len(info.shards)} shard(s)")
     click.echo(_skipped_line(manifest))
     if manifest.counters:
         click.echo("  " + ", ".join(f"{k} {v}" for k, v in manifest.counters.items()))

@@ -175,6 +175,12 @@ UNSUPPORTED_SHAPE = "unsupported_shape"    # a point, line or polyline: no box, 
 MALFORMED_SHAPE = "malformed_shape"        # a shape whose points or values do not fit it
 MALFORMED_JSON = "malformed_json"          # a LabelMe file that does not parse
 
+# segmentation masks (one whole image not written: its mask is unusable)
+MISSING_MASK = "missing_mask"          # an image without its mask file
+CORRUPT_MASK = "corrupt_mask"          # the mask does not decode (or is not a label mask)
+MASK_SIZE_MISMATCH = "mask_size_mismatch"  # the mask's size differs from its image's
+UNKNOWN_MASK_VALUE = "unknown_mask_value"  # an id (or colour) not in the label map, not void
+
 
 def image_skipped_detail(cause: str) -> str:
     """The detail of an `image_skipped` annotation: it names its image's reason."""

@@ -24,7 +24,7 @@ _NAMES = {
     "detection": ("height", "width", "class_text", "is_crowd", "mask", "keypoint_visibility",
                   "caption"),
     "classification": ("height", "width", "label_text"),
-    "segmentation": ("height", "width"),
+    "segmentation": ("height", "width", "class_mask"),
 }
 
 
@@ -79,6 +79,7 @@ class Tally:
     width: tuple[int | None, int | None] = (None, None)
     height: tuple[int | None, int | None] = (None, None)
     classes: dict[str, int] = field(default_factory=dict)
+    pixels: Any = None  # segmentation: pixels per mask value (256 counts)
 
     def count_names(self, names) -> None:
         for t in names:
@@ -94,6 +95,23 @@ class Tally:
             self.count_names(batch[self.keys["label_text"]].numpy().tolist())
         elif self.task == "detection":
             self._add_objects(batch, len(height))
+        elif self.task == "segmentation":
+            self._add_masks(batch[self.keys["class_mask"]].numpy().tolist())
+
+    def _add_masks(self, masks: list) -> None:
+        import numpy as np
+
+        from cocoprep.errors import ItemSkipped
+        from cocoprep.segmasks import mask_ids
+
+        if self.pixels is None:
+            self.pixels = np.zeros(256, np.int64)
+        for png in masks:
+            try:
+                self.pixels += np.bincount(mask_ids(png).ravel(), minlength=256)
+            except ItemSkipped as e:
+                raise InputError(self.task, "masks that decode", f"{e.detail} (run "
+                                 "`cocoprep verify` for the record)") from None
 
     def merge(self, other: "Tally") -> None:
         """Add the counts of `other` (another shard of the same split)."""
@@ -109,6 +127,8 @@ class Tally:
                 setattr(self, side, _span(getattr(self, side), np.array([lo, hi])))
         for name, count in other.classes.items():
             self.classes[name] = self.classes.get(name, 0) + count
+        if other.pixels is not None:
+            self.pixels = other.pixels.copy() if self.pixels is None else self.pixels + other.pixels
 
     def _add_objects(self, batch: dict, n: int) -> None:
         import numpy as np
@@ -173,6 +193,39 @@ def _detection_entry(t: Tally) -> dict[str, Any]:
     }
 
 
+def _id_names(shards: Shards) -> dict[int, str]:
+    """Stored id -> class name, from the output's label file (none for a glob)."""
+    from cocoprep import tfdsmeta
+    from cocoprep.errors import LabelMapError
+
+    manifest = shards.manifest
+    name = tfdsmeta.labels_file(manifest) if manifest is not None else None
+    if name is None or not (shards.directory / name).is_file():
+        return {}
+    try:
+        label_map = tfdsmeta.parse_label_map(manifest, name,
+                                             (shards.directory / name).read_text("utf-8"))
+    except (LabelMapError, OSError, UnicodeDecodeError):
+        return {}
+    return {item.id: item.name for item in label_map}
+
+
+def _segmentation_entry(t: Tally, names: dict[int, str]) -> dict[str, Any]:
+    """Pixels per class (by name; ids the label map lacks by number) and each
+    class's share of all pixels of the split, void apart."""
+    from cocoprep.schema import VOID_ID
+
+    pixels = t.pixels if t.pixels is not None else [0] * 256
+    total = int(sum(pixels))
+    counts = {names.get(v, str(v)): int(pixels[v]) for v in range(256)
+              if v != VOID_ID and (pixels[v] or v in names)}
+    t.classes = counts
+    share = {k: round(v / total, 4) if total else 0.0 for k, v in counts.items()}
+    return {"pixels": total, "void_pixels": int(pixels[VOID_ID]),
+            "void_share": round(int(pixels[VOID_ID]) / total, 4) if total else 0.0,
+            "class_share": dict(sorted(share.items(), key=lambda kv: -kv[1]))}
+
+
 def split_entry(shards: Shards, split: str, task: str, tally: Tally) -> dict[str, Any]:
     """`inspect`'s statistics of one split, from the tally of its records."""
     files = shards.splits[split]
@@ -181,6 +234,8 @@ def split_entry(shards: Shards, split: str, task: str, tally: Tally) -> dict[str
     entry: dict[str, Any] = {"examples": tally.examples}
     if task == "detection":
         entry.update(_detection_entry(tally))
+    if task == "segmentation":
+        entry.update(_segmentation_entry(tally, _id_names(shards)))
     entry.update({
         "image_width": {"min": tally.width[0], "max": tally.width[1]},
         "image_height": {"min": tally.height[0], "max": tally.height[1]},
@@ -246,6 +301,9 @@ def _rows_of(task: str, s: dict) -> list[tuple[str, str]]:
             ("keypoints", f"{s['objects_with_keypoints']} of {s['objects']} objects"),
             ("captions", f"{s['captions']} in {s['images_with_captions']} of {n} images"),
         ]
+    if task == "segmentation":
+        rows.append(("pixels", f"{s['pixels']}  (void {s['void_pixels']}, "
+                               f"{100 * s['void_share']:.1f}%)"))
     w, h, sh = s["image_width"], s["image_height"], s["shards"]
     rows.append(("image size", f"width {w['min']}..{w['max']}, height {h['min']}..{h['max']}"
                  if n else "-"))
@@ -257,16 +315,24 @@ def _rows_of(task: str, s: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def _class_lines(task: str, classes: dict[str, int], bar_width: int) -> list[str]:
-    unit = "objects" if task == "detection" else "images"
+def _class_lines(task: str, classes: dict[str, int], bar_width: int,
+                 share: dict[str, float] | None = None) -> list[str]:
+    unit = {"detection": "objects", "segmentation": "pixels and share of all pixels"}.get(
+        task, "images")
     lines = [f"  classes     {len(classes)} ({unit} per class)"]
     if classes:
         top = max(classes.values()) or 1
         name_w = max(len(k) for k in classes)
         num_w = max(len(str(v)) for v in classes.values())
         for name, count in classes.items():
+            if share is not None and not count:
+                continue  # segmentation: named on one line below
             bar = "█" * round(bar_width * count / top)
-            lines.append(f"    {name:<{name_w}}  {count:>{num_w}}  {bar}")
+            pct = f"  {100 * share[name]:5.1f}%" if share is not None else ""
+            lines.append(f"    {name:<{name_w}}  {count:>{num_w}}{pct}  {bar}")
+        empty = [name for name, count in classes.items() if not count]
+        if share is not None and empty:
+            lines.append(f"    no pixels: {', '.join(empty)}")
     return lines
 
 
@@ -276,7 +342,7 @@ def format_inspect(report: dict, *, bar_width: int = 30) -> str:
     for split, s in report["splits"].items():
         lines += ["", f"split {split}"]
         lines += [f"  {k:<11} {v}" for k, v in _rows_of(report["task"], s)]
-        lines += _class_lines(report["task"], s["classes"], bar_width)
+        lines += _class_lines(report["task"], s["classes"], bar_width, s.get("class_share"))
     if report.get("tfds"):
         lines += ["", "TensorFlow Datasets (import tensorflow_datasets as tfds):"]
         lines += [f"  {line}" for line in report["tfds"]]

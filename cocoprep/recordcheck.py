@@ -1,6 +1,7 @@
 """The checks of one parsed record (verify's per-record rules): images and masks
 decode at the stored size, boxes lie in [0, 1] with min <= max, per-object lists
-agree in length, labels are in the label map.
+agree in length, labels are in the label map; a segmentation mask is an 8-bit
+one-channel PNG of the image's size holding label-map ids or void.
 
 Values are looked up by feature name (`schema`), never by key.
 """
@@ -117,9 +118,53 @@ def _detection_problems(values: dict, labels: dict[int, str] | None, source: str
     return problems + _keypoint_problems(values, n)
 
 
+def check_segmentation(values: dict, labels: dict[int, str] | None,
+                       source: str) -> tuple[list[str], Any]:
+    """What is wrong with a segmentation record (its image as for every task, then
+    its masks), and the pixels per mask value (a 256-entry count; None when the
+    class mask does not decode): the class
+    mask is an 8-bit one-channel PNG the image's size, holding label-map ids or void;
+    the panoptic masks (when present) decode at that size."""
+    import numpy as np
+
+    from cocoprep.errors import ItemSkipped
+    from cocoprep.schema import VOID_ID
+    from cocoprep.segmasks import mask_ids
+
+    width, height = int(values["width"]), int(values["height"])
+    problems = []
+    fmt = text_of(values.get("class_mask_format", b"")).lower()
+    if fmt != "png":
+        problems.append(f"mask format {fmt!r} is not png")
+    for name in ("category_mask", "instance_mask"):
+        m = values.get(name)
+        if m:
+            err = _decode_check(bytes(m), name.replace("_", " "), fmt="png",
+                                size=(width, height))
+            if err:
+                problems.append(err)
+    problems = _image_problems(values) + problems
+    try:
+        ids = mask_ids(bytes(values["class_mask"]))
+    except ItemSkipped as e:
+        return problems + [e.detail], None
+    if ids.shape != (height, width):
+        problems.append(f"mask: decoded size {ids.shape[1]}x{ids.shape[0]} != stored "
+                        f"width x height {width}x{height}")
+    counts = np.bincount(ids.ravel(), minlength=256)
+    if labels is not None:
+        bad = [v for v in np.flatnonzero(counts).tolist() if v != VOID_ID and v not in labels]
+        if bad:
+            problems.append(f"mask: value(s) {', '.join(map(str, bad))} are not in {source} "
+                            f"and not void ({VOID_ID})")
+    return problems, counts
+
+
 def check_record(task: str, values: dict, labels: dict[int, str] | None = None,
                  *, label_source: str = "label map") -> list[str]:
     """Everything wrong with one parsed record (empty when it is fine)."""
+    if task == "segmentation":
+        return check_segmentation(values, labels, label_source)[0]
     problems = _image_problems(values)
     if task == "classification":
         err = _label_problem(int(values["label"]), text_of(values["label_text"]), labels,

@@ -168,5 +168,5 @@ def task_of(shards: Shards) -> str:
         if task is not None:
             return task
     raise InputError(files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)",
-                     "cocoprep records (detection or classification keys)",
+                     "cocoprep records (detection, segmentation or classification keys)",
                      "no readable record with those keys")

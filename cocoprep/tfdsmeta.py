@@ -40,7 +40,9 @@ NAMES_SUFFIX = ".labels.txt"
 FILE_PATTERNS = (DATASET_INFO_NAME, FEATURES_NAME, "*" + NAMES_SUFFIX)
 FILEPATH_TEMPLATE = "{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"  # = manifest.shard_name
 FILE_FORMAT = "tfrecord"
-DATASET_NAMES = {"detection": "cocoprep_detection", "classification": "cocoprep_classification"}
+DATASET_NAMES = {"detection": "cocoprep_detection", "classification": "cocoprep_classification",
+                 "segmentation": "cocoprep_segmentation"}
+_KEYS_FROM = {"segmentation": "DeepLab and the Model Garden read them"}
 UNUSED_NAME = "unused_{}"
 MAX_UNUSED_IDS = 10_000
 
@@ -132,6 +134,8 @@ def written_features(manifest: Manifest) -> frozenset[str]:
         names.update(f.name for f in task_schema.features if f.kind == schema.MASK)
     if manifest.options.get("max_side") is not None:
         names.update(("original_height", "original_width"))
+    if manifest.options.get("panoptic"):
+        names.update(("category_mask", "instance_mask"))
     return frozenset(names)
 
 
@@ -165,8 +169,11 @@ def features_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict[str
                                      written=written_features(manifest),
                                      named_labels=names is not None)
     n = len(names) if names else 0
-    return {"featuresDict": {"features": {f.key: _connector(f, n) for f in described}},
-            "pythonClassName": _CLASSES["dict"]}
+    features = {f.key: _connector(f, n) for f in described}
+    if manifest.options.get("instance_mask_bits") == 16:  # --panoptic, > 255 instances
+        key = schema.keys_of(schema.SEGMENTATION, ("instance_mask",))["instance_mask"]
+        features[key]["image"]["dtype"] = "uint16"
+    return {"featuresDict": {"features": features}, "pythonClassName": _CLASSES["dict"]}
 
 
 # ------------------------------------------------------------------ dataset_info.json
@@ -181,6 +188,7 @@ def dataset_info_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict
     per-shard example counts and bytes, and the shard-name template."""
     source = labels_file(manifest)
     label_note = (f"class label = the stored id, named by {source}" if source else "")
+    keys_from = _KEYS_FROM.get(manifest.task, "the TF Object Detection API writes them")
     if names is not None:
         label_note += f"; ids no class uses are named {UNUSED_NAME.format('<id>')}"
     splits = [{
@@ -191,7 +199,7 @@ def dataset_info_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict
     } for name, info in manifest.splits.items()]
     info: dict[str, Any] = {
         "description": (f"{manifest.task} records written by {manifest.created_by or 'cocoprep'}"
-                        f" (keys as the TF Object Detection API writes them); {label_note}"),
+                        f" (keys as {keys_from}); {label_note}"),
         "fileFormat": FILE_FORMAT,
         "name": DATASET_NAMES.get(manifest.task, "cocoprep"),
         "splits": splits,
@@ -201,6 +209,10 @@ def dataset_info_json(manifest: Manifest, names: tuple[str, ...] | None) -> dict
         keys = schema.keys_of(schema.CLASSIFICATION, ("encoded", "label"))
         info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": keys["encoded"]},
                                                       {"featureKey": keys["label"]}]}}
+    if manifest.task == "segmentation":  # as_supervised: (image, mask)
+        keys = schema.keys_of(schema.SEGMENTATION, ("encoded", "class_mask"))
+        info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": keys["encoded"]},
+                                                      {"featureKey": keys["class_mask"]}]}}
     return info
 
 

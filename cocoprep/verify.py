@@ -25,7 +25,7 @@ from cocoprep.labelmap import LabelMap
 from cocoprep.manifest import MANIFEST_NAME, Manifest, SplitInfo
 from cocoprep.parallel import map_tasks
 from cocoprep.progress import progress_bar, report_progress
-from cocoprep.recordcheck import check_record, text_of
+from cocoprep.recordcheck import check_record, check_segmentation, text_of
 from cocoprep.shards import SHARD_PATTERN, Shards, infer_task_of, resolve, split_of, task_of
 from cocoprep.tfimport import import_tensorflow
 
@@ -133,7 +133,7 @@ class _Context:
 
 
 def _image_id(task: str, values: dict) -> str:
-    if task == "detection":
+    if task != "classification":
         return text_of(values.get("source_id", b"")) or text_of(values.get("filename", b""))
     return text_of(values.get("filename", b""))
 
@@ -149,6 +149,15 @@ class ShardCheck:
     class_counts: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     damaged: bool = False  # some records could not be read at all
+
+    def count_pixels(self, counts, labels: dict[int, str] | None) -> None:
+        """Segmentation: pixels per class name (void not counted), as the manifest's
+        class_counts hold them."""
+        if counts is None:
+            return
+        for v in counts[:255].nonzero()[0].tolist():
+            name = labels.get(v, str(v)) if labels is not None else str(v)
+            self.class_counts[name] = self.class_counts.get(name, 0) + int(counts[v])
 
     def count(self, task: str, values: dict) -> None:
         names = values["class_text"] if task == "detection" else [values["label_text"]]
@@ -169,9 +178,14 @@ def _check_batch(ctx: _Context, task: str, result: ShardCheck,
             result.problems.append(Problem(ctx.display, values, index))
             continue
         image_id = _image_id(task, values)
-        for what in check_record(task, values, ctx.labels, label_source=ctx.label_source):
+        if task == "segmentation":
+            problems, counts = check_segmentation(values, ctx.labels, ctx.label_source)
+            result.count_pixels(counts, ctx.labels)
+        else:
+            problems = check_record(task, values, ctx.labels, label_source=ctx.label_source)
+            result.count(task, values)
+        for what in problems:
             result.problems.append(Problem(ctx.display, what, index, image_id))
-        result.count(task, values)
     report_progress(len(pending))
     pending.clear()
 
@@ -182,7 +196,7 @@ def check_shard(ctx: _Context) -> ShardCheck:
     task = ctx.task or infer_task_of(ctx.path)
     if task is None:
         result.problems.append(Problem(ctx.display, "no record with the keys of a known task "
-                                       "(detection or classification)"))
+                                       "(detection, segmentation or classification)"))
         return result
     pending: list[tuple[int, bytes]] = []
     try:
