@@ -101,6 +101,12 @@ def _coco_fixture(root: Path) -> Path:
     return root / "train"
 
 
+def _format_fixture(name: str, root: Path) -> Path:
+    """A copy of a committed fixture; the folder of its first image."""
+    shutil.copytree(FIXTURES / name, root)
+    return sorted(root.rglob("*.jpg"))[0].parent
+
+
 def _layouts():
     """(name, builder(root) -> the folder a stray image goes into, kept as a negative?)"""
     return [
@@ -114,6 +120,10 @@ def _layouts():
         ("labelimg", lambda r: (labelimg_pairs(r), r)[1], True),
         ("ultralytics", lambda r: (ultralytics_tree(r), r / "images" / "train")[1], True),
         ("darknet", lambda r: (darknet_folder(r / "darknet"), r / "darknet")[1], True),
+        ("labelme", partial(_format_fixture, "labelme"), True),
+        ("cvat-xml", partial(_format_fixture, "cvat"), False),
+        ("kitti", partial(_format_fixture, "kitti"), True),
+        ("openimages", partial(_format_fixture, "openimages"), False),
     ]
 
 

@@ -308,4 +308,5 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
     return finish(src, reads, request, Finish(
         FORMAT, layout, notes, {n: {"annotations": ", ".join(str(x) for x in xmls)}
                                 for n in names},
-        _FIXES, EXTRAS, image_labels=True, declared=tuple(declared), missed=missed))
+        _FIXES, EXTRAS, image_labels=True, declared=tuple(declared), missed=missed,
+        index="CVAT XML"))

@@ -42,6 +42,7 @@ from cocoprep.errors import (
 from cocoprep.progress import progress_bar
 from cocoprep.sources import shapes
 from cocoprep.sources.detection import DetectionSource, SourceRequest
+from cocoprep.sources.layout import list_images
 from cocoprep.sources.objects import (
     FileProblem, Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, relative,
 )
@@ -326,6 +327,13 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
         embedded[-1] = str(folder / jname) if record.has_data and not path.exists() else None
         images.append(SourceImage(file_name, record.image_path or file_name, record.width,
                                   record.height, record.objects, record.flags, where))
+    # images beside the JSONs that no JSON names: kept without objects, as a folder of
+    # image + annotation pairs (VOC's, YOLO's) keeps them; `load` notes how many
+    named = {p.resolve() for p in paths}
+    for image in list_images(folder, recursive=False):
+        if (folder / image).resolve() not in named and (folder / image).parent == root:
+            images.append(SourceImage(image, image, where=""))
+            embedded.append(None)
     return ReadSplit(name, root, images, embedded=embedded), sum(1 for _, p, _ in parsed if p)
 
 
@@ -357,6 +365,11 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
     missed = (f"none of the {files} *.json files parses as a LabelMe file" if not parsed
               else f"no shape with a label and an area in {parsed} LabelMe file(s)")
     notes = []
+    bare = sum(1 for r in reads for im in r.images
+               if isinstance(im, SourceImage) and not im.where)
+    if bare:
+        notes.append(f"{bare} image(s) have no LabelMe JSON: written as images without "
+                     "objects (negatives); label them, or remove them, if they are unlabelled")
     used = sum(1 for r in reads for v in r.embedded if v)
     if used:
         notes.append(f"{used} image(s) missing as files: read from their JSON's imageData")

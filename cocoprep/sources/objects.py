@@ -24,7 +24,7 @@ from cocoprep.losses import missing_files_hint
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
-    DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits,
+    DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
 from cocoprep.sources.voc import ObjectProblem  # an object that cannot be written: why
 
@@ -195,6 +195,9 @@ class Finish:
     image_labels: bool = False
     declared: tuple[str, ...] = ()
     missed: str = "no object with a class name"
+    # what names a split's images (a CVAT XML): the image folder's other images are
+    # then listed as `unlisted_image`; "" when every image was read (pairs, KITTI)
+    index: str = ""
 
 
 def finish(src: Path, reads: Sequence[ReadSplit], request: SourceRequest,
@@ -214,6 +217,8 @@ def finish(src: Path, reads: Sequence[ReadSplit], request: SourceRequest,
                                 image_labels=how.image_labels, masks=request.masks)
         splits.append(split)
         skipped += skips
+    if how.index:
+        skipped += unlisted_images(splits, listed_by=how.index)
     labels = LabelPlan(LabelMap.from_names(names), {i: (i, n) for n, i in label_ids.items()},
                        (), True)
     outputs, skipped = output_splits(splits, ratio=request.ratio, seed=request.seed,

@@ -46,7 +46,7 @@ from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
-    DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits,
+    DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
 from cocoprep.sources.objects import IMAGE_LABELS, missing_hint, plan_names
 from cocoprep.sources.openimageslayout import OidLayout, OidSplitFiles, detect, discover
@@ -319,6 +319,8 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
             notes.append(f"{files.name}: {made.boxes_left_out} box(es) of classes not in "
                          f"--classes and {made.images_left_out} image(s) left without a box "
                          f"not written ({CLASS_NOT_SELECTED})")
+    if not request.classes:  # with --classes, the note above counts the images left out
+        skipped += unlisted_images(splits, listed_by="box CSV")
     label_map = LabelMap.from_names(names)
     labels_plan = LabelPlan(label_map, {i: (i, n) for n, i in label_ids.items()}, (), True)
     outputs, skipped = output_splits(splits, ratio=request.ratio, seed=request.seed,
