@@ -21,8 +21,8 @@ from cocoprep.tfimport import error_text
 
 _PARSE_BATCH = 256
 _NAMES = {
-    "detection": ("height", "width", "class_text", "is_crowd", "mask", "keypoint_visibility",
-                  "caption"),
+    "detection": ("height", "width", "class_text", "is_crowd", "difficult", "mask",
+                  "keypoint_visibility", "caption"),
     "classification": ("height", "width", "label_text"),
     "segmentation": ("height", "width", "class_mask"),
 }
@@ -72,6 +72,7 @@ class Tally:
     max_objects: int = 0
     without_objects: int = 0
     crowd: int = 0
+    difficult: int = 0  # Pascal VOC's flag (0 where the records carry none)
     masks: int = 0
     keypoints: int = 0
     captions: int = 0
@@ -117,8 +118,8 @@ class Tally:
         """Add the counts of `other` (another shard of the same split)."""
         import numpy as np
 
-        for name in ("examples", "objects", "without_objects", "crowd", "masks", "keypoints",
-                     "captions", "captioned"):
+        for name in ("examples", "objects", "without_objects", "crowd", "difficult", "masks",
+                     "keypoints", "captions", "captioned"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_objects = max(self.max_objects, other.max_objects)
         for side in ("width", "height"):
@@ -140,6 +141,7 @@ class Tally:
         self.without_objects += int((per_image == 0).sum())
         self.count_names(texts.values.numpy().tolist())
         self.crowd += int(batch[self.keys["is_crowd"]].values.numpy().sum())
+        self.difficult += int(batch[self.keys["difficult"]].values.numpy().sum())
         self.masks += int(_rows(batch[self.keys["mask"]], n).sum())
         vis = batch[self.keys["keypoint_visibility"]]
         vis_rows = np.split(vis.values.numpy(), np.cumsum(_rows(vis, n))[:-1])
@@ -186,6 +188,7 @@ def _detection_entry(t: Tally) -> dict[str, Any]:
                               "max": t.max_objects},
         "images_without_objects": t.without_objects,
         "crowd": t.crowd,
+        "difficult": t.difficult,
         "objects_with_masks": t.masks,
         "objects_with_keypoints": t.keypoints,
         "images_with_captions": t.captioned,
@@ -297,6 +300,7 @@ def _rows_of(task: str, s: dict) -> list[tuple[str, str]]:
                         f"{per['max']}; images without objects: "
                         f"{s['images_without_objects']})"),
             ("crowd", str(s["crowd"])),
+            ("difficult", str(s["difficult"])),
             ("masks", f"{s['objects_with_masks']} of {s['objects']} objects"),
             ("keypoints", f"{s['objects_with_keypoints']} of {s['objects']} objects"),
             ("captions", f"{s['captions']} in {s['images_with_captions']} of {n} images"),

@@ -229,8 +229,8 @@ def _draw_objects(draw, ex: dict, place: "Placement", corner: tuple[int, int], s
     cell = (cx, cy, cx + style.tile, cy + style.tile)
     for x0, y0, name, color in drawn:
         _label(draw, x0, y0, y0, name, color, style.font, cell)
-    caption = _text(ex.get("image_id", b"")) or _text(ex.get("filename", b""))
-    return (f"image {caption}" if caption else ""), TEXT_COLOR
+    # the file name is what a user can find (a YOLO or VOC source id is a row number)
+    return _text(ex.get("filename", b"")) or _text(ex.get("image_id", b"")), TEXT_COLOR
 
 
 def _text(value: Any) -> str:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cocoprep.inspection import format_inspect, inspect
-from conftest import run_cli
+from conftest import FIXTURES, invoke, run_cli
 from verify_builders import (
     convert_fixture_coco, split_fixture_imgs, write_classification, write_detection,
 )
@@ -153,3 +153,24 @@ def test_damaged_shard_message_carries_no_tensorflow_internals(tmp_path):
     assert code == 2
     assert "corrupted record at" in text
     assert "function_node" not in text and "[Op:" not in text and "name:" not in text
+
+
+def test_difficult_objects_are_counted_on_voc_output(tmp_path):
+    import re
+
+    out = tmp_path / "voc"
+    assert invoke("convert", FIXTURES / "voc", "-o", out, "-q").exit_code == 0
+    by_split = {}
+    root = FIXTURES / "voc" / "VOCdevkit" / "VOC2007"
+    for split in ("train", "val"):
+        ids = (root / "ImageSets" / "Main" / f"{split}.txt").read_text().split()
+        by_split[split] = sum(
+            len(re.findall(r"<difficult>1</difficult>", (root / "Annotations" / f"{i}.xml")
+                           .read_text())) for i in ids)
+    assert sum(by_split.values()) > 0  # the fixture has difficult objects to count
+    result = invoke("inspect", out, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {s: report["splits"][s]["difficult"] for s in by_split} == by_split
+    text = invoke("inspect", out).stdout
+    assert f"  difficult   {by_split['train']}\n" in text

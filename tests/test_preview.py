@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from cocoprep.preview import MASK_ALPHA, class_color, render
-from conftest import run_cli
+from conftest import read_records, run_cli
 from verify_builders import DetItem, write_classification, write_detection
 
 GRAY = (120, 120, 120)
@@ -175,3 +175,26 @@ def test_preview_without_split_picks_the_train_like_or_only_split(tmp_path, trai
     code, text = run_cli("preview", str(tmp_path / "out"), "-n", "1", "-o", str(out))
     assert code == 0, text
     assert out.is_file()
+
+
+def test_a_yolo_image_is_captioned_by_its_file_name(tmp_path, monkeypatch):
+    """YOLO's source ids are row numbers ("3"): the caption is the file name."""
+    from PIL import ImageDraw
+
+    from cocoprep.preview import preview
+    from conftest import FIXTURES, invoke
+
+    out = tmp_path / "yolo"
+    assert invoke("convert", FIXTURES / "yolo", "-o", out, "-q").exit_code == 0
+    drawn = []
+    real = ImageDraw.ImageDraw.text
+
+    def text(self, xy, value, *args, **kwargs):
+        drawn.append(value)
+        return real(self, xy, value, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", text)
+    preview(out, split="train", n=2, output=tmp_path / "p.png")
+    names = [r["filename"] for r in read_records(out, "train")][:2]
+    assert all(any(name in d for d in drawn) for name in names), (names, drawn)
+    assert not any(d.startswith("image ") for d in drawn)
