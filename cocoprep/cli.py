@@ -210,8 +210,10 @@ def convert_cmd(src, out, images, splits, ratio, seed, shuffle, masks, missing_m
     (training/image_2 + label_2); or Open Images CSVs (official or FiftyOne).
 
     Writes OUT/{split}.tfrecord-{i:05d}-of-{n:05d}, label_map.pbtxt, labels.txt,
-    manifest.json and skipped.jsonl (every skipped image or annotation, with its
-    reason). A malformed annotation file is an error and nothing is written. A split written empty, or
+    manifest.json, skipped.jsonl (every skipped image or annotation, with its
+    reason) and the TensorFlow Datasets files (dataset_info.json, features.json and
+    the class-names file: tfds.builder_from_directory(OUT) opens it). A malformed
+    annotation file is an error and nothing is written. A split written empty, or
     that lost more than half of its images or objects, exits 1 after writing.
 
     With --task segmentation (found by itself for a tree of masks only): a Pascal
@@ -295,8 +297,9 @@ def split_cmd(src, out, ratio, seed, classes, label_offset, keep_conflicts, **wr
     --label-offset is given. Byte-identical files always share a split.
 
     Writes OUT/{split}.tfrecord-*, manifest.json, labels.txt, {split}.txt (path and
-    label of every record), skipped.jsonl, and label_map.pbtxt when labels start
-    at 1 or more.
+    label of every record), skipped.jsonl, label_map.pbtxt when labels start at 1
+    or more, and the TensorFlow Datasets files (dataset_info.json, features.json,
+    the class-names file).
 
     Example:
 

@@ -229,3 +229,10 @@ def test_the_python_api_is_as_quiet_as_the_cli(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "read 2\n"
     assert done.stderr == ""
+
+
+@pytest.mark.parametrize("command", ["convert", "split"])
+def test_help_names_the_tfds_files(command):
+    result = invoke(command, "--help")
+    text = " ".join(result.stdout.split())
+    assert "TensorFlow Datasets files (dataset_info.json, features.json" in text
