@@ -175,6 +175,13 @@ def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
                          ", ".join(f"--{name}" for name in unknown))
     if flags == default_flags(workers):
         _DEFAULTED.add(options)  # the mode is settled once the job's size is known
+    # The driver's own reads, listings and writes of remote paths (the annotation
+    # files, the shard plan's listing, the task files, manifest.json) go through
+    # `FileSystems` too: without the options, S3's endpoint, keys and region never
+    # reach it. Set before anything is read.
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.set_options(options)
     return options
 
 

@@ -65,8 +65,40 @@ def open_write(path: str) -> BinaryIO:
     if is_remote(path):
         from apache_beam.io.filesystem import CompressionTypes
 
-        return beam_filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        stream = beam_filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return _RemoteWriter(stream)  # type: ignore[return-value]
     return open(path, "wb")
+
+
+class _RemoteWriter:
+    """A Beam write stream that can also write an empty file to S3. Beam's S3
+    uploader completes an empty file's multipart upload with no part, which S3
+    refuses (MalformedXML); S3 takes one empty part as an empty object. An empty
+    `skipped.jsonl`, or a shard whose every item was skipped, is such a file."""
+
+    def __init__(self, stream):
+        self._stream, self._written = stream, 0
+
+    def write(self, data) -> int:
+        n = self._stream.write(data)
+        self._written += len(data)
+        return n
+
+    def close(self) -> None:
+        if self._written == 0 and not self._stream.closed:
+            uploader = getattr(getattr(self._stream, "raw", None), "_uploader", None)
+            if getattr(uploader, "parts", None) == [] and hasattr(uploader, "_write_to_s3"):
+                uploader._write_to_s3(b"")
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def read_all(path: str) -> bytes:
@@ -213,6 +245,13 @@ class RemoteView:
                 return join(remote, *rest.split(os.sep)) if rest else remote
         return text
 
+    def in_text(self, text: str) -> str:
+        """`text` (a note, a skip's detail) naming the remote originals where it named
+        their temp copies: no temp path reaches an output or a message."""
+        for local, remote in self._mapping.items():
+            text = text.replace(local, remote)
+        return text
+
 
 def _mirror(remote: str, local: str, *, depth: int, keep) -> None:
     """Copy the files under `remote` (at most `depth` folders down) that `keep(rel)`
@@ -260,8 +299,7 @@ def remote_view(src: object, images: object = None):
         try:
             yield view
         except CocoprepError as e:  # name the remote file, not its temp copy
-            for local, remote_path in mapping.items():
-                e.message = e.message.replace(local, remote_path)
+            e.message = view.in_text(e.message)
             e.args = (e.message,)
             raise
     finally:
