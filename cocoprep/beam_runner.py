@@ -12,7 +12,7 @@ order Beam delivers anything in, and assembles the manifest exactly as for the
 local runner.
 
 Apache Beam is imported only here and only when this runner is asked for
-(`pip install "cocoprep[beam]"`).
+(`pip install ".[beam]"` from a checkout, or `pip install "apache-beam>=2.60"`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from cocoprep import fsio, interrupt
+from cocoprep import beam_failure, fsio, interrupt
 from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
 from cocoprep.shardwrite import shard_job
 
@@ -406,11 +406,21 @@ def _describe(options) -> str:
     return f"{runner} ({direct.direct_running_mode or 'in_memory'}, {workers} worker(s))"
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # Beam wraps the worker's exception; its last line names the original error.
-    return lines[-1] if lines else type(e).__name__
+def _pipeline_failed(e: BaseException, tasks: Sequence[Any], options) -> CocoprepError:
+    """The worker's own typed error if it left one, else the runner's failure in one
+    line (see `beam_failure`)."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    typed = _worker_error(tasks)
+    if typed is not None:
+        return typed
+    written = 0
+    with contextlib.suppress(Exception):
+        results = fsio.join(tasks[0].staging, RESULTS_DIR, "*.result")
+        written = len(fsio.list_files(results))
+    timeout = options.view_as(PortableOptions).job_server_timeout
+    return BeamPipelineFailed("WriteShards", beam_failure.failure_reason(
+        e, written=written, total=len(tasks), job_server_timeout=timeout))
 
 
 def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = False) -> list:
@@ -431,7 +441,7 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
         raise OutputWriteError(f"the task files in {fsio.join(tasks[0].staging, TASKS_DIR)}",
                                e) from None
     except Exception as e:
-        raise BeamPipelineFailed("stage task files", _first_line(e)) from None
+        raise BeamPipelineFailed("stage task files", beam_failure.last_line(e)) from None
     _say(quiet, f"staged {len(paths)} task file(s); writing shards")
     _IN_DRIVER = True
     # Every object alive now (Beam's modules, the driver's annotation index) outlives
@@ -442,7 +452,7 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     except CocoprepError:
         raise
     except Exception as e:
-        raise _worker_error(tasks) or BeamPipelineFailed("WriteShards", _first_line(e)) from None
+        raise _pipeline_failed(e, tasks, options) from None
     finally:
         gc.unfreeze()
         _IN_DRIVER = False
@@ -468,6 +478,7 @@ def _run_pipeline(beam, options, paths: list[str]):
         gate.stop()
         _stop_local_workers()
 
+    beam_failure.hush_message_reader()
     try:
         with _output_captured(), interrupt.on_signal(on_signal):
             pipeline = beam.Pipeline(options=options)
@@ -485,6 +496,11 @@ def _run_pipeline(beam, options, paths: list[str]):
             except KeyboardInterrupt:  # a runner that returned early: cancel the job
                 with contextlib.suppress(Exception):
                     result.cancel()
+                raise
+            except Exception as e:
+                if beam_failure.grpc_status(e) is not None:  # the job may still run
+                    with contextlib.suppress(Exception):
+                        result.cancel()
                 raise
     except KeyboardInterrupt:
         # The caller removes the staging folder next: first let every writer thread

@@ -3,7 +3,7 @@ Beam's `FileSystems` for any `scheme://` path (gs://, s3://, hdfs://, or a schem
 a plugin registers).
 
 The local runner only ever gets local paths, so it never imports Beam; a remote path
-imports Beam lazily and needs `cocoprep[beam]`. Remote paths are kept as strings
+imports Beam lazily and needs apache-beam (`pip install ".[beam]"` from a checkout). Remote paths are kept as strings
 throughout: `pathlib.Path("gs://b/x")` would fold the double slash.
 """
 
@@ -23,7 +23,7 @@ from cocoprep.errors import MISSING_FILE, UNREADABLE_FILE, UNSAFE_PATH, Cocoprep
 _SCHEME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")
 _CHUNK = 1 << 22
 
-BEAM_INSTALL_HINT = 'pip install "cocoprep[beam]"'
+BEAM_INSTALL_HINT = 'pip install "apache-beam>=2.60"'  # works wherever cocoprep came from
 
 
 class BeamMissing(CocoprepError):
