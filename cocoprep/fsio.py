@@ -38,12 +38,26 @@ def is_remote(path: object) -> bool:
     return isinstance(path, str) and bool(_SCHEME.match(path)) and not path.startswith("file://")
 
 
-def beam_filesystems(what: str = "a remote path"):
-    """Beam's `FileSystems`, imported on first use."""
+# Client libraries Beam's filesystem for a scheme needs but apache-beam does not pull in
+_SCHEME_NEEDS = {"s3": ("boto3", "pip install boto3")}
+
+
+def beam_filesystems(what: str = "a remote path", path: str | None = None):
+    """Beam's `FileSystems`, imported on first use; for `path`, also the client
+    library its scheme needs (Beam's own message for a missing one comes wrapped in
+    two listing errors)."""
     try:
         from apache_beam.io.filesystems import FileSystems
     except ImportError:
         raise BeamMissing(what) from None
+    scheme = path.split("://", 1)[0].lower() if path and is_remote(path) else None
+    if scheme in _SCHEME_NEEDS:
+        module, hint = _SCHEME_NEEDS[scheme]
+        try:
+            __import__(module)
+        except ImportError:
+            raise CocoprepError(f"{scheme}:// paths need {module}, which is not installed: "
+                                f"{hint}") from None
     return FileSystems
 
 
@@ -57,7 +71,8 @@ def open_read(path: str) -> BinaryIO:
     if is_remote(path):
         from apache_beam.io.filesystem import CompressionTypes
 
-        return beam_filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return beam_filesystems(path=path).open(path,
+                                                compression_type=CompressionTypes.UNCOMPRESSED)
     return open(path, "rb")
 
 
@@ -65,7 +80,8 @@ def open_write(path: str) -> BinaryIO:
     if is_remote(path):
         from apache_beam.io.filesystem import CompressionTypes
 
-        stream = beam_filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        stream = beam_filesystems(path=path).create(
+            path, compression_type=CompressionTypes.UNCOMPRESSED)
         return _RemoteWriter(stream)  # type: ignore[return-value]
     return open(path, "wb")
 
@@ -170,7 +186,7 @@ def list_files(pattern: str) -> list[tuple[str, int, float]]:
                 st = os.stat(p)
                 out.append((p, st.st_size, st.st_mtime))
         return sorted(out)
-    result = beam_filesystems().match([pattern])[0]
+    result = beam_filesystems(path=pattern).match([pattern])[0]
     return sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds)
                   for m in result.metadata_list)
 

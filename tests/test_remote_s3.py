@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import boto3
@@ -160,3 +161,17 @@ def test_reading_commands_refuse_a_remote_output_in_one_line(command):
         "Error: s3://bucket/out: expected a local output directory or shard glob (copy a "
         "remote output down first, e.g. `aws s3 cp --recursive` or `gcloud storage cp -r`), "
         "found a remote path\n")
+
+
+@pytest.mark.parametrize("src,out", [("s3://data/coco", "LOCAL"), ("FIXTURE", "s3://data/out")],
+                         ids=["s3-src", "s3-out"])
+def test_s3_without_boto3_is_one_line(tmp_path, monkeypatch, src, out):
+    """Beam's own message comes wrapped in two listing errors (exit 1)."""
+    monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` fails
+    src = str(FIXTURES / "coco") if src == "FIXTURE" else src
+    out = str(tmp_path / "out") if out == "LOCAL" else out
+    result = CliRunner().invoke(cli, ["convert", src, "-o", out, "--runner", "beam"])
+    assert result.exit_code == 2
+    assert result.output == ("Error: s3:// paths need boto3, which is not installed: "
+                             "pip install boto3\n")
+    assert not (tmp_path / "out").exists()
