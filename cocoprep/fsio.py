@@ -3,8 +3,9 @@ Beam's `FileSystems` for any `scheme://` path (gs://, s3://, hdfs://, or a schem
 a plugin registers).
 
 The local runner only ever gets local paths, so it never imports Beam; a remote path
-imports Beam lazily and needs apache-beam (`pip install ".[beam]"` from a checkout). Remote paths are kept as strings
-throughout: `pathlib.Path("gs://b/x")` would fold the double slash.
+imports Beam lazily and needs apache-beam (`pip install ".[beam]"` from a checkout;
+s3:// also boto3). Remote paths are kept as strings throughout:
+`pathlib.Path("gs://b/x")` would fold the double slash.
 """
 
 from __future__ import annotations
