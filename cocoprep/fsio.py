@@ -19,7 +19,8 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
-from cocoprep.errors import MISSING_FILE, UNREADABLE_FILE, UNSAFE_PATH, CocoprepError, ItemSkipped
+from cocoprep.errors import (MISSING_FILE, UNREADABLE_FILE, UNSAFE_PATH, CocoprepError,
+                             InputError, ItemSkipped)
 
 _SCHEME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")
 _CHUNK = 1 << 22
@@ -270,13 +271,16 @@ class RemoteView:
         return text
 
 
-def _mirror(remote: str, local: str, *, depth: int, keep) -> None:
+def _mirror(remote: str, local: str, *, depth: int, keep) -> list[str]:
     """Copy the files under `remote` (at most `depth` folders down) that `keep(rel)`
-    accepts, and make every folder seen at that depth, into `local`."""
+    accepts, and make every folder seen at that depth, into `local`. Returns the
+    relative name of every file listed, at any depth."""
     base = remote.rstrip("/")
     os.makedirs(local, exist_ok=True)
+    listed = []
     for path, _, _ in list_files(join(base, "**")):
         rel = path[len(base):].lstrip("/")
+        listed.append(rel)
         parts = rel.split("/")
         if len(parts) - 1 > depth or any(p in ("", ".", "..") for p in parts):
             continue
@@ -284,6 +288,26 @@ def _mirror(remote: str, local: str, *, depth: int, keep) -> None:
         os.makedirs(folder, exist_ok=True)
         if keep(rel):
             copy_to_local(path, os.path.join(local, *parts))
+    return listed
+
+
+_YOLO_NAMES = ("data.yaml", "obj.data", "classes.txt", "obj.names")
+
+
+def _refuse_non_coco(src: str, names: list[str]) -> None:
+    """A remote SRC is read through its COCO JSON files only: Pascal VOC or YOLO data
+    there is refused by what it is, not as "none of these"."""
+    lower = [n.lower() for n in names]
+    if any(n.endswith(".json") for n in lower):
+        return
+    if any(n.endswith(".xml") for n in lower):
+        found = "Pascal VOC XMLs"
+    elif any(n.endswith(".txt") or n.rsplit("/", 1)[-1] in _YOLO_NAMES for n in lower):
+        found = "YOLO labels"
+    else:
+        return
+    raise InputError(src, "COCO JSON under a remote SRC (Pascal VOC and YOLO data are read "
+                     "from a local copy: copy SRC down first)", found)
 
 
 @contextlib.contextmanager
@@ -305,7 +329,9 @@ def remote_view(src: object, images: object = None):
                 _mirror(parent, top, depth=0, keep=lambda rel: rel == name or rel.endswith(suffix))
                 local_src, mapping[top] = os.path.join(top, name), parent
             else:
-                _mirror(src_s, top, depth=2, keep=lambda rel: rel.lower().endswith(".json"))
+                listed = _mirror(src_s, top, depth=2,
+                                 keep=lambda rel: rel.lower().endswith(".json"))
+                _refuse_non_coco(src_s, listed)
                 local_src, mapping[top] = top, src_s.rstrip("/")
         local_images = images_s
         if is_remote(images_s):

@@ -167,6 +167,9 @@ def test_reading_commands_refuse_a_remote_output_in_one_line(command):
                          ids=["s3-src", "s3-out"])
 def test_s3_without_boto3_is_one_line(tmp_path, monkeypatch, src, out):
     """Beam's own message comes wrapped in two listing errors (exit 1)."""
+    import apache_beam.io.aws.clients.s3.boto3_client  # noqa: F401  (imported with boto3:
+    # Beam's S3 client module keeps the boto3 it found at import for the whole process)
+
     monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` fails
     src = str(FIXTURES / "coco") if src == "FIXTURE" else src
     out = str(tmp_path / "out") if out == "LOCAL" else out
@@ -174,4 +177,17 @@ def test_s3_without_boto3_is_one_line(tmp_path, monkeypatch, src, out):
     assert result.exit_code == 2
     assert result.output == ("Error: s3:// paths need boto3, which is not installed: "
                              "pip install boto3\n")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("fmt,found", [("voc", "Pascal VOC XMLs"), ("yolo", "YOLO labels")])
+def test_a_remote_voc_or_yolo_src_is_refused_by_what_it_is(tmp_path, s3, fmt, found):
+    """Only COCO JSON is read from a remote SRC; VOC and YOLO exports are named."""
+    src = s3.upload_tree(FIXTURES / fmt, fmt)
+    result = CliRunner().invoke(cli, ["convert", src, "-o", str(tmp_path / "out"),
+                                      "--runner", "beam", "--beam-options", s3.flags()])
+    assert result.exit_code == 2
+    assert result.output == (f"Error: {src}: expected COCO JSON under a remote SRC (Pascal VOC "
+                             "and YOLO data are read from a local copy: copy SRC down first), "
+                             f"found {found}\n")
     assert not (tmp_path / "out").exists()
