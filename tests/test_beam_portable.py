@@ -57,9 +57,11 @@ def portable(tmp_path):
     procs: list[subprocess.Popen] = []
 
     def start(path_front: Path | None = None, timeout_s: int = 300) -> str:
+        if path_front is None:  # workers run this interpreter, whatever `python` is here
+            path_front = _python_shim(tmp_path / "this-python", f'exec {sys.executable} "$@"')
         job_port, pool_port = _free_port(), _free_port()
         env = dict(os.environ)
-        pool_env = dict(env, PATH=f"{path_front}{os.pathsep}{env['PATH']}") if path_front else env
+        pool_env = dict(env, PATH=f"{path_front}{os.pathsep}{env['PATH']}")
         for name, module, flag, port, run_env in (
                 ("job", "apache_beam.runners.portability.local_job_service_main", "--port",
                  job_port, env),
