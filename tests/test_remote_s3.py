@@ -22,8 +22,9 @@ from moto.server import ThreadedMotoServer
 from cocoprep import beam_runner, fsio
 from cocoprep.cli import cli
 from cocoprep.convert import convert_coco
+from cocoprep.split import split_folder
 from conftest import FIXTURES
-from test_beam import make_coco, tree_bytes
+from test_beam import make_coco, make_tree, tree_bytes
 
 KEY, SECRET, REGION = "testing-key", "testing-secret", "us-east-1"
 
@@ -138,6 +139,19 @@ def test_s3_output_with_skips_and_masks_is_the_local_runs(tmp_path, s3):
     copy = s3.download("out/ds", tmp_path / "copy")
     checked = CliRunner().invoke(cli, ["verify", str(copy)])
     assert checked.exit_code == 0, checked.output
+
+
+@pytest.mark.slow
+def test_split_to_s3_is_the_local_runs(tmp_path, s3):
+    """`split` reads a local SRC; its OUT may be remote (manifest, labels.txt, the
+    split listings and an empty skipped.jsonl through the same flags)."""
+    src = make_tree(tmp_path / "tree")
+    split_folder(src, tmp_path / "local", ratio="0.6,0.4", num_shards=2, workers=1, quiet=True)
+    split_folder(src, s3.url("flowers"), ratio="0.6,0.4", num_shards=2, quiet=True,
+                 runner="beam", beam_options=s3.flags())
+    far = s3.objects("flowers")
+    assert {"train.txt", "val.txt", "labels.txt", "skipped.jsonl"} <= set(far)
+    assert far == tree_bytes(tmp_path / "local")
 
 
 def test_pipeline_options_reach_the_drivers_own_file_calls(s3):
