@@ -33,7 +33,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from cocoprep import beam_failure, fsio, interrupt
+from cocoprep import beam_portable, fsio, interrupt
 from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
 from cocoprep.shardwrite import shard_job
 
@@ -408,19 +408,24 @@ def _describe(options) -> str:
 
 def _pipeline_failed(e: BaseException, tasks: Sequence[Any], options) -> CocoprepError:
     """The worker's own typed error if it left one, else the runner's failure in one
-    line (see `beam_failure`)."""
+    line (see `beam_portable`)."""
     from apache_beam.options.pipeline_options import PortableOptions
 
     typed = _worker_error(tasks)
     if typed is not None:
         return typed
-    written = 0
-    with contextlib.suppress(Exception):
-        results = fsio.join(tasks[0].staging, RESULTS_DIR, "*.result")
-        written = len(fsio.list_files(results))
+    written = _shards_written(tasks[0].staging) if tasks else 0
     timeout = options.view_as(PortableOptions).job_server_timeout
-    return BeamPipelineFailed("WriteShards", beam_failure.failure_reason(
+    return BeamPipelineFailed("WriteShards", beam_portable.failure_reason(
         e, written=written, total=len(tasks), job_server_timeout=timeout))
+
+
+def _shards_written(staging: str) -> int:
+    """How many shards' result files the workers have written so far."""
+    try:
+        return len(fsio.list_files(fsio.join(staging, RESULTS_DIR, "*.result")))
+    except Exception:
+        return 0
 
 
 def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = False) -> list:
@@ -441,14 +446,14 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
         raise OutputWriteError(f"the task files in {fsio.join(tasks[0].staging, TASKS_DIR)}",
                                e) from None
     except Exception as e:
-        raise BeamPipelineFailed("stage task files", beam_failure.last_line(e)) from None
+        raise BeamPipelineFailed("stage task files", beam_portable.last_line(e)) from None
     _say(quiet, f"staged {len(paths)} task file(s); writing shards")
     _IN_DRIVER = True
     # Every object alive now (Beam's modules, the driver's annotation index) outlives
     # the pipeline: kept out of the collector's full passes while it runs.
     gc.freeze()
     try:
-        state = _run_pipeline(beam, options, paths)
+        state = _run_pipeline(beam, options, paths, tasks[0].staging if tasks else "")
     except CocoprepError:
         raise
     except Exception as e:
@@ -457,7 +462,8 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
         gc.unfreeze()
         _IN_DRIVER = False
     if state is not None and str(state).split(".")[-1] not in ("DONE", "UNKNOWN"):
-        raise BeamPipelineFailed("WriteShards", f"the runner ended in state {state}")
+        raise _worker_error(tasks) or BeamPipelineFailed(
+            "WriteShards", f"the runner ended in state {state}")
     results = _collect(tasks)
     written = sum(r.num_examples for r in results)
     skipped = sum(len(r.skipped) for r in results)
@@ -465,9 +471,11 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     return results
 
 
-def _run_pipeline(beam, options, paths: list[str]):
+def _run_pipeline(beam, options, paths: list[str], staging: str):
     """`Create(task files) -> write each shard`, run to its end (Create reshuffles
     its elements: the shards spread over the workers); the runner's final state."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
     global _GATE
     _GATE = gate = interrupt.StopGate()
 
@@ -478,7 +486,7 @@ def _run_pipeline(beam, options, paths: list[str]):
         gate.stop()
         _stop_local_workers()
 
-    beam_failure.hush_message_reader()
+    beam_portable.hush_message_reader()
     try:
         with _output_captured(), interrupt.on_signal(on_signal):
             pipeline = beam.Pipeline(options=options)
@@ -492,13 +500,15 @@ def _run_pipeline(beam, options, paths: list[str]):
                     raise gate.interrupt from None
                 raise
             try:
-                return result.wait_until_finish()
+                return beam_portable.wait_for_job(
+                    result, shards_written=lambda: _shards_written(staging),
+                    stall_s=options.view_as(PortableOptions).job_server_timeout or 300)
             except KeyboardInterrupt:  # a runner that returned early: cancel the job
                 with contextlib.suppress(Exception):
                     result.cancel()
                 raise
             except Exception as e:
-                if beam_failure.grpc_status(e) is not None:  # the job may still run
+                if beam_portable.grpc_status(e) is not None:  # the job may still run
                     with contextlib.suppress(Exception):
                         result.cancel()
                 raise

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cocoprep import beam_failure
+from cocoprep import beam_portable
 from cocoprep.cli import cli
 from conftest import FIXTURES, REPO
 from test_beam import tree_bytes
@@ -122,7 +122,7 @@ def test_workers_that_cannot_import_beam_fail_in_one_line(tmp_path, portable):
     assert done.stderr.splitlines()[-1:] == [
         "Error: Beam pipeline failed at stage 'WriteShards': no SDK worker wrote a shard "
         "within --job_server_timeout=8 s (Beam's deadline for the job's state): the workers "
-        f"most likely cannot start; {beam_failure.WORKER_CHECK_HINT}; nothing was replaced in "
+        f"most likely cannot start; {beam_portable.WORKER_CHECK_HINT}; nothing was replaced in "
         "the output"], done.stderr
     assert "Traceback" not in done.stderr and ">;" not in done.stderr
     assert 8 <= seconds < 8 + START_S
@@ -147,27 +147,71 @@ def test_workers_without_cocoprep_name_their_own_error(tmp_path, portable):
     assert "Traceback" not in result.output
 
 
+class _Rendezvous(Exception):
+    """As grpc's errors: a text that ends in ">", and code()/details()."""
+
+    def __init__(self, name: str, details: str):
+        super().__init__(f"<_Rendezvous of RPC that terminated with:\n\tstatus = {name}\n"
+                         f'\tdetails = "{details}"\n>')
+        self._name, self._details = name, details
+
+    def code(self):
+        return type("Status", (), {"name": self._name})()
+
+    def details(self):
+        return self._details
+
+
 def test_a_grpc_failure_reads_as_its_status_not_its_closing_line():
-    class Rendezvous(Exception):  # grpc's errors: text ends in ">", code()/details()
-        def __init__(self, name: str, details: str):
-            super().__init__(f"<_Rendezvous of RPC that terminated with:\n\tstatus = {name}\n"
-                             f'\tdetails = "{details}"\n>')
-            self._name, self._details = name, details
-
-        def code(self):
-            return type("Status", (), {"name": self._name})()
-
-        def details(self):
-            return self._details
-
-    deadline = Rendezvous("DEADLINE_EXCEEDED", "Deadline Exceeded")
-    assert beam_failure.failure_reason(deadline, written=3, total=8, job_server_timeout=300) == (
+    deadline = _Rendezvous("DEADLINE_EXCEEDED", "Deadline Exceeded")
+    assert beam_portable.failure_reason(deadline, written=3, total=8, job_server_timeout=300) == (
         "the job ran past --job_server_timeout=300 s (Beam's deadline for the job's state) "
         "with 3 of 8 shard(s) written: raise it above the job's length")
-    assert beam_failure.failure_reason(
-        Rendezvous("UNAVAILABLE", "failed to connect to all addresses"), written=0, total=2,
+    assert beam_portable.failure_reason(
+        _Rendezvous("UNAVAILABLE", "failed to connect to all addresses"), written=0, total=2,
         job_server_timeout=300) == ("the job service answered UNAVAILABLE (failed to connect "
                                     "to all addresses)")
-    assert beam_failure.failure_reason(RuntimeError("Traceback...\nValueError: bad row 7"),
+    assert beam_portable.failure_reason(RuntimeError("Traceback...\nValueError: bad row 7"),
                                        written=0, total=1, job_server_timeout=300) == (
         "ValueError: bad row 7")
+
+
+class _Job:
+    """A PortableRunner result whose wait meets Beam's deadline on the job's state
+    stream; then the job service reports `states` one request at a time."""
+
+    def __init__(self, states):
+        self.states, self.asked = list(states), 0
+
+    def wait_until_finish(self):
+        raise _Rendezvous("DEADLINE_EXCEEDED", "Deadline Exceeded")
+
+    @property
+    def state(self):
+        self.asked += 1
+        state = self.states.pop(0)
+        if isinstance(state, Exception):
+            raise state
+        return state
+
+
+def test_past_the_deadline_a_working_job_is_waited_for_until_it_ends():
+    job = _Job(["RUNNING", "RUNNING", "PipelineState.DONE"])
+    assert beam_portable.wait_for_job(job, shards_written=iter([1, 2, 3, 4]).__next__,
+                                      stall_s=60, poll_s=0) == "PipelineState.DONE"
+    assert job.asked == 3
+    job = _Job(["RUNNING", "FAILED"])
+    assert beam_portable.wait_for_job(job, shards_written=lambda: 2, stall_s=60,
+                                      poll_s=0) == "FAILED"
+
+
+def test_past_the_deadline_a_job_without_a_shard_an_answer_or_progress_fails():
+    jobs = [(_Job(["RUNNING"]), 0, 60, 0),                       # no shard: never asked
+            (_Job([RuntimeError("job service gone")]), 3, 60, 1),  # no answer
+            (_Job(["RUNNING"] * 50), 3, 0.05, None)]              # no new shard in stall_s
+    for job, written, stall_s, asked in jobs:
+        with pytest.raises(_Rendezvous) as info:
+            beam_portable.wait_for_job(job, shards_written=lambda: written, stall_s=stall_s,
+                                       poll_s=0.03)
+        assert info.value.code().name == "DEADLINE_EXCEEDED"
+        assert job.asked == asked or (asked is None and 1 < job.asked < 50)

@@ -1,4 +1,5 @@
-"""One line for a Beam pipeline that failed: what the runner said, in words.
+"""Beam's portable path (a job service and SDK workers of their own, as on Flink and
+Spark): waiting for the job, and one line for a job that failed.
 
 Beam hands the driver a worker's own exception text when an SDK worker ran and
 failed (a shard's crash, `No module named 'cocoprep'` on the workers): its last
@@ -8,13 +9,17 @@ import Beam never connects and sends nothing: its error stays in the worker pool
 or task manager's log, and the job service waits. The driver then gives up when
 the PortableRunner's deadline on the job's state stream (`--job_server_timeout`,
 300 s by default) passes, with a gRPC error whose text ends in `>`. That deadline
-also ends a healthy job that runs longer. Whether any shard was written tells the
-two apart.
+also ends the wait for a healthy job that runs longer: once a shard is written the
+workers are known to run, and the job's state is then asked for every few seconds
+until it ends, as long as a new shard appears within each such period. Whether any
+shard was written tells the two apart.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any, Callable
 
 WORKER_CHECK_HINT = ("convert a few images first with the same --beam-options; the "
                      "workers' own error, e.g. \"No module named 'apache_beam'\", is in "
@@ -31,6 +36,41 @@ def grpc_status(e: BaseException) -> tuple[str, str] | None:
     except Exception:
         return None
     return getattr(status, "name", str(status)), str(text or "").strip()
+
+
+POLL_S = 5.0  # how often the job's state is asked for past the deadline
+_ENDED = ("DONE", "FAILED", "CANCELLED", "UPDATED", "DRAINED")
+
+
+def wait_for_job(result: Any, *, shards_written: Callable[[], int], stall_s: float,
+                 poll_s: float = POLL_S):
+    """`result.wait_until_finish()`; past Beam's deadline on the job's state stream,
+    while the job is seen working (a shard written, and another within every
+    `stall_s` seconds), the job's state every `poll_s` seconds until it ends. The
+    job's final state; else the deadline's error (no shard written, no new shard
+    for `stall_s`, or the job service no longer answers)."""
+    try:
+        return result.wait_until_finish()
+    except Exception as e:
+        status = grpc_status(e)
+        written = shards_written()
+        if status is None or status[0] != "DEADLINE_EXCEEDED" or written == 0:
+            raise
+        deadline = e
+    last_change = time.monotonic()
+    while True:
+        try:
+            state = result.state  # one request to the job service, without a deadline
+        except Exception:
+            raise deadline from None
+        if str(state).split(".")[-1] in _ENDED:
+            return state
+        now, count = time.monotonic(), shards_written()
+        if count != written:
+            written, last_change = count, now
+        elif now - last_change > stall_s:
+            raise deadline
+        time.sleep(poll_s)
 
 
 def last_line(e: BaseException) -> str:
