@@ -3,9 +3,7 @@ Spark): waiting for the job, and one line for a job that failed.
 
 Beam hands the driver a worker's own exception text when an SDK worker ran and
 failed (a shard's crash, `No module named 'cocoprep'` on the workers): its last
-line names the error. On the portable path (a job service, SDK workers in their
-own processes or containers, as on Flink and Spark), a worker whose Python cannot
-import Beam never connects and sends nothing: its error stays in the worker pool's
+line names the error. A worker whose Python cannot import Beam never connects and sends nothing: its error stays in the worker pool's
 or task manager's log, and the job service waits. The driver then gives up when
 the PortableRunner's deadline on the job's state stream (`--job_server_timeout`,
 300 s by default) passes, with a gRPC error whose text ends in `>`. That deadline
@@ -53,8 +51,10 @@ def wait_for_job(result: Any, *, shards_written: Callable[[], int], stall_s: flo
         return result.wait_until_finish()
     except Exception as e:
         status = grpc_status(e)
+        if status is None or status[0] != "DEADLINE_EXCEEDED":
+            raise
         written = shards_written()
-        if status is None or status[0] != "DEADLINE_EXCEEDED" or written == 0:
+        if written == 0:
             raise
         deadline = e
     last_change = time.monotonic()
