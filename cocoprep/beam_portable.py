@@ -3,8 +3,9 @@ Spark): waiting for the job, and one line for a job that failed.
 
 Beam hands the driver a worker's own exception text when an SDK worker ran and
 failed (a shard's crash, `No module named 'cocoprep'` on the workers): its last
-line names the error. A worker whose Python cannot import Beam never connects and sends nothing: its error stays in the worker pool's
-or task manager's log, and the job service waits. The driver then gives up when
+line names the error. A worker whose Python cannot import Beam never connects and
+sends nothing: its error stays in the worker pool's or task manager's log, and the
+job service waits. The driver then gives up when
 the PortableRunner's deadline on the job's state stream (`--job_server_timeout`,
 300 s by default) passes, with a gRPC error whose text ends in `>`. That deadline
 also ends the wait for a healthy job that runs longer: once a shard is written the
