@@ -12,7 +12,7 @@ order Beam delivers anything in, and assembles the manifest exactly as for the
 local runner.
 
 Apache Beam is imported only here and only when this runner is asked for
-(`pip install "cocoprep[beam]"`).
+(`pip install ".[beam]"` from a checkout, or `pip install "apache-beam>=2.60"`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from cocoprep import fsio, interrupt
+from cocoprep import beam_portable, fsio, interrupt
 from cocoprep.errors import CocoprepError, OutputWriteError, UsageError
 from cocoprep.shardwrite import shard_job
 
@@ -175,6 +175,13 @@ def pipeline_options(beam_options: Sequence[str] | str | None, workers: int):
                          ", ".join(f"--{name}" for name in unknown))
     if flags == default_flags(workers):
         _DEFAULTED.add(options)  # the mode is settled once the job's size is known
+    # The driver's own reads, listings and writes of remote paths (the annotation
+    # files, the shard plan's listing, the task files, manifest.json) go through
+    # `FileSystems` too: without the options, S3's endpoint, keys and region never
+    # reach it. Set before anything is read.
+    from apache_beam.io.filesystems import FileSystems
+
+    FileSystems.set_options(options)
     return options
 
 
@@ -399,11 +406,26 @@ def _describe(options) -> str:
     return f"{runner} ({direct.direct_running_mode or 'in_memory'}, {workers} worker(s))"
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    # Beam wraps the worker's exception; its last line names the original error.
-    return lines[-1] if lines else type(e).__name__
+def _pipeline_failed(e: BaseException, tasks: Sequence[Any], options) -> CocoprepError:
+    """The worker's own typed error if it left one, else the runner's failure in one
+    line (see `beam_portable`)."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
+    typed = _worker_error(tasks)
+    if typed is not None:
+        return typed
+    written = _shards_written(tasks[0].staging) if tasks else 0
+    timeout = options.view_as(PortableOptions).job_server_timeout
+    return BeamPipelineFailed("WriteShards", beam_portable.failure_reason(
+        e, written=written, total=len(tasks), job_server_timeout=timeout))
+
+
+def _shards_written(staging: str) -> int:
+    """How many shards' result files the workers have written so far."""
+    try:
+        return len(fsio.list_files(fsio.join(staging, RESULTS_DIR, "*.result")))
+    except Exception:
+        return 0
 
 
 def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = False) -> list:
@@ -424,23 +446,24 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
         raise OutputWriteError(f"the task files in {fsio.join(tasks[0].staging, TASKS_DIR)}",
                                e) from None
     except Exception as e:
-        raise BeamPipelineFailed("stage task files", _first_line(e)) from None
+        raise BeamPipelineFailed("stage task files", beam_portable.last_line(e)) from None
     _say(quiet, f"staged {len(paths)} task file(s); writing shards")
     _IN_DRIVER = True
     # Every object alive now (Beam's modules, the driver's annotation index) outlives
     # the pipeline: kept out of the collector's full passes while it runs.
     gc.freeze()
     try:
-        state = _run_pipeline(beam, options, paths)
+        state = _run_pipeline(beam, options, paths, tasks[0].staging if tasks else "")
     except CocoprepError:
         raise
     except Exception as e:
-        raise _worker_error(tasks) or BeamPipelineFailed("WriteShards", _first_line(e)) from None
+        raise _pipeline_failed(e, tasks, options) from None
     finally:
         gc.unfreeze()
         _IN_DRIVER = False
     if state is not None and str(state).split(".")[-1] not in ("DONE", "UNKNOWN"):
-        raise BeamPipelineFailed("WriteShards", f"the runner ended in state {state}")
+        raise _worker_error(tasks) or BeamPipelineFailed(
+            "WriteShards", f"the runner ended in state {state}")
     results = _collect(tasks)
     written = sum(r.num_examples for r in results)
     skipped = sum(len(r.skipped) for r in results)
@@ -448,9 +471,11 @@ def run_shards(tasks: Sequence[Any], builder: Any, *, options, quiet: bool = Fal
     return results
 
 
-def _run_pipeline(beam, options, paths: list[str]):
+def _run_pipeline(beam, options, paths: list[str], staging: str):
     """`Create(task files) -> write each shard`, run to its end (Create reshuffles
     its elements: the shards spread over the workers); the runner's final state."""
+    from apache_beam.options.pipeline_options import PortableOptions
+
     global _GATE
     _GATE = gate = interrupt.StopGate()
 
@@ -461,6 +486,7 @@ def _run_pipeline(beam, options, paths: list[str]):
         gate.stop()
         _stop_local_workers()
 
+    beam_portable.hush_message_reader()
     try:
         with _output_captured(), interrupt.on_signal(on_signal):
             pipeline = beam.Pipeline(options=options)
@@ -474,10 +500,17 @@ def _run_pipeline(beam, options, paths: list[str]):
                     raise gate.interrupt from None
                 raise
             try:
-                return result.wait_until_finish()
+                return beam_portable.wait_for_job(
+                    result, shards_written=lambda: _shards_written(staging),
+                    stall_s=options.view_as(PortableOptions).job_server_timeout or 300)
             except KeyboardInterrupt:  # a runner that returned early: cancel the job
                 with contextlib.suppress(Exception):
                     result.cancel()
+                raise
+            except Exception as e:
+                if beam_portable.grpc_status(e) is not None:  # the job may still run
+                    with contextlib.suppress(Exception):
+                        result.cancel()
                 raise
     except KeyboardInterrupt:
         # The caller removes the staging folder next: first let every writer thread

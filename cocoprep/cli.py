@@ -135,7 +135,7 @@ def _write_options(task: str) -> tuple[Callable, ...]:
         click.option("--runner", default="local", show_default=True,
                      type=click.Choice(["local", "beam"]),
                      help=f"local: a process pool; beam: an Apache Beam pipeline (same bytes; "
-                          f'{remote}; needs pip install "cocoprep[beam]").'),
+                          f'{remote}; needs pip install "apache-beam>=2.60").'),
         click.option("--beam-options", default=None, metavar='"FLAGS"',
                      help="Apache Beam pipeline flags as one string, e.g. \"--runner="
                           "DataflowRunner --project=P --region=R --temp_location=gs://b/tmp\" "

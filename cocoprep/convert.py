@@ -228,12 +228,21 @@ def convert_detection(
         images_seen = str(view.images) if view.images is not None else None
         source = load_detection(view.src, replace(request, images=images_seen))
         roots = {s.name: view.to_remote(s.source.image_dir) for s in source.splits}
-        paths = {name: {k: view.to_remote(v) for k, v in p.items()}
-                 for name, p in source.source_paths.items()}
-    source = replace(source, source_paths=paths)
+        source = _named_remote(source, view)
     job = detection_job(source, detection=detection, options=options, roots=roots,
                         src=str(src), request=request)
     return run_job(out, job, options)
+
+
+def _named_remote(source: DetectionSource, view: fsio.RemoteView) -> DetectionSource:
+    """`source` with its recorded paths, notes and skips naming the remote originals
+    instead of their temp copies (a local SRC passes through unchanged)."""
+    paths = {name: {k: view.to_remote(v) for k, v in p.items()}
+             for name, p in source.source_paths.items()}
+    skipped = tuple(replace(s, file=s.file and view.in_text(s.file), detail=view.in_text(s.detail))
+                    for s in source.skipped)
+    return replace(source, source_paths=paths, notes=tuple(map(view.in_text, source.notes)),
+                   skipped=skipped)
 
 
 # The name this function had when COCO was the only format (kept: users call it).

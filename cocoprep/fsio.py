@@ -3,8 +3,9 @@ Beam's `FileSystems` for any `scheme://` path (gs://, s3://, hdfs://, or a schem
 a plugin registers).
 
 The local runner only ever gets local paths, so it never imports Beam; a remote path
-imports Beam lazily and needs `cocoprep[beam]`. Remote paths are kept as strings
-throughout: `pathlib.Path("gs://b/x")` would fold the double slash.
+imports Beam lazily and needs apache-beam (`pip install ".[beam]"` from a checkout;
+s3:// also boto3). Remote paths are kept as strings throughout:
+`pathlib.Path("gs://b/x")` would fold the double slash.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import shutil
 import tempfile
 from typing import BinaryIO
 
-from cocoprep.errors import MISSING_FILE, UNREADABLE_FILE, UNSAFE_PATH, CocoprepError, ItemSkipped
+from cocoprep.errors import (MISSING_FILE, UNREADABLE_FILE, UNSAFE_PATH, CocoprepError,
+                             InputError, ItemSkipped)
 
 _SCHEME = re.compile(r"^[a-zA-Z][-a-zA-Z0-9+.]*://")
 _CHUNK = 1 << 22
 
-BEAM_INSTALL_HINT = 'pip install "cocoprep[beam]"'
+BEAM_INSTALL_HINT = 'pip install "apache-beam>=2.60"'  # works wherever cocoprep came from
 
 
 class BeamMissing(CocoprepError):
@@ -38,12 +40,26 @@ def is_remote(path: object) -> bool:
     return isinstance(path, str) and bool(_SCHEME.match(path)) and not path.startswith("file://")
 
 
-def beam_filesystems(what: str = "a remote path"):
-    """Beam's `FileSystems`, imported on first use."""
+# Client libraries Beam's filesystem for a scheme needs but apache-beam does not pull in
+_SCHEME_NEEDS = {"s3": ("boto3", "pip install boto3")}
+
+
+def beam_filesystems(what: str = "a remote path", path: str | None = None):
+    """Beam's `FileSystems`, imported on first use; for `path`, also the client
+    library its scheme needs (Beam's own message for a missing one comes wrapped in
+    two listing errors)."""
     try:
         from apache_beam.io.filesystems import FileSystems
     except ImportError:
         raise BeamMissing(what) from None
+    scheme = path.split("://", 1)[0].lower() if path and is_remote(path) else None
+    if scheme in _SCHEME_NEEDS:
+        module, hint = _SCHEME_NEEDS[scheme]
+        try:
+            __import__(module)
+        except ImportError:
+            raise CocoprepError(f"{scheme}:// paths need {module}, which is not installed: "
+                                f"{hint}") from None
     return FileSystems
 
 
@@ -57,7 +73,8 @@ def open_read(path: str) -> BinaryIO:
     if is_remote(path):
         from apache_beam.io.filesystem import CompressionTypes
 
-        return beam_filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return beam_filesystems(path=path).open(path,
+                                                compression_type=CompressionTypes.UNCOMPRESSED)
     return open(path, "rb")
 
 
@@ -65,8 +82,41 @@ def open_write(path: str) -> BinaryIO:
     if is_remote(path):
         from apache_beam.io.filesystem import CompressionTypes
 
-        return beam_filesystems().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        stream = beam_filesystems(path=path).create(
+            path, compression_type=CompressionTypes.UNCOMPRESSED)
+        return _RemoteWriter(stream)  # type: ignore[return-value]
     return open(path, "wb")
+
+
+class _RemoteWriter:
+    """A Beam write stream that can also write an empty file to S3. Beam's S3
+    uploader completes an empty file's multipart upload with no part, which S3
+    refuses (MalformedXML); S3 takes one empty part as an empty object. An empty
+    `skipped.jsonl`, or a shard whose every item was skipped, is such a file."""
+
+    def __init__(self, stream):
+        self._stream, self._written = stream, 0
+
+    def write(self, data) -> int:
+        n = self._stream.write(data)
+        self._written += len(data)
+        return n
+
+    def close(self) -> None:
+        if self._written == 0 and not self._stream.closed:
+            uploader = getattr(getattr(self._stream, "raw", None), "_uploader", None)
+            if getattr(uploader, "parts", None) == [] and hasattr(uploader, "_write_to_s3"):
+                uploader._write_to_s3(b"")
+        self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def read_all(path: str) -> bytes:
@@ -138,7 +188,7 @@ def list_files(pattern: str) -> list[tuple[str, int, float]]:
                 st = os.stat(p)
                 out.append((p, st.st_size, st.st_mtime))
         return sorted(out)
-    result = beam_filesystems().match([pattern])[0]
+    result = beam_filesystems(path=pattern).match([pattern])[0]
     return sorted((m.path, m.size_in_bytes, m.last_updated_in_seconds)
                   for m in result.metadata_list)
 
@@ -213,14 +263,24 @@ class RemoteView:
                 return join(remote, *rest.split(os.sep)) if rest else remote
         return text
 
+    def in_text(self, text: str) -> str:
+        """`text` (a note, a skip's detail) naming the remote originals where it named
+        their temp copies: no temp path reaches an output or a message."""
+        for local, remote in self._mapping.items():
+            text = text.replace(local, remote)
+        return text
 
-def _mirror(remote: str, local: str, *, depth: int, keep) -> None:
+
+def _mirror(remote: str, local: str, *, depth: int, keep) -> list[str]:
     """Copy the files under `remote` (at most `depth` folders down) that `keep(rel)`
-    accepts, and make every folder seen at that depth, into `local`."""
+    accepts, and make every folder seen at that depth, into `local`. Returns the
+    relative name of every file listed, at any depth."""
     base = remote.rstrip("/")
     os.makedirs(local, exist_ok=True)
+    listed = []
     for path, _, _ in list_files(join(base, "**")):
         rel = path[len(base):].lstrip("/")
+        listed.append(rel)
         parts = rel.split("/")
         if len(parts) - 1 > depth or any(p in ("", ".", "..") for p in parts):
             continue
@@ -228,6 +288,26 @@ def _mirror(remote: str, local: str, *, depth: int, keep) -> None:
         os.makedirs(folder, exist_ok=True)
         if keep(rel):
             copy_to_local(path, os.path.join(local, *parts))
+    return listed
+
+
+_YOLO_NAMES = ("data.yaml", "obj.data", "classes.txt", "obj.names")
+
+
+def _refuse_non_coco(src: str, names: list[str]) -> None:
+    """A remote SRC is read through its COCO JSON files only: Pascal VOC or YOLO data
+    there is refused by what it is, not as "none of these"."""
+    lower = [n.lower() for n in names]
+    if any(n.endswith(".json") for n in lower):
+        return
+    if any(n.endswith(".xml") for n in lower):
+        found = "Pascal VOC XMLs"
+    elif any(n.endswith(".txt") or n.rsplit("/", 1)[-1] in _YOLO_NAMES for n in lower):
+        found = "YOLO labels"
+    else:
+        return
+    raise InputError(src, "COCO JSON under a remote SRC (Pascal VOC and YOLO data are read "
+                     "from a local copy: copy SRC down first)", found)
 
 
 @contextlib.contextmanager
@@ -249,7 +329,9 @@ def remote_view(src: object, images: object = None):
                 _mirror(parent, top, depth=0, keep=lambda rel: rel == name or rel.endswith(suffix))
                 local_src, mapping[top] = os.path.join(top, name), parent
             else:
-                _mirror(src_s, top, depth=2, keep=lambda rel: rel.lower().endswith(".json"))
+                listed = _mirror(src_s, top, depth=2,
+                                 keep=lambda rel: rel.lower().endswith(".json"))
+                _refuse_non_coco(src_s, listed)
                 local_src, mapping[top] = top, src_s.rstrip("/")
         local_images = images_s
         if is_remote(images_s):
@@ -260,8 +342,7 @@ def remote_view(src: object, images: object = None):
         try:
             yield view
         except CocoprepError as e:  # name the remote file, not its temp copy
-            for local, remote_path in mapping.items():
-                e.message = e.message.replace(local, remote_path)
+            e.message = view.in_text(e.message)
             e.args = (e.message,)
             raise
     finally:

@@ -17,6 +17,7 @@ from pathlib import Path
 from cocoprep import schema
 from cocoprep.errors import InputError, ManifestError
 from cocoprep.framing import read_shard
+from cocoprep.fsio import is_remote
 from cocoprep.manifest import MANIFEST_NAME, Manifest
 
 SHARD_PATTERN = "*.tfrecord-?????-of-?????"
@@ -136,6 +137,10 @@ def resolve(path: str | os.PathLike) -> Shards:
         ManifestError: a directory without a readable manifest.json.
     """
     text = os.fspath(path)
+    if is_remote(text):  # tf.data and the checks read local files only
+        raise InputError(text, "a local output directory or shard glob (copy a remote "
+                         "output down first, e.g. `aws s3 cp --recursive` or "
+                         "`gcloud storage cp -r`)", "a remote path")
     if is_glob(text) or os.path.isfile(text):
         return _from_glob(text)
     if not os.path.isdir(text):

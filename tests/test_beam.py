@@ -405,7 +405,7 @@ def test_beam_not_installed_is_one_line(tmp_path, monkeypatch):
                                           "--runner", "beam"])
         assert result.exit_code == 2
         assert result.output == ("Error: --runner beam needs Apache Beam, which is not "
-                                 'installed: pip install "cocoprep[beam]"\n')
+                                 'installed: pip install "apache-beam>=2.60"\n')
         assert not (tmp_path / "out").exists()
 
 
