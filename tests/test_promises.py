@@ -236,3 +236,14 @@ def test_help_names_the_tfds_files(command):
     result = invoke(command, "--help")
     text = " ".join(result.stdout.split())
     assert "TensorFlow Datasets files (dataset_info.json, features.json" in text
+
+
+def test_a_malformed_xml_in_a_split_list_does_not_make_its_image_unlisted(tmp_path):
+    src = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "voc", src)
+    xml = src / "VOCdevkit" / "VOC2007" / "Annotations" / "000000000104.xml"
+    xml.write_bytes(xml.read_bytes()[:73])
+    out = tmp_path / "out"
+    result = convert(src, "-o", out, "--classes", "person,car,dog")
+    assert result.exit_code == 0, result.output
+    assert [line["reason"] for line in skipped_lines(out)] == ["malformed_xml"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -245,15 +245,17 @@ def select_classes(source: DetectionSource, classes: Sequence[str] | None, *,
             labels[cat] = (label_map.id_of(name), name)
         else:
             unselected[cat] = name
-    note = (f"--classes keeps {len(names)} of {len(plan.label_map.names)} classes "
-            f"(ids 1..{len(names)})")
+    notes = tuple(source.notes)
     if unselected:
         counts = _object_counts(source, unselected)
-        note += "; left out: " + ", ".join(
-            f"{name} ({counts[name]} object{'s' * (counts[name] != 1)})"
-            for name in sorted(counts))
+        notes += (f"--classes keeps {len(names)} of {len(plan.label_map.names)} classes "
+                  f"(ids 1..{len(names)}); left out: " + ", ".join(
+                      f"{name} ({counts[name]} object{'s' * (counts[name] != 1)})"
+                      for name in sorted(counts)),)
+    elif list(names) != list(plan.label_map.names) or not plan.contiguous:
+        notes += (f"--classes: label ids 1..{len(names)} in its order",)
     return replace(source, labels=LabelPlan(label_map, labels, plan.notes, True, unselected),
-                   notes=tuple(source.notes) + (note,))
+                   notes=notes)
 
 
 def _object_counts(source: DetectionSource, names: dict[int, str]) -> dict[str, int]:
@@ -270,17 +272,19 @@ def _object_counts(source: DetectionSource, names: dict[int, str]) -> dict[str, 
     return counts
 
 
-def unlisted_images(splits: Sequence[DetectionSplit], *, listed_by: str) -> list[SkippedItem]:
+def unlisted_images(splits: Sequence[DetectionSplit], *, listed_by: str,
+                    also_named: Iterable[str] = ()) -> list[SkippedItem]:
     """The image files of the splits' image folders that no split names, each as a
     skip (`unlisted_image`) of the first split reading that folder: a COCO JSON or a
     VOC split list decides what the data set is, and the rest is reported, never
-    dropped unseen. `listed_by` says what would have named them."""
+    dropped unseen. `listed_by` says what would have named them; `also_named` are
+    images named but not written (e.g. beside an annotation file that does not parse)."""
     by_dir: dict[Path, list[DetectionSplit]] = {}
     for split in splits:
         by_dir.setdefault(Path(split.image_dir), []).append(split)
     out = []
     for folder, readers in by_dir.items():
-        named = {n for s in readers for n in s.file_names}
+        named = {n for s in readers for n in s.file_names} | set(also_named)
         for name in list_images(folder, recursive=True):
             if name not in named:
                 out.append(SkippedItem(readers[0].name, None, None, name, UNLISTED_IMAGE,

@@ -292,13 +292,14 @@ def _objects(cols: _Columns, record: VocRecord, skip, label_ids: dict[str, int],
 def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSkipped]], *,
              label_ids: dict[str, int], categories: list[Category], images: Sequence[str],
              where: str = "", unclaimed: bool = False
-             ) -> tuple[DetectionSplit, list[SkippedItem], Counter]:
+             ) -> tuple[DetectionSplit, list[SkippedItem], Counter, set[str]]:
     """One split from its parsed XMLs. `images` lists the files of the image folder;
     `where` is the annotation folder as the report names it. With `unclaimed`, the
     folder's images that no XML names are written too, without objects (counted as
     `no_xml`), as YOLO keeps images without labels: an image the source holds is
-    never dropped unseen. Returns the split, the skips found here and counts of how
-    images were found (`resolve_image`)."""
+    never dropped unseen. Returns the split, the skips found here, counts of how
+    images were found (`resolve_image`) and the images its XMLs name (a malformed
+    XML's too)."""
     lookup = image_lookup(images)
     cols = _Columns(*([] for _ in range(13)))
     skipped: list[SkippedItem] = []
@@ -343,7 +344,7 @@ def assemble(files: VocSplitFiles, read: Sequence[tuple[str, VocRecord | ItemSki
             files.name, None, None, f"{where}{missing}.xml", MISSING_XML,
             f"{files.list_file.name if files.list_file else 'the split list'} lists "
             f"{missing!r}, which has no {where}{missing}.xml"))
-    return _split(files, cols, categories), skipped, found
+    return _split(files, cols, categories), skipped, found, claimed
 
 
 def _split(files: VocSplitFiles, cols: _Columns, categories: list[Category]) -> DetectionSplit:
@@ -423,19 +424,22 @@ def load(src: str | Path, request: SourceRequest) -> DetectionSource:
     categories = [Category(i, n) for n, i in label_ids.items()]
     splits, skipped, found = [], [], Counter()
     shared = Counter(files.image_dir for files in layout.splits)
+    named: set[str] = set()  # images the split lists name (a malformed XML's too)
     for files, parsed in zip(layout.splits, read):
         where = _relative(files.ann_dir, Path(src))
         # Without a split list the XMLs are the split: the folder's other images are
         # kept (not when splits share one image folder: whose would they be?)
-        split, skips, how = assemble(
+        split, skips, how, claimed = assemble(
             files, parsed, label_ids=label_ids, categories=categories,
             images=list_images(files.image_dir, recursive=files.recursive_images), where=where,
             unclaimed=files.list_file is None and shared[files.image_dir] == 1)
         splits.append(split)
         skipped += skips
         found += how
+        if files.list_file is not None:
+            named |= claimed
     listed = [s for s, f in zip(splits, layout.splits) if f.list_file is not None]
-    skipped += unlisted_images(listed, listed_by="split list")
+    skipped += unlisted_images(listed, listed_by="split list", also_named=named)
     label_map = LabelMap.from_names(names)
     labels = LabelPlan(label_map, {i: (i, n) for n, i in label_ids.items()}, (), True)
     outputs, skipped = output_splits(splits, ratio=request.ratio, seed=request.seed,
