@@ -252,7 +252,8 @@ def test_without_matplotlib_one_line_names_the_extra(tmp_path, monkeypatch):
     assert code == 2, text
     lines = text.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:")
-    assert "pip install 'cocoprep[report]'" in lines[0]
+    assert lines[0].endswith('install it with: pip install "matplotlib>=3.7" (the `report` '
+                             'extra: pip install ".[report]" in a cocoprep checkout)')
     assert not (out / "report.html").exists()
 
 

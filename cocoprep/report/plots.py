@@ -26,7 +26,8 @@ class MissingExtra(CocoprepError):
     def __init__(self, module: str, extra: str):
         self.module, self.extra = module, extra
         super().__init__(f"`cocoprep report` draws its plots with {module}, which is not "
-                         f"installed; install it with: pip install 'cocoprep[{extra}]'")
+                         f"installed; install it with: pip install \"{module}>=3.7\" (the "
+                         f"`{extra}` extra: pip install \".[{extra}]\" in a cocoprep checkout)")
 
 
 def require_matplotlib() -> None:
