@@ -119,3 +119,51 @@ def write_segmentation(out: Path, splits: dict[str, Sequence], *, shards: int = 
         extra_files={"label_map.pbtxt": lm.to_pbtxt(), "labels.txt": lm.to_labels_txt()},
         options=WriteOptions(workers=1, quiet=True))
     return manifest
+
+
+def scene(index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """A photo-like picture and its mask: a noisy, shaded background (class 0) and
+    one to three shapes at random places, each class its own hue and shape (1: disc,
+    2: box, 3: ring), with VOC's 2-pixel void border around every shape."""
+    rng = np.random.default_rng(10_000 + index)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    shade = 90 + 40 * np.sin(xx / width * rng.uniform(1, 4) + rng.uniform(0, 6))[..., None]
+    img = shade + np.array([10.0, 30.0, 10.0]) + rng.normal(0, 12, (height, width, 3))
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(rng.integers(1, 4)):
+        cls = int(rng.integers(1, len(SEG_CLASSES)))
+        r = rng.uniform(0.12, 0.25) * min(width, height)
+        cy, cx = rng.uniform(r, height - r), rng.uniform(r, width - r)
+        dist = np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)
+        box = np.maximum(np.abs(yy - cy), np.abs(xx - cx))
+        inside = {1: dist <= r, 2: box <= r, 3: (dist <= r) & (dist >= 0.5 * r)}[cls]
+        edge = {1: dist, 2: box, 3: dist}[cls]
+        border = ~inside & (edge <= r + 2) & (mask != schema.VOID_ID)
+        colour = COLOURS[cls].astype(np.float32)
+        img[inside] = colour * rng.uniform(0.8, 1.1) + rng.normal(0, 15, (int(inside.sum()), 3))
+        mask[inside] = cls
+        mask[border | ((cls == 3) & (dist < 0.5 * r) & (dist >= 0.5 * r - 2))] = schema.VOID_ID
+    return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+@dataclass(frozen=True)
+class SceneItem(SegItem):
+    """A `scene` (photo-like, JPEG by default) instead of coloured blocks."""
+
+    width: int = 128
+    height: int = 96
+    fmt: str = "jpeg"
+
+    def mask(self) -> np.ndarray:
+        return scene(self.index, self.width, self.height)[1]
+
+    def pixels(self) -> np.ndarray:
+        return scene(self.index, self.width, self.height)[0]
+
+
+def write_scenes(out: Path, *, train: int = 48, val: int = 16, corrupt: str = "",
+                 width: int = 128, height: int = 96) -> Manifest:
+    """A train and a val split of `SceneItem`s; `corrupt` applies to every mask."""
+    return write_segmentation(out, {
+        "train": [SceneItem(i, width, height, corrupt=corrupt) for i in range(train)],
+        "val": [SceneItem(1000 + i, width, height, corrupt=corrupt) for i in range(val)]})

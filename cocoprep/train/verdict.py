@@ -128,3 +128,41 @@ def combine(checks: Sequence[Verdict]) -> RunVerdict:
              + (f" (z {c.z:.1f})" if c.z is not None else "") for c in checks]
     return RunVerdict(True, "; ".join(parts) + f"; each by more than {NOISE_SIGMAS:g} noise "
                       f"SE and {MIN_RELATIVE_DROP:.0%}", checks)
+
+
+# The segmentation check: how far below the best pixel-blind loss (in nats per pixel)
+# the last window must end, at least: calibrated (docs/readme-seg-read.md) between the
+# worst right-mask run (-0.42) and the best wrong-mask run (-0.10), 2x from each.
+MIN_EXCESS_MARGIN = 0.2
+
+
+def judge_beats_prior(excess: Sequence[float], *, term: str = "excess") -> Verdict:
+    """PASS when the model ends clearly better than any prediction that ignores the
+    pixels: with k = ceil(10% of the steps), the mean of the last k values of
+    `excess` (the loss minus that of predicting each batch's own class
+    frequencies, `heads.excess_loss`) must be below 0 by more than
+
+        max(NOISE_SIGMAS * sigma / sqrt(k), MIN_EXCESS_MARGIN)
+
+    with sigma the `detrended_noise` of the series. Masks mirrored or shifted
+    against their pictures leave a model at or above 0 (it can learn the class
+    frequencies, not where the classes are); see docs for the calibration."""
+    values = [float(v) for v in excess]
+    n = len(values)
+    if n < 2:
+        return Verdict(False, f"{term}: only {n} step(s), too few to judge", term=term)
+    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        return Verdict(False, f"{term} is not finite at step {bad[0] + 1} of {n}", term=term)
+    k = min(max(1, math.ceil(WINDOW_FRACTION * n)), n // 2)
+    first = sum(values[:k]) / k
+    last = sum(values[-k:]) / k
+    sigma = detrended_noise(values)
+    se = sigma / math.sqrt(k)
+    required = max(NOISE_SIGMAS * se, MIN_EXCESS_MARGIN)
+    z = -last / se if se > 0 else None
+    what = (f"{term}: the loss of the last {k} step(s) is {last:+.4g} nats/pixel against the "
+            f"best pixel-blind prediction (the batch's class frequencies); needed below "
+            f"{-required:.4g} (the larger of {NOISE_SIGMAS:g} x noise SE {se:.3g} and "
+            f"{MIN_EXCESS_MARGIN:g})")
+    return Verdict(-last > required, what, k, first, last, sigma, required, z, term)
