@@ -148,10 +148,12 @@ def test_right_masks_pass(scenes, tmp_path):
                         "head (pixel softmax) on mixed2 (13x13 cells)")
     assert ", excess " in lines[3]
     assert lines[5].startswith("val: num_examples 16, num_pixels ")
-    assert lines[-2].startswith("PASS: loss fell ") and "; excess fell " in lines[-2]
+    assert lines[-2].startswith("PASS: loss fell ") and "; excess ended -" in lines[-2]
+    assert "nats/pixel against the best pixel-blind prediction (needed below -" in lines[-2]
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (m["head"], m["grid"], m["task"]) == ("segmentation", 13, "segmentation")
     assert [c["term"] for c in m["judgement"]["checks"]] == ["loss", "excess"]
+    assert (m["judgement"]["excess_sigmas"], m["judgement"]["min_excess_margin"]) == (4.0, 0.2)
     assert m["val"]["miou"] > m["val"]["majority_miou"] + 0.2
 
 

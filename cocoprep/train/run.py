@@ -368,6 +368,9 @@ def _metrics(verdict: RunVerdict, s: _Setup, trained: _Trained, *, plan: DeviceP
                                  if head == "detection" else None),
             "noise_sigmas": _verdict.NOISE_SIGMAS,
             "min_relative_drop": _verdict.MIN_RELATIVE_DROP,
+            **({"excess_sigmas": _verdict.EXCESS_SIGMAS,
+                "min_excess_margin": _verdict.MIN_EXCESS_MARGIN}
+               if head == "segmentation" else {}),
         },
         "val": trained.val,
         "losses": [num(v) for v in losses],

@@ -33,6 +33,7 @@ class Verdict:
     required_drop: float | None = None
     z: float | None = None
     term: str = "loss"
+    summary: str = ""  # the check's part of a PASS line; "" for a loss that must fall
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,10 @@ def combine(checks: Sequence[Verdict]) -> RunVerdict:
         return RunVerdict(False, failed[0].reason, checks)
     if len(checks) == 1:
         return RunVerdict(True, checks[0].reason, checks)
-    parts = [f"{c.term} fell {c.first_mean:.4g} -> {c.last_mean:.4g}"
+    parts = [c.summary or f"{c.term} fell {c.first_mean:.4g} -> {c.last_mean:.4g}"
              + (f" (z {c.z:.1f})" if c.z is not None else "") for c in checks]
-    return RunVerdict(True, "; ".join(parts) + f"; each by more than {NOISE_SIGMAS:g} noise "
+    falls = "each" if all(not c.summary for c in checks) else "the falls each"
+    return RunVerdict(True, "; ".join(parts) + f"; {falls} by more than {NOISE_SIGMAS:g} noise "
                       f"SE and {MIN_RELATIVE_DROP:.0%}", checks)
 
 
@@ -134,6 +136,10 @@ def combine(checks: Sequence[Verdict]) -> RunVerdict:
 # the last window must end, at least: calibrated (docs/readme-seg-read.md) between the
 # worst right-mask run (-0.42) and the best wrong-mask run (-0.10), 2x from each.
 MIN_EXCESS_MARGIN = 0.2
+# Noise standard errors the excess must be below 0 by: fewer than the loss's 6, as the
+# floor above already keeps wrong masks out (their z is 3.0 at most); right masks
+# reached z 7.9 at worst.
+EXCESS_SIGMAS = 4.0
 
 
 def judge_beats_prior(excess: Sequence[float], *, term: str = "excess") -> Verdict:
@@ -142,7 +148,7 @@ def judge_beats_prior(excess: Sequence[float], *, term: str = "excess") -> Verdi
     `excess` (the loss minus that of predicting each batch's own class
     frequencies, `heads.excess_loss`) must be below 0 by more than
 
-        max(NOISE_SIGMAS * sigma / sqrt(k), MIN_EXCESS_MARGIN)
+        max(EXCESS_SIGMAS * sigma / sqrt(k), MIN_EXCESS_MARGIN)
 
     with sigma the `detrended_noise` of the series. Masks mirrored or shifted
     against their pictures leave a model at or above 0 (it can learn the class
@@ -159,10 +165,12 @@ def judge_beats_prior(excess: Sequence[float], *, term: str = "excess") -> Verdi
     last = sum(values[-k:]) / k
     sigma = detrended_noise(values)
     se = sigma / math.sqrt(k)
-    required = max(NOISE_SIGMAS * se, MIN_EXCESS_MARGIN)
+    required = max(EXCESS_SIGMAS * se, MIN_EXCESS_MARGIN)
     z = -last / se if se > 0 else None
     what = (f"{term}: the loss of the last {k} step(s) is {last:+.4g} nats/pixel against the "
             f"best pixel-blind prediction (the batch's class frequencies); needed below "
-            f"{-required:.4g} (the larger of {NOISE_SIGMAS:g} x noise SE {se:.3g} and "
+            f"{-required:.4g} (the larger of {EXCESS_SIGMAS:g} x noise SE {se:.3g} and "
             f"{MIN_EXCESS_MARGIN:g})")
-    return Verdict(-last > required, what, k, first, last, sigma, required, z, term)
+    summary = (f"{term} ended {last:+.4g} nats/pixel against the best pixel-blind prediction "
+               f"(needed below {-required:.4g})")
+    return Verdict(-last > required, what, k, first, last, sigma, required, z, term, summary)
