@@ -76,6 +76,22 @@ def detrended_noise(values: Sequence[float]) -> float:
     return math.sqrt(total / n)
 
 
+def _windows(series: Sequence[float], term: str):
+    """(k, mean of the first k, mean of the last k, detrended noise sigma) of a
+    series, k = ceil(WINDOW_FRACTION of the steps); or a failed `Verdict` when the
+    series is too short or not finite."""
+    values = [float(v) for v in series]
+    n = len(values)
+    if n < 2:
+        return Verdict(False, f"{term}: only {n} step(s), too few to judge", term=term)
+    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+    if bad:
+        return Verdict(False, f"{term} is not finite at step {bad[0] + 1} of {n} "
+                              f"({values[bad[0]]}); {len(bad)} non-finite step(s)", term=term)
+    k = min(max(1, math.ceil(WINDOW_FRACTION * n)), n // 2)
+    return k, sum(values[:k]) / k, sum(values[-k:]) / k, detrended_noise(values)
+
+
 def judge(losses: Sequence[float], *, term: str = "loss") -> Verdict:
     """PASS when every loss is finite and the loss clearly went down.
 
@@ -94,18 +110,10 @@ def judge(losses: Sequence[float], *, term: str = "loss") -> Verdict:
     The relative floor asks for a drop that matters and covers noise-free runs
     (identical batches), where sigma is 0.
     """
-    values = [float(v) for v in losses]
-    n = len(values)
-    if n < 2:
-        return Verdict(False, f"{term}: only {n} step(s), too few to judge", term=term)
-    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
-    if bad:
-        return Verdict(False, f"{term} is not finite at step {bad[0] + 1} of {n} "
-                              f"({values[bad[0]]}); {len(bad)} non-finite step(s)", term=term)
-    k = min(max(1, math.ceil(WINDOW_FRACTION * n)), n // 2)
-    first = sum(values[:k]) / k
-    last = sum(values[-k:]) / k
-    sigma = detrended_noise(values)
+    windows = _windows(losses, term)
+    if isinstance(windows, Verdict):
+        return windows
+    k, first, last, sigma = windows
     se = sigma * math.sqrt(2 / k)
     required = max(NOISE_SIGMAS * se, MIN_RELATIVE_DROP * abs(first))
     drop = first - last
@@ -153,17 +161,10 @@ def judge_beats_prior(excess: Sequence[float], *, term: str = "excess") -> Verdi
     with sigma the `detrended_noise` of the series. Masks mirrored or shifted
     against their pictures leave a model at or above 0 (it can learn the class
     frequencies, not where the classes are); see docs for the calibration."""
-    values = [float(v) for v in excess]
-    n = len(values)
-    if n < 2:
-        return Verdict(False, f"{term}: only {n} step(s), too few to judge", term=term)
-    bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
-    if bad:
-        return Verdict(False, f"{term} is not finite at step {bad[0] + 1} of {n}", term=term)
-    k = min(max(1, math.ceil(WINDOW_FRACTION * n)), n // 2)
-    first = sum(values[:k]) / k
-    last = sum(values[-k:]) / k
-    sigma = detrended_noise(values)
+    windows = _windows(excess, term)
+    if isinstance(windows, Verdict):
+        return windows
+    k, first, last, sigma = windows
     se = sigma / math.sqrt(k)
     required = max(EXCESS_SIGMAS * se, MIN_EXCESS_MARGIN)
     z = -last / se if se > 0 else None
