@@ -5,8 +5,9 @@ Writes the three data sets (tests/seg_records.write_scenes: 48 train and 16 val
 photo-like 128x96 JPEGs with VOC-like void borders), runs `cocoprep.train.smoketrain`
 on each (InceptionV3, random init, 128 px, batch 8, STEPS per phase), each run in its
 own process, and prints one row per run: the verdict, the z of the whole-run loss
-fall, the excess term (last-window mean, its noise SE, z below 0), and validation
-mIoU beside the predict-the-majority-class baseline. No timing figures.
+fall, the excess term (last-window mean, its noise SE, z below 0), the pixel-blind
+loss and the share of it removed (last window), and validation mIoU beside the
+predict-the-majority-class baseline. No timing figures.
 
     python benchmarks/calibrate_seg_smoketrain.py --seeds 0 1 2 3 --steps 60 --work /tmp/cal
 """
@@ -49,10 +50,12 @@ def run_one(work: Path, cond: str, seed: int, steps: int, lr: float) -> dict:
 def row(cond: str, seed: int, m: dict) -> str:
     checks = {c["term"]: c for c in m["judgement"]["checks"]}
     loss, excess, val = checks["loss"], checks["excess"], m["val"] or {}
-    se = excess["noise_sigma"] / max(1, excess["window_steps"]) ** 0.5
+    k = excess["window_steps"]
+    se = excess["noise_sigma"] / max(1, k) ** 0.5
+    blind = sum(m["term_losses"]["blind"][-k:]) / k
     return (f"{cond:6} {seed:4} {m['result']:4} {loss['z']:8.1f} {excess['last_mean']:+9.3f} "
-            f"{se:7.3f} {excess['z']:8.1f} {val.get('miou', float('nan')):6.3f} "
-            f"{val.get('majority_miou', float('nan')):6.3f}")
+            f"{se:7.3f} {excess['z']:8.1f} {blind:6.3f} {-excess['last_mean'] / blind:6.2f} "
+            f"{val.get('miou', float('nan')):6.3f} {val.get('majority_miou', float('nan')):6.3f}")
 
 
 def main() -> None:
@@ -63,7 +66,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("seg_calibration"))
     args = parser.parse_args()
     write_data(args.work)
-    print("cond   seed verdict  loss z  excess   exc SE  exc z   mIoU  major")
+    print("cond   seed verdict  loss z  excess   exc SE  exc z  blind  share   mIoU  major")
     for seed in args.seeds:
         for cond in CONDITIONS:
             print(row(cond, seed, run_one(args.work, cond, seed, args.steps, args.lr)),

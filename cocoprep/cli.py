@@ -469,7 +469,7 @@ def smoketrain_cmd(data, run_dir, backbone, weights, head, steps, batch_size, im
     (noise measured around the local trend) and 10% of the first; the detector
     must also bring down its box loss and its heatmap loss; the segmenter must end
     below the loss of the best pixel-blind prediction (each batch's class
-    frequencies) by more than 4 noise SE and 0.2 nats per pixel. FAIL
+    frequencies) by 45% of it and by more than 4 noise SE. FAIL
     (exit 1) otherwise, and before training when the train split holds no objects
     (detection) or one class. Writes RUN_DIR/metrics.json (with mAP@0.5 on the
     validation split for the detector, mIoU beside the majority-class baseline's

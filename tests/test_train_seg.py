@@ -47,6 +47,7 @@ def test_excess_is_zero_for_the_batch_frequencies_and_negative_for_the_truth():
     blind = np.broadcast_to(freq, y.shape + (3,))
     assert float(heads.excess_loss(y, _probs(blind))) == pytest.approx(0.0, abs=1e-5)
     entropy = -np.sum(freq * np.log(freq))
+    assert float(heads.blind_loss(y, _probs(blind))) == pytest.approx(entropy, rel=1e-5)
     truth = np.eye(3)[np.where(y == VOID, 0, y)] * 0.999 + 0.001 / 3
     assert float(heads.excess_loss(y, _probs(truth))) == pytest.approx(
         -entropy + -np.log(0.999 + 0.001 / 3), abs=1e-4)
@@ -71,19 +72,23 @@ def test_mean_iou_and_the_majority_baseline():
 
 # ------------------------------------------------------------------ verdict
 
-def test_beats_prior_passes_a_clear_gain_and_fails_near_zero():
+def test_beats_prior_needs_a_share_of_the_blind_loss_and_more_than_noise():
     rng = np.random.default_rng(1)
     steps = np.arange(120)
-    good = 1.0 - 1.6 * (1 - np.exp(-steps / 20)) + rng.normal(0, 0.03, 120)
-    check = verdict.judge_beats_prior(good)
+    blind = np.full(120, 0.8) + rng.normal(0, 0.02, 120)
+    good = 1.0 - 1.6 * (1 - np.exp(-steps / 20)) + rng.normal(0, 0.03, 120)  # ends -0.6
+    check = verdict.judge_beats_prior(good, blind)
     assert check.passed and check.last_mean < -0.5, check.reason
-    near = 1.0 * np.exp(-steps / 20) - 0.04 + rng.normal(0, 0.03, 120)
-    check = verdict.judge_beats_prior(near)
+    # Ends at -0.3: below 0 by 10 noise SE, but only 38% of the blind loss removed.
+    part = 1.0 * np.exp(-steps / 20) - 0.3 + rng.normal(0, 0.03, 120)
+    check = verdict.judge_beats_prior(part, blind)
     assert not check.passed
-    assert "needed below" in check.reason and "best pixel-blind prediction" in check.reason
-    noisy = -0.2 + rng.normal(0, 0.5, 120)  # below 0 on average, but only noise says so
-    assert not verdict.judge_beats_prior(noisy).passed
-    assert not verdict.judge_beats_prior([0.1, math.nan, -1.0] * 10).passed
+    assert "the model removed 3" in check.reason and "needed below -0.36" in check.reason
+    assert "(the larger of 45% of it and 4 x noise SE " in check.reason
+    noisy = -0.5 + rng.normal(0, 1.5, 120)  # 62% on average, but only noise says so
+    assert not verdict.judge_beats_prior(noisy, blind).passed
+    assert not verdict.judge_beats_prior([0.1, math.nan, -1.0] * 10, [0.8] * 30).passed
+    assert not verdict.judge_beats_prior(good, blind[:-1]).passed
 
 
 # ------------------------------------------------------------------ options
@@ -149,11 +154,12 @@ def test_right_masks_pass(scenes, tmp_path):
     assert ", excess " in lines[3]
     assert lines[5].startswith("val: num_examples 16, num_pixels ")
     assert lines[-2].startswith("PASS: loss fell ") and "; excess ended -" in lines[-2]
-    assert "nats/pixel against the best pixel-blind prediction (needed below -" in lines[-2]
+    assert " of the best pixel-blind loss " in lines[-2] and "removed (needed 45%)" in lines[-2]
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (m["head"], m["grid"], m["task"]) == ("segmentation", 13, "segmentation")
     assert [c["term"] for c in m["judgement"]["checks"]] == ["loss", "excess"]
-    assert (m["judgement"]["excess_sigmas"], m["judgement"]["min_excess_margin"]) == (4.0, 0.2)
+    assert (m["judgement"]["excess_sigmas"], m["judgement"]["min_blind_share"]) == (4.0, 0.45)
+    assert len(m["term_losses"]["blind"]) == len(m["losses"]) == 120
     assert m["val"]["miou"] > m["val"]["majority_miou"] + 0.2
 
 
@@ -162,7 +168,8 @@ def test_right_masks_pass(scenes, tmp_path):
 def test_masks_mirrored_or_shifted_against_their_pictures_fail(scenes, tmp_path, corrupt):
     code, text = run_cli("smoketrain", str(scenes / corrupt), "-o", str(tmp_path / "run"), *RUN)
     assert code == 1, text
-    assert text.splitlines()[-2].startswith("FAIL: excess: the loss of the last 12 step(s) is ")
+    assert text.splitlines()[-2].startswith("FAIL: excess: over the last 12 step(s) the model "
+                                            "removed ")
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     loss, excess = m["judgement"]["checks"]
     assert loss["passed"]  # the loss still falls: learning the class frequencies

@@ -44,7 +44,7 @@ from cocoprep.train.run import (DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_FINE_T
                                 DEFAULT_LR, DEFAULT_RUN_DIR, DEFAULT_STEPS, DETECTION_HEADS,
                                 METRICS_NAME, MODEL_NAME, PHASE2_LR_FACTOR, SmokeTrainResult,
                                 smoketrain)
-from cocoprep.train.verdict import (MIN_EXCESS_MARGIN, MIN_TOTAL_STEPS, NOISE_SIGMAS, RunVerdict,
+from cocoprep.train.verdict import (MIN_BLIND_SHARE, MIN_TOTAL_STEPS, NOISE_SIGMAS, RunVerdict,
                                     Verdict, combine, detrended_noise, judge, judge_beats_prior)
 
 __all__ = [
@@ -60,5 +60,5 @@ __all__ = [
     "DEFAULT_RUN_DIR", "DEFAULT_STEPS", "DETECTION_HEADS", "METRICS_NAME", "MODEL_NAME",
     "PHASE2_LR_FACTOR", "SmokeTrainResult", "smoketrain",
     "MIN_TOTAL_STEPS", "NOISE_SIGMAS", "RunVerdict", "Verdict", "combine", "detrended_noise",
-    "judge", "judge_beats_prior", "MIN_EXCESS_MARGIN",
+    "judge", "judge_beats_prior", "MIN_BLIND_SHARE",
 ]

@@ -15,9 +15,10 @@ Four heads:
 * ``segmentation`` (segmentation records): on the same stride-8 feature map, a
   3x3 conv (64 channels, ReLU) and a 1x1 conv to per-class logits, bilinearly
   upsampled to the input size, softmax. Loss: pixel cross-entropy over the pixels
-  that are not void (`seg_loss`). Logged beside it: `excess_loss`, the loss minus
-  that of the best predictor that ignores the pixels (each batch's own class
-  frequencies), which only falls below 0 when masks match their pictures.
+  that are not void (`seg_loss`). Logged beside it: `blind_loss`, the loss of the
+  best prediction that ignores the pixels (each batch's own class frequencies),
+  and `excess_loss`, the model's loss minus that one, which only falls well below
+  0 when masks match their pictures.
 
 Outputs are float32 under mixed precision, so the losses are exact.
 """
@@ -36,7 +37,7 @@ SIZE_WEIGHT = 0.1
 # Initial heatmap bias: sigmoid(-2.19) = 0.1, CenterNet's prior, keeps the focal
 # loss of the first steps from being dominated by the many empty cells.
 HEATMAP_PRIOR_BIAS = -math.log((1 - 0.1) / 0.1)
-TERMS = {"detection": ("heatmap", "box"), "segmentation": ("excess",)}
+TERMS = {"detection": ("heatmap", "box"), "segmentation": ("excess", "blind")}
 
 
 def _feature_norm():
@@ -164,19 +165,31 @@ def seg_loss(y_true, y_pred):
     return ce / tf.maximum(counts, 1.0)
 
 
+def _entropy(hist):
+    import tensorflow as tf
+
+    freq = hist / tf.maximum(tf.reduce_sum(hist), 1.0)
+    return -tf.reduce_sum(tf.where(freq > 0, freq * tf.math.log(tf.maximum(freq, 1e-12)), 0.0))
+
+
+def blind_loss(y_true, y_pred):
+    """The entropy of the batch's class frequencies over its pixels that are not
+    void: the pixel cross-entropy of the best prediction that ignores the pixels
+    (a scalar, logged per step as a Keras metric)."""
+    _, _, hist = _pixel_terms(y_true, y_pred)
+    return _entropy(hist)
+
+
 def excess_loss(y_true, y_pred):
-    """The batch's pixel cross-entropy minus the entropy of its own class
-    frequencies (the loss of the best prediction that ignores the pixels, which
-    wrong masks leave a model no better than): below 0 only when the model reads
-    the classes off the pixels. A scalar (logged per step as a Keras metric)."""
+    """The batch's pixel cross-entropy (over all its pixels that are not void)
+    minus `blind_loss`: masks that do not match their pictures leave a model near
+    or only a little below 0 (it can learn the class frequencies, and memorise
+    some of a small set); well below 0 only when it reads the classes off the
+    pixels. A scalar (logged per step as a Keras metric)."""
     import tensorflow as tf
 
     ce, counts, hist = _pixel_terms(y_true, y_pred)
-    total = tf.maximum(tf.reduce_sum(counts), 1.0)
-    freq = hist / total
-    entropy = -tf.reduce_sum(tf.where(freq > 0, freq * tf.math.log(
-        tf.maximum(freq, 1e-12)), 0.0))
-    return tf.reduce_sum(ce) / total - entropy
+    return tf.reduce_sum(ce) / tf.maximum(tf.reduce_sum(counts), 1.0) - _entropy(hist)
 
 
 def losses_for(head: str):
@@ -196,7 +209,7 @@ def compile_model(model, *, head: str, learning_rate: float, xla: bool) -> None:
     a `LossScaleOptimizer` (dynamic loss scaling) by itself."""
     import keras
 
-    metrics = [excess_loss] if head == "segmentation" else None
+    metrics = [excess_loss, blind_loss] if head == "segmentation" else None
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses_for(head),
                   metrics=metrics, jit_compile=bool(xla))
 

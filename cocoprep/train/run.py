@@ -114,7 +114,7 @@ def _judge(head: str, phases: list[PhaseResult]) -> RunVerdict:
 
     checks = [_verdict.judge(series("loss"), term="loss")]
     if head == "segmentation":
-        checks.append(_verdict.judge_beats_prior(series("excess"), term="excess"))
+        checks.append(_verdict.judge_beats_prior(series("excess"), series("blind")))
     if head == "detection":
         checks.append(_verdict.judge(series("box"), term="box"))
         checks.append(_verdict.judge(series("heatmap"), term="heatmap"))
@@ -369,7 +369,7 @@ def _metrics(verdict: RunVerdict, s: _Setup, trained: _Trained, *, plan: DeviceP
             "noise_sigmas": _verdict.NOISE_SIGMAS,
             "min_relative_drop": _verdict.MIN_RELATIVE_DROP,
             **({"excess_sigmas": _verdict.EXCESS_SIGMAS,
-                "min_excess_margin": _verdict.MIN_EXCESS_MARGIN}
+                "min_blind_share": _verdict.MIN_BLIND_SHARE}
                if head == "segmentation" else {}),
         },
         "val": trained.val,
