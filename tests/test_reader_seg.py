@@ -216,3 +216,18 @@ def test_a_mask_of_another_size_stops_the_reader_with_a_reason(tmp_path):
     write_segmentation(out, {"train": [SegItem(1)]}, builder=_SmallMask())
     with pytest.raises(tf.errors.InvalidArgumentError, match="mask size differs from its image"):
         elements(cocoprep.load(out, "train"))
+
+
+def test_default_set_is_flip_then_scale_jitter_and_apply_moves_masks():
+    from cocoprep.augment import apply, default_ops
+
+    ops = default_ops("segmentation", (48, 64))
+    assert [type(op).__name__ for op in ops] == ["RandomFlip", "ScaleJitter"]
+    assert ops[1].output_size == (48, 64) and ops[1].scale_range == (0.5, 2.0)
+    assert [type(op).__name__ for op in default_ops("segmentation")] == ["RandomFlip"]
+    item = TRAIN[0]
+    ds = tf.data.Dataset.from_tensors({"image": tf.constant(item.pixels()),
+                                       "mask": tf.constant(item.mask())}).repeat(3)
+    for e in elements(apply(ds, "default", 0, task="segmentation")):
+        check_agreement(e["image"], e["mask"])
+        assert e["mask"].shape == item.mask().shape  # without a size: flip only
