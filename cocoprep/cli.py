@@ -526,7 +526,9 @@ def smoketrain_cmd(data, run_dir, backbone, weights, head, steps, batch_size, im
     DATA is a directory written by `cocoprep convert` (detection records: a
     CenterNet-style detector on the backbone's stride-8 feature map, trained on
     the boxes; --head multilabel: one sigmoid per class, an image's targets being
-    its non-crowd objects' classes) or `cocoprep split` (classification: softmax).
+    its non-crowd objects' classes; segmentation records: a pixel softmax on the
+    same feature map, upsampled, void pixels left out) or `cocoprep split`
+    (classification: softmax).
     Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the top
     --fine-tune-layers backbone layers (BatchNorm stays frozen, in inference mode)
     at a tenth of --lr. Input: cocoprep.load with augmentation, then the
@@ -536,10 +538,13 @@ def smoketrain_cmd(data, run_dir, backbone, weights, head, steps, batch_size, im
     PASS (exit 0) when every loss is finite and the mean loss of the last 10% of
     steps is below that of the first 10% by more than 6 noise standard errors
     (noise measured around the local trend) and 10% of the first; the detector
-    must also bring down its box loss and its heatmap loss. FAIL
+    must also bring down its box loss and its heatmap loss; the segmenter must end
+    below the loss of the best pixel-blind prediction (each batch's class
+    frequencies) by 45% of it and by more than 4 noise SE. FAIL
     (exit 1) otherwise, and before training when the train split holds no objects
     (detection) or one class. Writes RUN_DIR/metrics.json (with mAP@0.5 on the
-    validation split for the detector) and RUN_DIR/model.keras (inputs: images
+    validation split for the detector, mIoU beside the majority-class baseline's
+    for the segmenter) and RUN_DIR/model.keras (inputs: images
     after preprocess_input; cocoprep.train.decode turns detector outputs into
     boxes).
 

@@ -27,25 +27,36 @@ DECODE_RULES = {
                 "decodes at full scale",
     "masks": "auto: full scale (the records hold masks, decoded at the stored size, so the "
              "image is too); pixels can differ from the same JPEG without masks",
+    "segmentation": "full scale (the mask is stored at the image's size and moves with its "
+                    "pixels)",
 }
+# How `load` treats a segmentation mask (DatasetInfo.mask_rule).
+SEGMENTATION_MASK_RULE = (
+    f"mask: uint8 [H, W] of stored class ids, {schema.VOID_ID} = void; moves with the pixels "
+    f"through flip, crop, scale jitter and letterbox; resized nearest-neighbour only (no id "
+    f"is invented); padding is void ({schema.VOID_ID})")
 
 @dataclass(frozen=True)
 class DatasetInfo:
     """What `load` found out about a split before building the pipeline.
 
     Attributes:
-        task: ``detection`` or ``classification``.
+        task: ``detection``, ``segmentation`` or ``classification``.
         files: shard paths in stored order.
         num_examples: examples in those shards (None when read from a glob
             without a manifest).
         label_map: the label map (label-map ids for detection, stored labels for
-            classification), or None when none was found.
+            classification, mask ids for segmentation, background included), or
+            None when none was found.
         label_offset: subtracted from stored classification labels.
         has_masks / num_keypoints / has_captions: optional features present.
         split: the split name (None for a glob).
         decode_rule: how `load(decode_scale="auto")` decodes these records' JPEGs
             before a resize (see `DECODE_RULES`); `decode_scale="full"` always
             decodes at full scale.
+        void_id: the mask value meaning "no label" (segmentation; else None).
+        mask_rule: how `load` resizes, pads and moves the segmentation mask ("" for
+            other tasks).
     """
 
     task: str
@@ -60,6 +71,8 @@ class DatasetInfo:
     split: str | None = None
     manifest: Manifest | None = field(default=None, repr=False)
     decode_rule: str = ""
+    void_id: int | None = None
+    mask_rule: str = ""
 
     @property
     def num_classes(self) -> int | None:
@@ -150,7 +163,8 @@ def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
     elif keys is not None:
         task = schema.infer_task(keys)
         if task is None:
-            raise InputError(files[0], "cocoprep detection or classification records",
+            raise InputError(files[0], "cocoprep detection, segmentation or classification "
+                             "records",
                              "records with other feature keys")
     else:
         raise InputError(shards.path, "shards with at least one record", "only empty shards")
@@ -158,6 +172,8 @@ def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
     present = set(keys or ())
     has = {f.name: f.key in present for f in task_schema.features}
     label_map = _read_label_map(directory, manifest, task)
+    segmentation = task == "segmentation"
+    rule = "segmentation" if segmentation else "masks" if has.get("mask") else "no_masks"
     return DatasetInfo(
         task=task,
         files=tuple(files),
@@ -170,5 +186,7 @@ def describe(path: str | os.PathLike, split: str = "train") -> DatasetInfo:
         has_captions=has.get("caption", False),
         split=split_name,
         manifest=manifest,
-        decode_rule=DECODE_RULES["masks" if has.get("mask", False) else "no_masks"],
+        decode_rule=DECODE_RULES[rule],
+        void_id=schema.VOID_ID if segmentation else None,
+        mask_rule=SEGMENTATION_MASK_RULE if segmentation else "",
     )

@@ -1,19 +1,20 @@
 """Decoding, the first step of the reader's per-element pipeline: image bytes -> uint8
-pixels, at reduced DCT scale when the image is about to be shrunk 2x or more, and
-instance-mask PNGs -> a [N, H, W] 0/1 tensor. TensorFlow ops only (used inside
-`tf.data` maps).
+pixels, at reduced DCT scale when the image is about to be shrunk 2x or more,
+instance-mask PNGs -> a [N, H, W] 0/1 tensor, and a segmentation record's class-mask
+PNG -> a [H, W] tensor of class ids. TensorFlow ops only (used inside `tf.data` maps).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["ENCODED", "ENCODED_MASKS", "decode_ratio", "decode_image", "decode_jpeg_window",
-           "decode_masks", "is_jpeg", "decode_any"]
+__all__ = ["ENCODED", "ENCODED_MASKS", "ENCODED_CLASS_MASK", "decode_ratio", "decode_image",
+           "decode_jpeg_window", "decode_masks", "decode_class_mask", "is_jpeg", "decode_any"]
 
 # Keys of an element before its decode step (the reader's record fields).
 ENCODED = "encoded"
 ENCODED_MASKS = "encoded_masks"
+ENCODED_CLASS_MASK = "encoded_class_mask"  # segmentation: one PNG of class ids
 _RATIOS = (8, 4, 2)  # libjpeg's reduced DCT scales, largest first
 _JPEG_START = b"\xff\xd8\xff"
 
@@ -115,3 +116,17 @@ def decode_masks(pngs, height, width) -> tf.Tensor:
                     lambda: tf.zeros([0, height, width], tf.uint8))
     masks.set_shape([None, None, None])
     return masks
+
+
+def decode_class_mask(png, height, width) -> tf.Tensor:
+    """A segmentation record's one-channel PNG of class ids -> uint8 [height, width]
+    (ids as stored, void included). A mask whose size is not the image's fails the
+    pipeline with a message rather than misaligning every crop that follows."""
+    mask = tf.io.decode_png(png, channels=1)[:, :, 0]
+    check = tf.debugging.assert_equal(
+        tf.shape(mask), tf.stack([height, width]),
+        message="segmentation mask size differs from its image (run `cocoprep verify`)")
+    with tf.control_dependencies([check]):
+        mask = tf.identity(mask)
+    mask.set_shape([None, None])
+    return mask

@@ -10,6 +10,7 @@ looks finished, and leaves the previous outputs as they were.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -90,7 +91,8 @@ def open_staging(out: str, run_id: str, *, needed_bytes: int | None = None) -> S
     except OSError as e:
         found = e.strerror or str(e)
         parent = _nearest_existing(out)
-        if parent is not None and os.path.abspath(parent) != os.path.abspath(out):
+        if (e.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and parent is not None
+                and os.path.isdir(parent) and os.path.abspath(parent) != os.path.abspath(out)):
             found += f" in {parent} (where OUT would be made)"
         raise InputError(out, "a writable output directory", found) from None
     staging = Staging(out, os.path.join(out, STAGING_PREFIX + run_id), created, None)

@@ -6,7 +6,9 @@ them. Each image is scaled to fit a square tile (kept aspect ratio, centred acro
 resting on the caption strip);
 boxes, class names, keypoints and translucent masks are drawn in one colour per
 class;
-classification examples get their label under the tile.
+classification examples get their label under the tile; segmentation masks are
+blended over their pictures in one colour per class (a class named ``background``
+left untinted, void in VOC's cream), with a legend of the ids shown under the grid.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ _PALETTE = (
     (147, 170, 0), (89, 51, 21), (241, 58, 19), (35, 44, 22),
 )
 UNKNOWN_COLOR = (160, 160, 160)
+VOID_COLOR = (224, 224, 192)  # the colour VOC's palette gives the void id
+LEGEND_ROW = 20  # the height of one row of the segmentation legend
 
 
 def class_color(index: int) -> tuple[int, int, int]:
@@ -141,18 +145,25 @@ def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | 
         raise UsageError("-n", "at least one example in the split", 0)
     columns = columns or max(1, math.ceil(math.sqrt(n)))
     columns = min(columns, n)
-    canvas = Image.new("RGB", grid_size(n, tile=tile, columns=columns), BACKGROUND)
+    width, height = grid_size(n, tile=tile, columns=columns)
     style = _Style(tile, _font(max(10, tile // 20)), _font(max(10, tile // 22)),
                    max(2, tile // 128))
+    legend = _legend_entries(examples, class_names) if task == "segmentation" else []
+    legend_rows = _legend_layout(legend, width, style.small)
+    canvas = Image.new("RGB", (width, height + LEGEND_ROW * len(legend_rows)), BACKGROUND)
     placements = []
     for i, ex in enumerate(examples):
         row, col = divmod(i, columns)
         cx, cy = PAD + col * (tile + PAD), PAD + row * (tile + CAPTION_HEIGHT + PAD)
-        place, img = _picture(ex, cx, cy, tile)
+        seg_names = list(class_names or []) if task == "segmentation" else None
+        place, img = _picture(ex, cx, cy, tile, seg_names)
         placements.append(place)
         canvas.paste(img, (place.x, place.y))
         draw = ImageDraw.Draw(canvas)
-        if task == "detection":
+        if task == "segmentation":
+            caption = _text(ex.get("image_id", b"")) or _text(ex.get("filename", b""))
+            caption, caption_color = (f"image {caption}" if caption else ""), TEXT_COLOR
+        elif task == "detection":
             caption, caption_color = _draw_objects(draw, ex, place, (cx, cy), style,
                                                    class_names or [])
         else:
@@ -163,15 +174,87 @@ def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | 
         if caption:
             text = _fit(draw, caption, style.small, tile - 16)
             left, top, _, _ = draw.textbbox((0, 0), text, font=style.small)
-            x = cx + (16 if task != "detection" else 0)
+            x = cx + (16 if task == "classification" else 0)
             draw.text((x - left, cy + tile + 3 - top), text,
-                      fill=TEXT_COLOR if task != "detection" else caption_color, font=style.small)
+                      fill=TEXT_COLOR if task == "classification" else caption_color,
+                      font=style.small)
+    _draw_legend(ImageDraw.Draw(canvas), legend_rows, height, style.small)
     return canvas, placements
 
 
-def _picture(ex: dict, cx: int, cy: int, tile: int):
+def _seg_color(mask_id: int, names: Sequence[str]) -> tuple[int, int, int] | None:
+    """The overlay colour of a mask id: its class's colour; None (untinted) for a
+    class named background; VOC's cream for void; grey for an id with no name."""
+    from cocoprep.schema import VOID_ID
+
+    if mask_id == VOID_ID:
+        return VOID_COLOR
+    if mask_id >= len(names):
+        return UNKNOWN_COLOR
+    return None if names[mask_id].lower() == "background" else class_color(mask_id)
+
+
+def _legend_entries(examples: Sequence[dict], names: Sequence[str] | None) -> list:
+    """(text, colour or None) for every mask id in `examples`, in id order."""
+    from cocoprep.schema import VOID_ID
+
+    names = list(names or [])
+    ids = sorted(set().union(*(np.unique(np.asarray(ex["mask"])).tolist() for ex in examples)))
+    entries = []
+    for i in ids:
+        name = "void" if i == VOID_ID else names[i] if i < len(names) else "no name"
+        colour = _seg_color(i, names)
+        entries.append((f"{i} {name}", colour))  # an empty swatch: untinted
+    return entries
+
+
+def _legend_layout(entries: list, width: int, font) -> list[list]:
+    """The legend's entries cut into rows that fit `width`: [(x, text, colour), ...]."""
+    from PIL import Image, ImageDraw
+
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    rows: list[list] = []
+    x = width  # start a row at the first entry
+    for text, colour in entries:
+        w = 16 + int(draw.textlength(text, font=font)) + PAD * 2
+        if x + w > width - PAD:
+            rows.append([])
+            x = PAD
+        rows[-1].append((x, text, colour))
+        x += w
+    return rows
+
+
+def _draw_legend(draw, rows: list[list], top: int, font) -> None:
+    for r, row in enumerate(rows):
+        y = top + r * LEGEND_ROW
+        for x, text, colour in row:
+            draw.rectangle([x, y + 3, x + 11, y + 14], fill=colour or BACKGROUND,
+                           outline=TEXT_COLOR)
+            left, t, _, _ = draw.textbbox((0, 0), text, font=font)
+            draw.text((x + 16 - left, y + 3 - t), text, fill=TEXT_COLOR, font=font)
+
+
+def _blend_class_mask(img, mask, names: Sequence[str]):
+    """`img` (already scaled) with the class mask blended in, one colour per id."""
+    from PIL import Image
+
+    sw, sh = img.size
+    scaled = np.asarray(Image.fromarray(np.asarray(mask, np.uint8), "L").resize(
+        (sw, sh), Image.NEAREST))
+    overlay = np.asarray(img, dtype=np.float32).copy()
+    for i in np.unique(scaled).tolist():
+        colour = _seg_color(i, names)
+        if colour is not None:
+            m = scaled == i
+            overlay[m] = overlay[m] * (1 - MASK_ALPHA) + np.asarray(colour, np.float32) * MASK_ALPHA
+    return Image.fromarray(np.clip(overlay, 0, 255).astype(np.uint8), "RGB")
+
+
+def _picture(ex: dict, cx: int, cy: int, tile: int, seg_names: Sequence[str] | None = None):
     """The example's image scaled into its tile (masks blended in) and its placement:
-    centred across, resting on the caption strip so the caption stays close."""
+    centred across, resting on the caption strip so the caption stays close.
+    `seg_names`: the class names of a segmentation example's ``mask`` ids."""
     from PIL import Image
 
     pixels = _as_uint8(ex["image"])
@@ -180,6 +263,8 @@ def _picture(ex: dict, cx: int, cy: int, tile: int):
     sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
     place = Placement(cx + (tile - sw) // 2, cy + tile - sh, sw, sh, scale)
     img = Image.fromarray(pixels, "RGB").resize((sw, sh), Image.BILINEAR)
+    if seg_names is not None:
+        return place, _blend_class_mask(img, ex["mask"], seg_names)
     classes = [int(c) for c in np.asarray(ex.get("classes", []))]
     masks = ex.get("masks")
     if masks is None or not len(masks):

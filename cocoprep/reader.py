@@ -42,6 +42,20 @@ zeros): ``boxes``/``area``/``masks``/``keypoints`` with 0, ``classes`` and ``lab
 False, ``keypoint_visibility`` with 0, ``captions`` with ``b""``; ``num_boxes``
 tells how many rows are real.
 
+Segmentation (a dict):
+
+* ``image``: as for detection (letterboxed to ``image_size``: aspect ratio kept,
+  padded with 0 at the bottom and right).
+* ``mask``: uint8 ``[H, W]`` (``[S, S]`` with ``image_size``), the class ids as stored
+  (label-map ids, background included; ``describe(...).class_names[id]`` names one)
+  and 255 (``cocoprep.schema.VOID_ID``) for void. It moves with the pixels through
+  every augmentation, is resized nearest-neighbour only (no id is ever invented)
+  and padding is void.
+* ``image_id`` (the record's source id) and ``filename``.
+
+Batches stack: ``image`` ``[B, S, S, 3]``, ``mask`` ``[B, S, S]``.
+``as_supervised=True`` gives ``(image, mask)``.
+
 Classification (a dict): ``image``, ``label`` (int32, 0-based: the stored label
 minus the manifest's ``label_offset``), ``label_text``, ``filename``.
 ``as_supervised=True`` gives ``(image, label)`` (detection: ``(image, targets)``
@@ -92,6 +106,8 @@ def _parser(task_schema: schema.TaskSchema, wanted: set[str]):
 def _parsed_names(info: DatasetInfo) -> set[str]:
     if info.task == "classification":
         return {"encoded", "filename", "label", "label_text"}
+    if info.task == "segmentation":
+        return {"encoded", "filename", "source_id", "class_mask"}
     names = {"encoded", "filename", "source_id", "xmin", "ymin", "xmax", "ymax",
              "class_label", "is_crowd", "area"}
     if info.has_masks:
@@ -282,6 +298,27 @@ def _classification_record(parsed: dict, info: DatasetInfo) -> dict:
     }
 
 
+def _segmentation_record(parsed: dict) -> dict:
+    from cocoprep.decoding import ENCODED, ENCODED_CLASS_MASK
+
+    return {
+        ENCODED: parsed["encoded"],
+        ENCODED_CLASS_MASK: parsed["class_mask"],
+        "image_id": parsed["source_id"],
+        "filename": parsed["filename"],
+    }
+
+
+def _record_fn(info: DatasetInfo):
+    """A function: parsed record -> the element before decoding, for the task."""
+    if info.task == "detection":
+        lookup = _label_lookup(info.label_map)
+        return lambda parsed: _detection_record(parsed, info, lookup)
+    if info.task == "segmentation":
+        return _segmentation_record
+    return lambda parsed: _classification_record(parsed, info)
+
+
 def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
     """The per-element pipeline, in order: decode (or an op that decodes only what it
     keeps), the augmentation ops, the final resize, the objects cut and padded to `max_boxes`."""
@@ -293,6 +330,10 @@ def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
                                 num_keypoints=info.num_keypoints)
     ops = list(pipeline.ops) if pipeline is not None else []
     detection = info.task == "detection"
+    # Detection and segmentation letterbox (shapes keep their proportions); a
+    # segmentation mask keeps the stored size until it moves with the pixels, so its
+    # image is decoded at full scale too (DECODE_RULES).
+    keep_aspect = info.task != "classification"
     steps: list = []
     full = opts.decode_scale == "full"
     if full or not (ops and getattr(ops[0], "decodes", False)):
@@ -301,12 +342,13 @@ def _element_steps(info: DatasetInfo, opts: _Options, augment) -> list:
         # With "full", an op that would decode only its window (RandomResizedCrop)
         # gets decoded pixels instead and crops them.
         reduce = (not full and opts.size is not None and not info.has_masks
+                  and info.task != "segmentation"
                   and all(getattr(op, "scale_invariant", False) for op in ops))
-        steps.append(_augment.Decode(opts.size if reduce else None, keep_aspect=detection))
+        steps.append(_augment.Decode(opts.size if reduce else None, keep_aspect=keep_aspect))
     steps += ops
     if opts.size is not None:
         steps.append(functools.partial(_augment.resize_to, size=opts.size,
-                                       keep_aspect=detection))
+                                       keep_aspect=keep_aspect))
     if opts.batch_size is not None and detection:
         steps.append(functools.partial(_fit_objects, max_boxes=opts.max_boxes))
     return steps
@@ -319,7 +361,7 @@ def _element_fn(info: DatasetInfo, opts: _Options, augment):
 
     from cocoprep.augment import Compose
 
-    lookup = _label_lookup(info.label_map) if info.task == "detection" else None
+    to_record = _record_fn(info)
     steps = Compose(_element_steps(info, opts, augment))
     base = tf.constant(opts.base_seed, tf.int64)
 
@@ -327,10 +369,7 @@ def _element_fn(info: DatasetInfo, opts: _Options, augment):
 
     @tf.autograph.experimental.do_not_convert
     def to_element(index, serialized):
-        parsed = parse(serialized)
-        record = (_detection_record(parsed, info, lookup) if info.task == "detection"
-                  else _classification_record(parsed, info))
-        return steps(record, tf.stack([base, index]))
+        return steps(to_record(parse(serialized)), tf.stack([base, index]))
 
     return to_element
 
@@ -365,8 +404,9 @@ def load(
         batch_size: batch elements; detection pads per-object tensors to
             `max_boxes`, masks to the batch's largest object count (see the module
             docstring for padding values). Needs `image_size` so that images stack.
-        image_size: int or (height, width). Detection: letterbox (keep aspect
-            ratio, pad bottom/right with 0; boxes, masks and keypoints remapped).
+        image_size: int or (height, width). Detection and segmentation: letterbox
+            (keep aspect ratio, pad bottom/right with 0; boxes, masks and keypoints
+            remapped; a segmentation mask resized nearest-neighbour, padded with void).
             Classification: plain resize. Images become float32 0..255.
         decode_scale: ``"auto"``: a JPEG that the resize shrinks 2x or more is
             decoded at reduced DCT scale (1/2, 1/4, 1/8; never below the size),
@@ -383,8 +423,8 @@ def load(
             op / `Compose`, or a list of ops; None for none.
         seed: makes file order, record order and augmentation deterministic.
         repeat: repeat forever (each epoch reshuffled).
-        as_supervised: ``(image, label)`` for classification, ``(image, targets)``
-            for detection.
+        as_supervised: ``(image, label)`` for classification, ``(image, mask)``
+            for segmentation, ``(image, targets)`` for detection.
         max_boxes: objects kept per image when batching.
         input_context: a `tf.distribute.InputContext`; each input pipeline reads
             its own shard files (records are split instead when there are fewer
@@ -411,8 +451,9 @@ def load(
                             deterministic=opts.deterministic)
     ds = _batch(ds, opts)
     if as_supervised:
-        if info.task == "classification":
-            ds = ds.map(lambda e: (e["image"], e["label"]))
+        if info.task in ("classification", "segmentation"):
+            target = "label" if info.task == "classification" else "mask"
+            ds = ds.map(lambda e: (e["image"], e[target]))
         else:
             ds = ds.map(lambda e: (e["image"], {k: v for k, v in e.items() if k != "image"}))
     if prefetch:

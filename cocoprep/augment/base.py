@@ -6,6 +6,10 @@ import tensorflow as tf
 
 from cocoprep.errors import UsageError
 
+# A segmentation element's mask, before and after decoding (decoding.ENCODED_CLASS_MASK,
+# geometry.CLASS_MASK): classification-only ops refuse elements that hold one.
+_SEG_MASK_KEYS = frozenset(("encoded_class_mask", "mask"))
+
 __all__ = ["Op", "as_seed", "split_seed", "uniform", "randint", "image_hw", "to_float", "pair"]
 
 
@@ -70,6 +74,9 @@ class Op:
         if self.task == "classification" and "boxes" in element:
             raise UsageError(type(self).__name__, "a classification element (it cannot "
                              "move boxes)", "an element with boxes")
+        if self.task == "classification" and not _SEG_MASK_KEYS.isdisjoint(element):
+            raise UsageError(type(self).__name__, "a classification element (it cannot "
+                             "move a segmentation mask)", "an element with a mask")
         return self.apply(dict(element), as_seed(seed, self.seed))
 
     def apply(self, element: dict, seed: tf.Tensor) -> dict:  # pragma: no cover

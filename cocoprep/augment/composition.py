@@ -8,9 +8,11 @@ import tensorflow as tf
 
 from cocoprep.augment.base import Op, as_seed, image_hw, pair, split_seed
 from cocoprep.augment.colour import ColorJitter
-from cocoprep.augment.geometry import COCO_KEYPOINT_FLIP, Letterbox, RandomCrop, RandomFlip
+from cocoprep.augment.geometry import (CLASS_MASK, COCO_KEYPOINT_FLIP, Letterbox, RandomCrop,
+                                       RandomFlip, ScaleJitter)
 from cocoprep.augment.warps import RandomResizedCrop
-from cocoprep.decoding import ENCODED, ENCODED_MASKS, decode_image, decode_masks
+from cocoprep.decoding import (ENCODED, ENCODED_CLASS_MASK, ENCODED_MASKS, decode_class_mask,
+                               decode_image, decode_masks)
 from cocoprep.errors import UsageError
 
 __all__ = ["Decode", "Compose", "default_ops", "resolve", "apply"]
@@ -18,8 +20,9 @@ __all__ = ["Decode", "Compose", "default_ops", "resolve", "apply"]
 
 class Decode(Op):
     """Decoding, the first step of the reader's element pipeline: ``encoded`` (image
-    bytes) -> ``image`` uint8 [H, W, 3], and ``encoded_masks`` (a PNG per object) ->
-    ``masks`` uint8 [N, H, W] 0/1. An op whose `decodes` is True (RandomResizedCrop,
+    bytes) -> ``image`` uint8 [H, W, 3], ``encoded_masks`` (a PNG per object) ->
+    ``masks`` uint8 [N, H, W] 0/1, and ``encoded_class_mask`` (a segmentation record's
+    mask PNG) -> ``mask`` uint8 [H, W] class ids. An op whose `decodes` is True (RandomResizedCrop,
     which decodes only its window of a JPEG) takes this step's place.
 
     `fit`: the size the image is resized to right after (letterboxed when
@@ -41,6 +44,10 @@ class Decode(Op):
         if ENCODED_MASKS in element:
             height, width = image_hw(image)
             element["masks"] = decode_masks(element.pop(ENCODED_MASKS), height, width)
+        if ENCODED_CLASS_MASK in element:
+            height, width = image_hw(image)
+            element[CLASS_MASK] = decode_class_mask(element.pop(ENCODED_CLASS_MASK),
+                                                    height, width)
         return element
 
 
@@ -80,7 +87,16 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None, *,
     15-60% of the decode+resize work per image at 299 px and add little on top of the
     crop for most models; add them with a list, e.g.
     ``default_ops("classification", size) + [ColorJitter(0.2, 0.2)]``.
+    segmentation: flip, then (when `image_size` is given) DeepLab's and the Model
+    Garden's training set: scale by a random factor in 0.5..2.0 of the letterbox
+    scale, random crop to `image_size`, padding (image 0, mask void) where smaller.
+    The mask follows every step, resized nearest-neighbour.
     """
+    if task == "segmentation":
+        seg_ops: list[Op] = [RandomFlip()]
+        if image_size is not None:
+            seg_ops.append(ScaleJitter(image_size, (0.5, 2.0)))
+        return seg_ops
     if task == "detection":
         permutation = COCO_KEYPOINT_FLIP if num_keypoints == len(COCO_KEYPOINT_FLIP) else None
         ops: list[Op] = [RandomFlip(keypoint_flip_permutation=permutation),
@@ -91,7 +107,7 @@ def default_ops(task: str, image_size: tuple[int, int] | None = None, *,
     if task == "classification":
         # The standard ImageNet training set (as in the TF Model Garden ResNet recipe).
         return [RandomResizedCrop(image_size), RandomFlip()]
-    raise UsageError("task", "detection or classification", task)
+    raise UsageError("task", "detection, segmentation or classification", task)
 
 
 def resolve(augment: Any, *, task: str, image_size: tuple[int, int] | None = None,

@@ -1,5 +1,8 @@
 """Geometry: crop, pad, resize and flip the pixels, with boxes, masks and keypoints
-moving along; the ops that use them on detection elements."""
+moving along; the ops that use them on detection and segmentation elements.
+
+A segmentation element's ``mask`` ([H, W] class ids) moves with the pixels too: it is
+resized nearest-neighbour only (never inventing an id) and padded with the void id."""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from typing import Sequence
 import tensorflow as tf
 
 from cocoprep.augment.base import Op, image_hw, pair, randint, split_seed, to_float, uniform
+from cocoprep.schema import VOID_ID
 
 __all__ = [
-    "COCO_KEYPOINT_FLIP", "OBJECT_KEYS", "crop", "pad", "resize", "resize_masks", "letterbox",
+    "COCO_KEYPOINT_FLIP", "OBJECT_KEYS", "CLASS_MASK", "crop", "pad", "resize", "resize_masks",
+    "resize_class_mask", "letterbox",
     "set_size", "resize_to", "RandomFlip", "RandomCrop", "ScaleJitter", "Letterbox", "Resize",
 ]
 
@@ -21,6 +26,9 @@ COCO_KEYPOINT_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
 # Per-object tensors: filtered together when objects are dropped.
 OBJECT_KEYS = ("boxes", "classes", "label_ids", "is_crowd", "area", "masks", "keypoints",
                "keypoint_visibility")
+
+# A segmentation element's [H, W] class-id mask (void = schema.VOID_ID).
+CLASS_MASK = "mask"
 
 
 def _keep_objects(element: dict, keep: tf.Tensor) -> dict:
@@ -78,6 +86,8 @@ def _crop_objects(element: dict, src, off, dst, ints) -> dict:
     out = dict(element)
     if "masks" in out:
         out["masks"] = out["masks"][:, top:top + height, left:left + width]
+    if CLASS_MASK in out:
+        out[CLASS_MASK] = out[CLASS_MASK][top:top + height, left:left + width]
     if "keypoints" in out:
         out = _map_keypoints(out, lambda kp: (kp * src[:2] - off[:2]) / dst[:2])
     if "boxes" in out:
@@ -92,7 +102,8 @@ def _crop_objects(element: dict, src, off, dst, ints) -> dict:
 
 
 def pad(element: dict, top, left, height, width) -> dict:
-    """Place the image at (top, left) of a zero canvas of height x width."""
+    """Place the image at (top, left) of a zero canvas of height x width (a class mask
+    on a void canvas)."""
     image = element["image"]
     ints, src, off, dst = _window(image, top, left, height, width)
     img_h, img_w, top, left, height, width = ints
@@ -107,6 +118,8 @@ def _pad_objects(element: dict, src, off, dst, paddings) -> dict:
     out = dict(element)
     if "masks" in out:
         out["masks"] = tf.pad(out["masks"], [[0, 0]] + paddings)
+    if CLASS_MASK in out:
+        out[CLASS_MASK] = tf.pad(out[CLASS_MASK], paddings, constant_values=VOID_ID)
     if "keypoints" in out:
         out = _map_keypoints(out, lambda kp: (kp * src[:2] + off[:2]) / dst[:2])
     if "boxes" in out:
@@ -148,8 +161,8 @@ def _crop_and_pad(element: dict, top, left, height, width, out_h: int, out_w: in
 
 
 def resize(element: dict, height, width) -> dict:
-    """Resize the image (bilinear, float32 result) and masks (nearest); normalized
-    boxes and keypoints are unchanged."""
+    """Resize the image (bilinear, float32 result) and masks (nearest; the class
+    mask too); normalized boxes and keypoints are unchanged."""
     out = dict(element)
     size = tf.stack([tf.cast(height, tf.int32), tf.cast(width, tf.int32)])
     image = element["image"]
@@ -161,7 +174,16 @@ def resize(element: dict, height, width) -> dict:
                            lambda: tf.image.resize(to_float(image), size))
     if "masks" in out:
         out["masks"] = resize_masks(out["masks"], size)
+    if CLASS_MASK in out:
+        mask = out[CLASS_MASK]
+        out[CLASS_MASK] = tf.cond(same, lambda: mask, lambda: resize_class_mask(mask, size))
     return out
+
+
+def resize_class_mask(mask, size) -> tf.Tensor:
+    """Nearest-neighbour resize of an [H, W] class mask (pixel centres aligned as the
+    image's bilinear resize aligns them): every output id is an input id."""
+    return tf.image.resize(mask[:, :, None], size, method="nearest")[:, :, 0]
 
 
 def resize_masks(masks, size) -> tf.Tensor:
@@ -193,6 +215,8 @@ def set_size(element: dict, size: tuple[int, int]) -> dict:
     element["image"] = tf.ensure_shape(element["image"], [size[0], size[1], 3])
     if "masks" in element:
         element["masks"] = tf.ensure_shape(element["masks"], [None, size[0], size[1]])
+    if CLASS_MASK in element:
+        element[CLASS_MASK] = tf.ensure_shape(element[CLASS_MASK], [size[0], size[1]])
     return element
 
 def resize_to(element: dict, size: tuple[int, int], *, keep_aspect: bool) -> dict:
@@ -206,6 +230,8 @@ def resize_to(element: dict, size: tuple[int, int], *, keep_aspect: bool) -> dic
         return letterbox(element, size)
     out = dict(element)
     out["image"] = tf.ensure_shape(tf.image.resize(image, size), [size[0], size[1], 3])
+    if CLASS_MASK in out:
+        out[CLASS_MASK] = tf.ensure_shape(resize_class_mask(out[CLASS_MASK], size), size)
     return out
 
 class RandomFlip(Op):
@@ -242,6 +268,9 @@ def _flip(element: dict, flip: tf.Tensor, permutation) -> dict:
     if "masks" in out:
         masks = out["masks"]
         out["masks"] = tf.cond(flip, lambda: tf.reverse(masks, axis=[2]), lambda: masks)
+    if CLASS_MASK in out:
+        mask = out[CLASS_MASK]
+        out[CLASS_MASK] = tf.cond(flip, lambda: tf.reverse(mask, axis=[1]), lambda: mask)
     if "keypoints" in out:
         kp, vis = out["keypoints"], out["keypoint_visibility"]
         moved = tf.stack([kp[..., 0], 1.0 - kp[..., 1]], axis=-1)

@@ -117,7 +117,8 @@ def make_dataset(data: str | os.PathLike, split: str, *, head: str, num_classes:
 
     `cocoprep.load` (train: shuffled, default augmentation, repeated; otherwise
     stored order, no augmentation, one pass), then the backbone's
-    `preprocess_input`. Targets: the 0-based label (``softmax``), the multi-hot
+    `preprocess_input`. Targets: the 0-based label (``softmax``), the mask's class
+    ids, void 255 (``segmentation``, int32 ``[B, S, S]``), the multi-hot
     vector of non-crowd object classes (``multilabel``), or `detection_targets`
     on a `grid` x `grid` map (``detection``). With `with_objects`, a third item
     holds the batch's ``boxes``, ``classes``, ``is_crowd`` and ``num_boxes``
@@ -137,6 +138,8 @@ def make_dataset(data: str | os.PathLike, split: str, *, head: str, num_classes:
         image = preprocess(tf.cast(element["image"], tf.float32))
         if head == "softmax":
             target = element["label"]
+        elif head == "segmentation":
+            target = tf.cast(element["mask"], tf.int32)  # void stays 255
         elif head == "multilabel":
             target = multi_hot(element["classes"], element["is_crowd"], element["num_boxes"],
                                num_classes)

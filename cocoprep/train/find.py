@@ -114,6 +114,13 @@ def check_provable(data: str, split: str, stats, info) -> None:
         raise NothingToProve(data, split, f"holds no objects (0 boxes in "
                                           f"{stats.num_examples} images): a detector has "
                                           "nothing to learn and its loss falls to 0 anyway")
+    if info.task == "segmentation" and stats.class_counts:
+        present = [c for c, n in stats.class_counts.items() if n > 0]
+        if len(present) < 2:
+            only = f" ({present[0]!r})" if present else ""
+            raise NothingToProve(data, split, f"holds a single class{only} in its masks: "
+                                              "every pixel has the same label, so nothing "
+                                              "shows masks and pictures line up")
     if info.task == "classification":
         present = [c for c, n in stats.class_counts.items() if n > 0]
         if (len(present) if stats.class_counts else info.num_classes) < 2:

@@ -1,6 +1,6 @@
 """Heads on a backbone, their losses, and `decode` for the detection head.
 
-Three heads:
+Four heads:
 
 * ``softmax`` (classification records): global average pooling, a parameter-free
   LayerNormalization, ``Dense(C, softmax)``;
@@ -12,6 +12,13 @@ Three heads:
   (sigmoid) and to 4 box channels per cell (height and width in feature-map cells,
   and the centre's sub-cell offset y, x). Losses: the penalty-reduced focal loss
   on the heatmap and L1 on the box channels at object centres.
+* ``segmentation`` (segmentation records): on the same stride-8 feature map, a
+  3x3 conv (64 channels, ReLU) and a 1x1 conv to per-class logits, bilinearly
+  upsampled to the input size, softmax. Loss: pixel cross-entropy over the pixels
+  that are not void (`seg_loss`). Logged beside it: `blind_loss`, the loss of the
+  best prediction that ignores the pixels (each batch's own class frequencies),
+  and `excess_loss`, the model's loss minus that one, which only falls well below
+  0 when masks match their pictures.
 
 Outputs are float32 under mixed precision, so the losses are exact.
 """
@@ -22,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-HEADS = ("detection", "multilabel", "softmax")
+HEADS = ("detection", "multilabel", "segmentation", "softmax")
 HEAD_CHANNELS = 64
 # L1 on sizes (in cells, up to the grid size) is weighted down against the offsets
 # (0..1), as in CenterNet.
@@ -30,7 +37,7 @@ SIZE_WEIGHT = 0.1
 # Initial heatmap bias: sigmoid(-2.19) = 0.1, CenterNet's prior, keeps the focal
 # loss of the first steps from being dominated by the many empty cells.
 HEATMAP_PRIOR_BIAS = -math.log((1 - 0.1) / 0.1)
-TERMS = {"detection": ("heatmap", "box")}
+TERMS = {"detection": ("heatmap", "box"), "segmentation": ("excess", "blind")}
 
 
 def _feature_norm():
@@ -71,6 +78,16 @@ def build_model(base, *, num_classes: int, head: str):
             bias_initializer=keras.initializers.Constant(HEATMAP_PRIOR_BIAS))(x)
         box = keras.layers.Conv2D(4, 1, dtype="float32", name="box")(x)
         outputs: Any = {"heatmap": heatmap, "box": box}
+    elif head == "segmentation":
+        # Per-pixel normalization over channels: random-init features are ~1e-2.
+        x = _feature_norm()(x)
+        x = keras.layers.Conv2D(HEAD_CHANNELS, 3, padding="same", activation="relu",
+                                name="head_conv")(x)
+        x = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="logits")(x)
+        size = tuple(base.input_shape[1:3])
+        x = keras.layers.Resizing(*size, interpolation="bilinear", dtype="float32",
+                                  name="upsample")(x)
+        outputs = keras.layers.Softmax(dtype="float32", name="mask")(x)
     else:
         if len(x.shape) == 4:
             x = keras.layers.GlobalAveragePooling2D(name="head_pool")(x)
@@ -117,9 +134,69 @@ def box_l1_loss(y_true, y_pred):
     return l1 / tf.maximum(tf.reduce_sum(mask, axis=[1, 2, 3]), 1.0)
 
 
+def _pixel_terms(y_true, y_pred):
+    """Per image ``[B]``: the cross-entropy summed over the pixels that are not void,
+    and their count; and the batch's class histogram ``[C]`` over those pixels."""
+    import tensorflow as tf
+
+    from cocoprep.schema import VOID_ID
+
+    labels = tf.cast(y_true, tf.int32)
+    valid = labels != VOID_ID
+    num_classes = tf.shape(y_pred)[-1]
+    safe = tf.where(valid & (labels < num_classes), labels, 0)
+    p = tf.clip_by_value(tf.cast(y_pred, tf.float32), 1e-7, 1.0)
+    picked = tf.gather(p, safe, batch_dims=3)
+    weight = tf.cast(valid, tf.float32)
+    ce = tf.reduce_sum(-tf.math.log(picked) * weight, axis=[1, 2])
+    counts = tf.reduce_sum(weight, axis=[1, 2])
+    # A one-hot sum, not bincount: it compiles under XLA.
+    hist = tf.reduce_sum(tf.one_hot(safe, num_classes) * weight[..., None], axis=[0, 1, 2])
+    return ce, counts, hist
+
+
+def seg_loss(y_true, y_pred):
+    """Pixel cross-entropy per image ``[B]``, averaged over the image's pixels that
+    are not void (an all-void image contributes 0). `y_true` ``[B, H, W]`` class
+    ids with `schema.VOID_ID`; `y_pred` ``[B, H, W, C]`` probabilities."""
+    import tensorflow as tf
+
+    ce, counts, _ = _pixel_terms(y_true, y_pred)
+    return ce / tf.maximum(counts, 1.0)
+
+
+def _entropy(hist):
+    import tensorflow as tf
+
+    freq = hist / tf.maximum(tf.reduce_sum(hist), 1.0)
+    return -tf.reduce_sum(tf.where(freq > 0, freq * tf.math.log(tf.maximum(freq, 1e-12)), 0.0))
+
+
+def blind_loss(y_true, y_pred):
+    """The entropy of the batch's class frequencies over its pixels that are not
+    void: the pixel cross-entropy of the best prediction that ignores the pixels
+    (a scalar, logged per step as a Keras metric)."""
+    _, _, hist = _pixel_terms(y_true, y_pred)
+    return _entropy(hist)
+
+
+def excess_loss(y_true, y_pred):
+    """The batch's pixel cross-entropy (over all its pixels that are not void)
+    minus `blind_loss`: masks that do not match their pictures leave a model near
+    or only a little below 0 (it can learn the class frequencies, and memorise
+    some of a small set); well below 0 only when it reads the classes off the
+    pixels. A scalar (logged per step as a Keras metric)."""
+    import tensorflow as tf
+
+    ce, counts, hist = _pixel_terms(y_true, y_pred)
+    return tf.reduce_sum(ce) / tf.maximum(tf.reduce_sum(counts), 1.0) - _entropy(hist)
+
+
 def losses_for(head: str):
     import keras
 
+    if head == "segmentation":
+        return seg_loss
     if head == "softmax":
         return keras.losses.SparseCategoricalCrossentropy()
     if head == "multilabel":
@@ -132,8 +209,9 @@ def compile_model(model, *, head: str, learning_rate: float, xla: bool) -> None:
     a `LossScaleOptimizer` (dynamic loss scaling) by itself."""
     import keras
 
+    metrics = [excess_loss, blind_loss] if head == "segmentation" else None
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses_for(head),
-                  jit_compile=bool(xla))
+                  metrics=metrics, jit_compile=bool(xla))
 
 
 def inference_model(model):

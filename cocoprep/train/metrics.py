@@ -1,4 +1,5 @@
-"""Validation figures: loss, accuracy, ROC AUC, and COCO mAP@0.5 of decoded boxes."""
+"""Validation figures: loss, accuracy, ROC AUC, COCO mAP@0.5 of decoded boxes, and
+mean IoU of masks against the predict-the-majority-class baseline."""
 
 from __future__ import annotations
 
@@ -83,11 +84,14 @@ def map50(truth: Sequence[dict], detections, *, num_classes: int, image_size: in
 
 
 def evaluate(model, dataset, *, head: str, num_classes: int, image_size: int) -> dict:
-    """Validation loss(es), and accuracy (softmax), micro ROC AUC (multilabel) or
-    mAP@0.5 (detection; `dataset` made `with_objects`)."""
+    """Validation loss(es), and accuracy (softmax), micro ROC AUC (multilabel),
+    mAP@0.5 (detection; `dataset` made `with_objects`) or mean IoU beside the
+    predict-the-majority-class baseline's (segmentation)."""
     if head == "detection":
         return _evaluate_detection(model, dataset, num_classes=num_classes,
                                    image_size=image_size)
+    if head == "segmentation":
+        return _evaluate_segmentation(model, dataset, num_classes=num_classes)
     import numpy as np
 
     ys, ps = [], []
@@ -133,3 +137,64 @@ def _evaluate_detection(model, dataset, *, num_classes: int, image_size: int) ->
     return {"num_examples": len(truth),
             "num_objects": int(sum(int(np.sum(~t["is_crowd"])) for t in truth)),
             "loss": heat + box, "heatmap_loss": heat, "box_loss": box, "map50": score}
+
+
+def confusion(y_true, y_pred, num_classes: int):
+    """``[C, C]`` pixel counts (rows: truth, columns: prediction) over the pixels
+    whose truth is a class id (void and ids >= C left out)."""
+    import numpy as np
+
+    t = np.asarray(y_true).astype(np.int64).ravel()
+    p = np.asarray(y_pred).astype(np.int64).ravel()
+    keep = t < num_classes
+    return np.bincount(t[keep] * num_classes + p[keep],
+                       minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def mean_iou(matrix) -> float | None:
+    """Mean IoU over the classes present in the truth or the prediction (DeepLab's
+    and the Model Garden's rule: a class absent from both is left out)."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=np.float64)
+    inter = np.diag(m)
+    union = m.sum(axis=0) + m.sum(axis=1) - inter
+    present = union > 0
+    return float(np.mean(inter[present] / union[present])) if present.any() else None
+
+
+def majority_baseline(matrix) -> tuple[int, float | None]:
+    """The class most frequent in the truth, and the mean IoU of predicting it
+    everywhere (the same pixels counted as `mean_iou` counts them)."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=np.float64)
+    truth = m.sum(axis=1)
+    top = int(np.argmax(truth))
+    constant = np.zeros_like(m)
+    constant[:, top] = truth
+    return top, mean_iou(constant)
+
+
+def _evaluate_segmentation(model, dataset, *, num_classes: int) -> dict:
+    import numpy as np
+
+    from cocoprep.train.heads import seg_loss
+
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    losses = []
+    for x, y in dataset:
+        out = np.asarray(model.predict_on_batch(x), dtype=np.float32)
+        losses.append(np.asarray(seg_loss(y, out)))
+        matrix += confusion(y.numpy(), np.argmax(out, axis=-1), num_classes)
+    if not losses:
+        return {"num_examples": 0}
+    top, baseline = majority_baseline(matrix)
+    miou = mean_iou(matrix)
+    pixels = int(matrix.sum())
+    return {"num_examples": int(sum(len(v) for v in losses)), "num_pixels": pixels,
+            "loss": float(np.mean(np.concatenate(losses))),
+            "pixel_accuracy": float(np.trace(matrix) / pixels) if pixels else None,
+            "miou": miou, "majority_class": top, "majority_miou": baseline,
+            "miou_over_majority": (None if miou is None or baseline is None
+                                   else miou - baseline)}

@@ -32,8 +32,11 @@ PHASE2_LR_FACTOR = 0.1
 METRICS_NAME = "metrics.json"
 MODEL_NAME = "model.keras"
 DETECTION_HEADS = ("detection", "multilabel")
+# The head layer whose output has the feature map's grid (the report names it).
+GRID_LAYERS = {"detection": "box", "segmentation": "logits"}
 HEAD_WORDS = {"softmax": "softmax head", "multilabel": "sigmoid multi-label head",
-              "detection": "CenterNet detection head"}
+              "detection": "CenterNet detection head",
+              "segmentation": "segmentation head (pixel softmax)"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ def _validate_options(*, bb: Backbone, steps: int, batch_size: int, image_size: 
 
 
 def _choose_head(task: str, head: str | None) -> str:
+    if task == "segmentation":
+        if head is not None:
+            raise UsageError("--head", "no --head for segmentation records (they get the "
+                                       "segmentation head)", head)
+        return "segmentation"
     if task == "classification":
         if head is not None:
             raise UsageError("--head", "no --head for classification records (they get the "
@@ -84,7 +92,7 @@ def _choose_head(task: str, head: str | None) -> str:
 
 
 def _build(bb: Backbone, d: TrainData, head: str, *, size: int, weights, lr: float, xla: bool):
-    if head == "detection":
+    if head in ("detection", "segmentation"):
         base = feature_backbone(bb, image_size=size, weights=weights)
     else:
         base = build_backbone(bb, image_size=size, weights=weights)
@@ -105,6 +113,8 @@ def _judge(head: str, phases: list[PhaseResult]) -> RunVerdict:
         return [v for p in phases for v in (p.terms[term] if term != "loss" else p.losses)]
 
     checks = [_verdict.judge(series("loss"), term="loss")]
+    if head == "segmentation":
+        checks.append(_verdict.judge_beats_prior(series("excess"), series("blind")))
     if head == "detection":
         checks.append(_verdict.judge(series("box"), term="box"))
         checks.append(_verdict.judge(series("heatmap"), term="heatmap"))
@@ -290,7 +300,8 @@ def _train(s: _Setup, plan: DevicePlan, *, steps: int, batch_size: int,
     keras.utils.set_random_seed(seed)
     with dtype_policy(plan.precision), make_strategy(plan).scope():
         model = _build(s.bb, s.d, s.head, size=s.size, weights=s.weights, lr=lr, xla=plan.xla)
-        grid = int(model.get_layer("box").output.shape[1]) if s.head == "detection" else None
+        grid = (int(model.get_layer(GRID_LAYERS[s.head]).output.shape[1])
+                if s.head in GRID_LAYERS else None)
         where = f" on {s.bb.feature_layer} ({grid}x{grid} cells)" if grid else ""
         say(f"model: {s.bb.name}, weights {s.weights_label}, {s.size}x{s.size} px, "
             f"batch {batch_size}, {HEAD_WORDS[s.head]}{where}")
@@ -330,7 +341,7 @@ def _metrics(verdict: RunVerdict, s: _Setup, trained: _Trained, *, plan: DeviceP
         "backbone": bb.name,
         "weights": s.weights_label,
         "head": head,
-        "feature_layer": bb.feature_layer if head == "detection" else None,
+        "feature_layer": bb.feature_layer if head in ("detection", "segmentation") else None,
         "grid": trained.grid,
         "preprocess_input": f"keras.applications.{bb.module}.preprocess_input",
         "image_size": s.size,
@@ -357,6 +368,9 @@ def _metrics(verdict: RunVerdict, s: _Setup, trained: _Trained, *, plan: DeviceP
                                  if head == "detection" else None),
             "noise_sigmas": _verdict.NOISE_SIGMAS,
             "min_relative_drop": _verdict.MIN_RELATIVE_DROP,
+            **({"excess_sigmas": _verdict.EXCESS_SIGMAS,
+                "min_blind_share": _verdict.MIN_BLIND_SHARE}
+               if head == "segmentation" else {}),
         },
         "val": trained.val,
         "losses": [num(v) for v in losses],
