@@ -563,8 +563,9 @@ def smoketrain_cmd(data, run_dir, backbone, weights, head, steps, batch_size, im
         log=None if quiet else click.echo,
         progress=not quiet and sys.stderr.isatty(),
     )
-    click.echo(f"{result.metrics['result']}: {result.verdict.reason}")
-    if not quiet:
+    if quiet:  # otherwise `log` printed it
+        click.echo(f"{result.metrics['result']}: {result.verdict.reason}")
+    else:
         click.echo(f"wrote {result.metrics_path}, {result.model_path}")
     if not result.passed:
         click.get_current_context().exit(1)

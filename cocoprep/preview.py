@@ -161,8 +161,8 @@ def render(examples: Sequence[dict], *, task: str, class_names: Sequence[str] | 
         canvas.paste(img, (place.x, place.y))
         draw = ImageDraw.Draw(canvas)
         if task == "segmentation":
-            caption = _text(ex.get("image_id", b"")) or _text(ex.get("filename", b""))
-            caption, caption_color = (f"image {caption}" if caption else ""), TEXT_COLOR
+            caption = _text(ex.get("filename", b"")) or _text(ex.get("image_id", b""))
+            caption_color = TEXT_COLOR
         elif task == "detection":
             caption, caption_color = _draw_objects(draw, ex, place, (cx, cy), style,
                                                    class_names or [])

@@ -687,6 +687,8 @@ def test_gpu_code_path_runs_on_cpu(split_dir, tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
     assert "device: 1 x CPU (MirroredStrategy), precision mixed_float16, XLA on" in lines
     m = result.metrics
+    # `log` gets the verdict line too (the API logs what the command prints)
+    assert lines[-1] == f"{m['result']}: {result.verdict.reason}"
     assert (m["precision"], m["xla"], m["devices"], m["num_replicas"]) == (
         "mixed_float16", True, ["/cpu:0"], 1)
     assert len(m["losses"]) == 20 and all(math.isfinite(v) for v in m["losses"])

@@ -248,6 +248,7 @@ def smoketrain(
                        images_per_s=images_per_s)
     out = Path(run_dir)
     metrics_path, model_path = _write(out, metrics, trained.model)
+    say(f"{metrics['result']}: {verdict.reason}")
     return SmokeTrainResult(verdict.passed, verdict, metrics, out, metrics_path, model_path,
                             tuple(trained.phases), trained.model)
 
