@@ -104,7 +104,9 @@ def records(out: Path, images: int) -> Path:
                   class_order=lm.names,
                   extra_files={"labels.txt": lm.to_labels_txt(),
                                "label_map.pbtxt": lm.to_pbtxt()},
-                  options=WriteOptions(workers=os.cpu_count() or 1, quiet=True))
+                  # one worker: the builder lives in __main__, which a worker process
+                  # started by the pool cannot import (written once, then reused)
+                  options=WriteOptions(workers=1, quiet=True))
     return out
 
 
