@@ -48,6 +48,14 @@ MASKS_FROM_BOXES = "masks_from_boxes"  # --masks: object without a usable segmen
                                        # written with a mask filled from its box
 
 CLIP_TOLERANCE = 1.0  # pixels: float error in exported boxes, clipped silently
+BOX_CLIPPED = "box_clipped"  # the reason of a fixed.jsonl line: a box clipped to its image
+
+
+def _box_text(src: DetectionSplit, x1: float, y1: float, x2: float, y2: float) -> str:
+    """A box in pixels as its source writes boxes: VOC's corners, else COCO's x, y, w, h."""
+    if src.corner_boxes:
+        return f"box xmin {x1:g}, ymin {y1:g}, xmax {x2:g}, ymax {y2:g}"
+    return f"bbox [{x1:g}, {y1:g}, {x2 - x1:g}, {y2 - y1:g}]"
 CROWD_MODES = ("keep", "drop")
 # --masks, an object without a usable segmentation: a mask filled from its box, or
 # the whole image skipped. Never the object dropped alone (it would become background).
@@ -113,6 +121,7 @@ class _Row:
     objects: list[ObjectAnnotation] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     no_mask: list[SkippedItem] = field(default_factory=list)
+    fixed: list[SkippedItem] = field(default_factory=list)
     class_counts: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str, detail: str, ann: int | None = None) -> SkippedItem:
@@ -200,7 +209,7 @@ class DetectionBuilder:
         )
         return BuildResult(example=encode_detection(example), num_objects=len(state.objects),
                            class_counts=state.class_counts, skipped=tuple(state.skipped),
-                           counters=state.counters)
+                           counters=state.counters, fixed=tuple(state.fixed))
 
     def _load_image(self, split_name: str, src: DetectionSplit,
                     row: int) -> EncodedImage | BuildResult:
@@ -259,14 +268,12 @@ class DetectionBuilder:
         overshoot = max(-x, -y, x2 - width, y2 - height)
         cx1, cy1 = min(max(x, 0.0), width), min(max(y, 0.0), height)
         cx2, cy2 = min(max(x2, 0.0), width), min(max(y2, 0.0), height)
+        files = src.annotation_files
+        where = f"{files[state.row]}: " if files and files[state.row] else ""
         if cx2 <= cx1 or cy2 <= cy1:
-            files = src.annotation_files
-            where = f"{files[state.row]}: " if files and files[state.row] else ""
-            box = (f"box xmin {x:g}, ymin {y:g}, xmax {x2:g}, ymax {y2:g}" if src.corner_boxes
-                   else f"bbox [{x:g}, {y:g}, {w:g}, {h:g}]")
             state.skipped.append(state.skip(
-                ZERO_AREA_BOX, f"{where}{box} has no area inside the {width}x{height} image",
-                ann_id))
+                ZERO_AREA_BOX, f"{where}{_box_text(src, x, y, x2, y2)} has no area inside "
+                f"the {width}x{height} image", ann_id))
             return
         mask = None
         if self.masks:
@@ -276,6 +283,10 @@ class DetectionBuilder:
                 return
         if overshoot > CLIP_TOLERANCE:
             _count(state.counters, BOXES_CLIPPED)
+            state.fixed.append(state.skip(
+                BOX_CLIPPED, f"{where}{_box_text(src, x, y, x2, y2)} overshoots the "
+                f"{width}x{height} image by {overshoot:.4g} px: clipped to "
+                f"{_box_text(src, cx1, cy1, cx2, cy2)}", ann_id))
         area = cols.area[k]
         if math.isnan(area):
             area = (cx2 - cx1) * (cy2 - cy1)

@@ -18,6 +18,7 @@ from cocoprep import __version__, interrupt
 from cocoprep import train as _train  # no TensorFlow at import: only names and defaults
 from cocoprep.errors import CocoprepError
 from cocoprep.tfimport import import_tensorflow
+from cocoprep.manifest import FIXED_NAME
 
 
 def _import_tensorflow_quietly() -> None:
@@ -263,6 +264,8 @@ def _convert_summary(manifest, out) -> None:
     click.echo(_skipped_line(manifest))
     if manifest.counters:
         click.echo("  " + ", ".join(f"{k} {v}" for k, v in manifest.counters.items()))
+    if manifest.counters.get("boxes_clipped"):
+        click.echo(f"  boxes clipped to their images: each named in {FIXED_NAME}")
     from_boxes = manifest.counters.get("masks_from_boxes", 0)
     if from_boxes:
         click.echo(f"  {from_boxes} object(s) have no real mask: their masks are filled "

@@ -15,6 +15,7 @@ from cocoprep.errors import ManifestError
 
 MANIFEST_NAME = "manifest.json"
 SKIPPED_NAME = "skipped.jsonl"
+FIXED_NAME = "fixed.jsonl"  # objects written with a change, each named (only when any)
 REPORT_NAME = "report.html"  # `cocoprep report`'s page; a new conversion removes the stale one
 FORMAT_VERSION = "1"
 

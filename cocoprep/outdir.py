@@ -20,15 +20,15 @@ from pathlib import Path
 
 from cocoprep import fsio, interrupt, outlock, tfdsmeta
 from cocoprep.errors import CocoprepError, InputError, OutputWriteError
-from cocoprep.manifest import MANIFEST_NAME, REPORT_NAME, SKIPPED_NAME, Manifest
+from cocoprep.manifest import FIXED_NAME, MANIFEST_NAME, REPORT_NAME, SKIPPED_NAME, Manifest
 
 STAGING_PREFIX = ".cocoprep-staging-"
 # Remote OUT has no lock: a staging folder nobody has written to for this long
 # belongs to a dead run (killed, or its machine gone); a live run writes at least a
 # shard in that time. A local OUT's lock says it at once.
 STALE_AFTER_S = 6 * 3600
-_OUTPUT_PATTERNS = ("*.tfrecord-?????-of-?????", MANIFEST_NAME, SKIPPED_NAME, REPORT_NAME,
-                    "label_map.pbtxt", "labels.txt") + tfdsmeta.FILE_PATTERNS
+_OUTPUT_PATTERNS = ("*.tfrecord-?????-of-?????", MANIFEST_NAME, SKIPPED_NAME, FIXED_NAME,
+                    REPORT_NAME, "label_map.pbtxt", "labels.txt") + tfdsmeta.FILE_PATTERNS
 
 
 class NotEnoughSpace(CocoprepError):

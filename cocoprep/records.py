@@ -156,3 +156,6 @@ class BuildResult:
     skipped: tuple[SkippedItem, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
     listing: str | None = None  # a line for OUT/{split}.txt, when the task keeps one
+    # objects written with a change (a box clipped to its image): lines of fixed.jsonl,
+    # shaped as skipped.jsonl's (the reason names the change)
+    fixed: tuple[SkippedItem, ...] = ()

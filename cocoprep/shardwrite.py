@@ -60,6 +60,7 @@ class ShardResult:
     counters: dict[str, int] = field(default_factory=dict)
     skipped: list[SkippedItem] = field(default_factory=list)
     listing: list[str] = field(default_factory=list)
+    fixed: list[SkippedItem] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def _write_records(writer: RecordWriter, task: ShardTask, builder: Builder,
     for item in task.items:
         built = builder.build(task.split, item)
         result.skipped.extend(built.skipped)
+        result.fixed.extend(built.fixed)
         for k, v in built.counters.items():
             result.counters[k] = result.counters.get(k, 0) + v
         if built.example is not None:

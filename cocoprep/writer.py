@@ -28,7 +28,9 @@ from typing import Any, Sequence
 
 from cocoprep import fsio, interrupt, outdir, tfdsmeta
 from cocoprep.errors import OutputWriteError, UsageError
-from cocoprep.manifest import MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo
+from cocoprep.manifest import (
+    FIXED_NAME, MANIFEST_NAME, SKIPPED_NAME, Manifest, ShardInfo, SplitInfo,
+)
 from cocoprep.options import WriteOptions
 from cocoprep.records import SkippedItem
 from cocoprep.shardwrite import Builder, ShardResult, ShardTask
@@ -199,11 +201,10 @@ def _write_reports(staging: str, plans: Sequence[SplitPlan], results: list[Shard
         if plan.listing_name:
             lines = [line for r in results if r.split == plan.name for line in r.listing]
             files[plan.listing_name] = "".join(line + "\n" for line in lines).encode("utf-8")
-    # backslashreplace: a file name with undecodable bytes (a lone surrogate) becomes
-    # a JSON \udcXX escape, which reads back as the same name.
-    files[SKIPPED_NAME] = "".join(
-        json.dumps(item.to_json_dict(), ensure_ascii=False, sort_keys=False) + "\n"
-        for item in skipped).encode("utf-8", errors="backslashreplace")
+    files[SKIPPED_NAME] = _jsonl(skipped)
+    fixed = [item for r in results for item in r.fixed]
+    if fixed:
+        files[FIXED_NAME] = _jsonl(fixed)
     files[MANIFEST_NAME] = final.to_json().encode("utf-8")
     for name, data in files.items():
         try:
@@ -256,3 +257,11 @@ def _assemble(plans, results: list[ShardResult], manifest: Manifest,
     final = replace(manifest, splits=splits, skipped=dict(sorted(merged_skipped.items())),
                     counters=dict(sorted(merged_counters.items())))
     return final, all_skipped
+
+
+def _jsonl(items) -> bytes:
+    """skipped.jsonl / fixed.jsonl: one JSON object a line. backslashreplace: a file
+    name with undecodable bytes (a lone surrogate) becomes a JSON \\udcXX escape,
+    which reads back as the same name."""
+    return "".join(json.dumps(item.to_json_dict(), ensure_ascii=False, sort_keys=False) + "\n"
+                   for item in items).encode("utf-8", errors="backslashreplace")

@@ -97,6 +97,7 @@ def test_convert_beam_writes_the_local_runner_bytes(tmp_path):
     manifest = Manifest.read(tmp_path / "local")
     assert {"missing_file", "corrupt_image", "size_mismatch", "unsafe_path",
             "zero_area_box", "image_skipped"} <= set(manifest.skipped)
+    assert ("fixed.jsonl" in local) == bool(manifest.counters.get("boxes_clipped"))
     assert tree_bytes(tmp_path / "mem") == local
     assert tree_bytes(tmp_path / "multi") == local
     assert tree_bytes(tmp_path / "threads") == local

@@ -149,6 +149,11 @@ def test_box_rules(tmp_path):
     np.testing.assert_allclose(rec["ymax"], [0.3, 1.0, 0.9], atol=1e-6)
     assert m.counters == {"boxes_clipped": 1}
     assert m.splits["train"].counters == {"boxes_clipped": 1}
+    # the clipped box is named (the one over the 1 px tolerance, not the silent one)
+    fixed = [json.loads(line) for line in (out / "fixed.jsonl").read_text().splitlines()]
+    assert fixed == [{"split": "train", "image_id": 1, "annotation_id": 3, "file": "a.jpg",
+                      "reason": "box_clipped", "detail": "bbox [90, 40, 15, 5] overshoots the "
+                      "100x50 image by 5 px: clipped to bbox [90, 40, 10, 5]"}]
     reasons = {s["annotation_id"]: s["reason"] for s in skipped_lines(out)}
     assert reasons == {4: "zero_area_box", 5: "zero_area_box", 6: "missing_bbox",
                        7: "malformed_bbox", 8: "unknown_category", 9: "unknown_image"}

@@ -247,3 +247,23 @@ def test_a_malformed_xml_in_a_split_list_does_not_make_its_image_unlisted(tmp_pa
     result = convert(src, "-o", out, "--classes", "person,car,dog")
     assert result.exit_code == 0, result.output
     assert [line["reason"] for line in skipped_lines(out)] == ["malformed_xml"]
+
+
+def test_a_voc_box_partly_outside_is_clipped_and_named(tmp_path):
+    photo(tmp_path / "src" / "a.jpg")
+    (tmp_path / "src" / "a.xml").write_bytes(voc_xml("a.jpg", (W, H), [
+        Obj("cat", (1, 1, 20, 20)), Obj("cat", (W - 10, 5, W + 6, 30))]))
+    out = tmp_path / "out"
+    result = convert(tmp_path / "src", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "  boxes clipped to their images: each named in fixed.jsonl" in result.stdout
+    assert skipped_lines(out) == []
+    (line,) = [json.loads(x) for x in (out / "fixed.jsonl").read_text().splitlines()]
+    assert line == {"split": "train", "image_id": 1, "annotation_id": 2, "file": "a.jpg",
+                    "reason": "box_clipped",
+                    "detail": f"a.xml: box xmin {W - 10}, ymin 5, xmax {W + 6}, ymax 30 "
+                              f"overshoots the {W}x{H} image by 6 px: clipped to box xmin "
+                              f"{W - 10}, ymin 5, xmax {W}, ymax 30"}
+    again = tmp_path / "again"
+    assert convert(tmp_path / "src", "-o", again, "--workers", "2").exit_code == 0
+    assert (again / "fixed.jsonl").read_bytes() == (out / "fixed.jsonl").read_bytes()
