@@ -29,6 +29,7 @@ from types import SimpleNamespace
 import pytest
 
 from cocoprep import framing, fsio, interrupt, outdir, outlock
+from cocoprep.manifest import Manifest
 from conftest import FIXTURES, REPO, run_cli
 
 FIFO_IMAGE = "000000000105.jpg"  # 5th of 7 train images: shard 1 of 2 with --no-shuffle
@@ -446,6 +447,21 @@ def test_an_unreadable_src_is_one_line_naming_it(tmp_path):
     assert (code, lines) == (2, [f"Error: {src / 'annotations' / 'instances_train.json'}: "
                                  "expected a readable COCO JSON file, found Permission denied"])
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_labelme_json_is_a_skip_and_its_image_not_a_negative(tmp_path):
+    src = tmp_path / "labelme"
+    shutil.copytree(FIXTURES / "labelme", src)
+    last = sorted((src / "train").glob("*.json"))[-1]
+    last.chmod(0)
+    out = tmp_path / "out"
+    code, lines = run_unprivileged("convert", src, "-o", out, "-q", "--workers", "1")
+    assert (code, lines) == (0, [])
+    skipped = [json.loads(x) for x in (out / "skipped.jsonl").read_text().splitlines()]
+    (line,) = [s for s in skipped if s["reason"] == "malformed_json"]
+    assert line["file"] == f"train/{last.name}"
+    assert line["detail"] == f"train/{last.name}: unreadable: Permission denied"
+    assert Manifest.read(out).splits["train"].num_examples == 6  # 7 images, 1 JSON unread
 
 
 def test_a_folder_where_the_annotation_file_must_be_is_one_line(tmp_path):

@@ -126,17 +126,24 @@ class LabelmeFile:
     objects: tuple[SourceObject | ObjectProblem, ...]
 
 
+_NUMBER = (int, float)
+
+
 def _points(shape: dict) -> list[tuple[float, float]] | None:
     pts = shape.get("points")
     if not isinstance(pts, list):
         return None
     out = []
+    finite = math.isfinite
     for p in pts:
-        if (not isinstance(p, list) or len(p) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                           and math.isfinite(v) for v in p)):
+        if type(p) is not list or len(p) != 2:
             return None
-        out.append((float(p[0]), float(p[1])))
+        x, y = p
+        # exact types: a bool is an int subclass, and not a coordinate
+        if (type(x) not in _NUMBER or type(y) not in _NUMBER
+                or not (finite(x) and finite(y))):
+            return None
+        out.append((float(x), float(y)))
     return out
 
 
@@ -187,7 +194,6 @@ def _piece(shape: Any, index: int, size: tuple[int, int]) -> _Piece | ObjectProb
         return ObjectProblem(MALFORMED_SHAPE, f"{what}: points are not {need}"
                              f"{' or more' if kind in ('polygon', 'rectangle') else ''} "
                              "[x, y] number pairs")
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
     if kind == "circle":
         (cx, cy), (px, py) = pts
         r = math.hypot(px - cx, py - cy)
@@ -198,7 +204,7 @@ def _piece(shape: Any, index: int, size: tuple[int, int]) -> _Piece | ObjectProb
             return ObjectProblem(MALFORMED_SHAPE, f"{what}: {made}")
         box, seg = made
     else:
-        box = shapes.bounds(xs, ys)
+        box = shapes.bounds([p[0] for p in pts], [p[1] for p in pts])
         seg = [shapes.rect_polygon(box) if kind == "rectangle" else shapes.flat(pts)]
     attrs = {}
     if isinstance(shape.get("flags"), dict) and shape["flags"]:
@@ -206,7 +212,7 @@ def _piece(shape: Any, index: int, size: tuple[int, int]) -> _Piece | ObjectProb
     if isinstance(shape.get("description"), str) and shape["description"]:
         attrs["description"] = shape["description"]
     return _Piece(label, shape.get("group_id"), kind, box, seg,
-                  json.dumps(attrs, sort_keys=True, ensure_ascii=False))
+                  json.dumps(attrs, sort_keys=True, ensure_ascii=False) if attrs else "{}")
 
 
 def _group_id(group: Any) -> int:
@@ -235,10 +241,13 @@ def _objects(raw: Sequence, size: tuple[int, int]) -> tuple[SourceObject | Objec
             result.append(item)
             continue
         first = item[0]
-        seg = (first.segmentation if len(item) == 1 else
-               shapes.union_segmentation([p.segmentation for p in item], height, width))
-        kinds = "+".join(sorted({p.kind for p in item}))
-        result.append(SourceObject(first.label, shapes.union_box([p.box for p in item]),
+        if len(item) == 1:  # most objects: one shape, nothing to merge
+            seg, kinds, box = first.segmentation, first.kind, first.box
+        else:
+            seg = shapes.union_segmentation([p.segmentation for p in item], height, width)
+            kinds = "+".join(sorted({p.kind for p in item}))
+            box = shapes.union_box([p.box for p in item])
+        result.append(SourceObject(first.label, box,
                                    segmentation=seg, extras=(
                                        ("group_id", _group_id(first.group)), ("shape", kinds),
                                        ("attributes", first.attributes))))
@@ -304,14 +313,26 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
     read from there). Returns the split and how many JSONs parse."""
     parsed: list[tuple[str, Path | None, LabelmeFile | ItemSkipped]] = []
     names = _jsons(folder)
+    unusable: list[Path] = []  # the images of JSONs that do not parse: not strays
+    at = relative(folder, src)  # as reports name the folder ("." for SRC itself)
+    prefix = "" if at == "." else at + "/"
     with progress_bar(len(names), f"reading {name} JSONs", "file", quiet) as bar:
         for jname in names:
             bar.update()
-            where = relative(folder / jname, src)
+            where = prefix + jname
             try:
-                record = parse_labelme((folder / jname).read_bytes())
+                with open(os.path.join(folder, jname), "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                parsed.append((where, None, ItemSkipped(MALFORMED_JSON,
+                                                        f"unreadable: {e.strerror}")))
+                unusable.append(_image_path(folder, jname[:-5], None))
+                continue
+            try:
+                record = parse_labelme(data)
             except ItemSkipped as e:
                 parsed.append((where, None, e))
+                unusable.append(_image_path(folder, jname[:-5], None))
                 continue
             parsed.append((where, _image_path(folder, jname[:-5], record.image_path), record))
     paths = [p for _, p, _ in parsed if p is not None]
@@ -329,11 +350,15 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
                                   record.height, record.objects, record.flags, where))
     # images beside the JSONs that no JSON names: kept without objects, as a folder of
     # image + annotation pairs (VOC's, YOLO's) keeps them; `load` notes how many
-    named = {p.resolve() for p in paths}
-    for image in list_images(folder, recursive=False):
-        if (folder / image).resolve() not in named and (folder / image).parent == root:
-            images.append(SourceImage(image, image, where=""))
-            embedded.append(None)
+    if folder == root:  # paths from `_image_path` are normalized: compare as strings
+        named = {os.path.normpath(p) for p in paths + unusable}
+        strays = [i for i in list_images(folder, recursive=False)
+                  if os.path.normpath(folder / i) not in named]
+    else:
+        strays = []
+    for image in strays:
+        images.append(SourceImage(image, image, where=""))
+        embedded.append(None)
     return ReadSplit(name, root, images, embedded=embedded), sum(1 for _, p, _ in parsed if p)
 
 
