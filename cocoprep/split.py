@@ -26,7 +26,7 @@ from cocoprep.progress import progress_bar
 from cocoprep.ratio import parse_ratio
 from cocoprep.records import SkippedItem
 from cocoprep.schema import SCHEMA_VERSION
-from cocoprep.sources import folder, formats
+from cocoprep.sources import folder, source_title
 from cocoprep.writer import check_runner
 
 TASK = "classification"
@@ -38,21 +38,15 @@ def _is_inside(path: Path, root: Path) -> bool:
     return p == r or p.startswith(r.rstrip(os.sep) + os.sep)
 
 
-def _refuse_detection_layout(src: Path) -> None:
-    """A COCO, VOC or YOLO (detection) data set is not a class-per-folder tree: its
+def _refuse_annotated_source(src: Path) -> None:
+    """A detection or segmentation data set is not a class-per-folder tree: its
     folders (annotations/, JPEGImages/, labels/...) would become classes."""
     if not src.is_dir():
         return
-    for module in formats():
-        try:
-            found = module.detect(src)
-        except OSError:  # unreadable: `folder.list_tree` says so in its own words
-            return
-        if found:
-            raise InputError(
-                src, "a class-per-folder tree (SRC/<class>/*.jpg) for `cocoprep split`",
-                f"a {getattr(module, 'TITLE', module.FORMAT)} detection data set; convert it with "
-                f"`cocoprep convert {src}`")
+    found = source_title(src)
+    if found is not None:
+        raise InputError(src, "a class-per-folder tree (SRC/<class>/*.jpg) for `cocoprep split`",
+                         f"{found}; convert it with `cocoprep convert {src}`")
 
 
 def _check_tree(src: Path, listing: folder.FolderListing, *, ratio, classes) -> None:
@@ -268,7 +262,7 @@ def split_folder(
     ratios = parse_ratio(ratio, default=folder.DEFAULT_RATIO)
     if src.is_dir() and not fsio.is_remote(str(out)) and _is_inside(out, src):
         raise UsageError("-o/--out", f"a directory outside SRC ({src})", str(out))
-    _refuse_detection_layout(src)
+    _refuse_annotated_source(src)
     listing = folder.list_tree(src)
     _check_tree(src, listing, ratio=ratio, classes=classes)
     labels = _labels(src, listing, classes, label_offset)

@@ -279,15 +279,16 @@ def test_a_class_folder_without_images_is_refused(tmp_path):
     assert m.splits["train"].class_counts == {"a": 3, "b": 3}
 
 
-@pytest.mark.parametrize("fixture, title", [("coco", "COCO"), ("voc", "Pascal VOC"),
-                                            ("yolo", "YOLO")])
+@pytest.mark.parametrize("fixture, title", [
+    ("coco", "COCO detection"), ("voc", "Pascal VOC detection"), ("yolo", "YOLO detection"),
+    ("labelme", "LabelMe detection"), ("seg", "Pascal VOC segmentation")])
 def test_a_detection_data_set_is_refused(tmp_path, fixture, title):
     out = tmp_path / "out"
     result = run(FIXTURES / fixture, "-o", out)
     assert result.exit_code == 2
     assert result.stderr == (
         f"Error: {FIXTURES / fixture}: expected a class-per-folder tree (SRC/<class>/*.jpg) "
-        f"for `cocoprep split`, found a {title} detection data set; convert it with "
+        f"for `cocoprep split`, found a {title} data set; convert it with "
         f"`cocoprep convert {FIXTURES / fixture}`\n")
     assert not out.exists()
 

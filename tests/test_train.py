@@ -463,7 +463,7 @@ def test_split_folder_tree_named_tfrecords_gets_another_output_name(tmp_path):
            "smoketrain tfrecords-records`" in text
 
 
-@pytest.mark.parametrize("name", ["coco", "voc", "yolo"])
+@pytest.mark.parametrize("name", ["coco", "voc", "yolo", "kitti", "seg"])
 def test_detection_dataset_says_to_run_convert_first(tmp_path, name):
     coco = FIXTURES / name
     code, text = run_cli("smoketrain", str(coco), "--weights", "none")

@@ -100,3 +100,26 @@ def _refuse_options(module, request) -> None:
                      if option in getattr(m, "OPTIONS", ())]
             raise UsageError(option, f"a {' or '.join(users)} data set (it does nothing for "
                              f"{title}: leave it out)", f"a {title} data set")
+
+
+def _title(module) -> str:
+    return getattr(module, "TITLE", module.FORMAT)
+
+
+def source_title(src) -> str | None:
+    """What annotated data set is at `src` ("a COCO detection data set", "a Pascal VOC
+    segmentation data set"), or None (unreadable: the caller's own check says so).
+    For commands that take records or class folders, to point at `convert`
+    instead; detection first, as `find_task` decides."""
+    path = Path(src)
+    try:
+        for module in formats():
+            if module.detect(path):
+                return f"a {_title(module)} detection data set"
+        if path.is_dir():
+            for module in segmentation_formats():
+                if module.detect(path):
+                    return f"a {_title(module)} segmentation data set"
+    except OSError:
+        return None
+    return None

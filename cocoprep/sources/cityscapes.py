@@ -25,6 +25,7 @@ from cocoprep.sources.segmentation import (
     ratio_splits, select,
 )
 
+TITLE = "Cityscapes"
 FORMAT = "cityscapes"
 EXPECTED = "Cityscapes (leftImg8bit/<split>/<city>/ + gtFine/<split>/<city>/*_labelIds.png)"
 IMAGES, MASKS = "leftImg8bit", "gtFine"

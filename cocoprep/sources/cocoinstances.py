@@ -21,6 +21,7 @@ from cocoprep.sources.segmentation import (
     MaskCodec, SegItem, SegmentationSource, SegmentationSplit, check_num_classes, label_map_of,
 )
 
+TITLE = "COCO instances"
 FORMAT = "coco_instances"
 EXPECTED = "COCO instances (any COCO layout; with --task segmentation)"
 BACKGROUND = "background"

@@ -37,6 +37,7 @@ from cocoprep.sources.segmentation import (
     ratio_splits, select,
 )
 
+TITLE = "COCO panoptic"
 FORMAT = "coco_panoptic"
 EXPECTED = ("COCO panoptic (annotations/panoptic_<split>.json + annotations/panoptic_<split>/ "
             "PNGs + <split>/ or images/<split>/ images)")

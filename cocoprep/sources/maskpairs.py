@@ -33,6 +33,7 @@ from cocoprep.sources.segmentation import (
     label_map_of, pair_items, ratio_splits, read_names, select,
 )
 
+TITLE = "image/mask folder"
 FORMAT = "masks"
 EXPECTED = ("image/mask folder pairs (images/ + masks/, annotations/ or labels/ of PNG "
             "masks, split folders either way; ADE20K SceneParsing)")

@@ -21,6 +21,7 @@ from cocoprep.sources.segmentation import (
     label_map_of, pair_items, ratio_splits, select,
 )
 
+TITLE = "Roboflow mask"
 FORMAT = "roboflow_masks"
 EXPECTED = "a Roboflow Semantic Segmentation Masks export (<split>/_classes.csv + *_mask.png)"
 CLASSES_CSV = "_classes.csv"

@@ -36,6 +36,7 @@ from cocoprep.sources.segmentation import (
     label_map_of, list_files, ratio_splits, read_names, select, voc_colour,
 )
 
+TITLE = "Pascal VOC"
 FORMAT = "voc_segmentation"
 EXPECTED = ("Pascal VOC segmentation (SegmentationClass/ + JPEGImages/ + "
             "ImageSets/Segmentation/, VOCdevkit or a CVAT/Datumaro export)")

@@ -70,7 +70,7 @@ def refuse_unwritten(data: str) -> None:
     """A directory that holds no records yet (empty, a class-folder tree of images, a
     detection dataset): say which command writes them, with DATA filled in."""
     from cocoprep.manifest import MANIFEST_NAME
-    from cocoprep.sources import formats
+    from cocoprep.sources import source_title
     from cocoprep.sources.folder import is_hidden
 
     path = Path(data)
@@ -86,7 +86,7 @@ def refuse_unwritten(data: str) -> None:
                          f"`cocoprep convert SRC -o {data}` (COCO, Pascal VOC, YOLO) or `cocoprep split SRC -o "
                          f"{data}` (a folder per class), or pass the directory they went to")
     folders = [e for e in entries if (path / e).is_dir()]
-    if any(module.detect(path) for module in formats()):  # COCO, Pascal VOC, YOLO
+    if source_title(path) is not None:  # a detection or segmentation data set
         raise InputError(data, _TOOLS, "annotations, not records: run "
                          f"`cocoprep convert {data} -o {out}` first, {next_step}")
     if folders and any(_holds_images(path / f) for f in folders):
