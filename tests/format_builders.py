@@ -387,8 +387,8 @@ def worker_counts_agree(src: Path, tmp_path: Path, *args) -> Path:
     return tmp_path / "out1"
 
 
-def beam_matches_local(src: Path, tmp_path: Path, **options) -> None:
-    """The Beam DirectRunner writes the bytes the local runner writes."""
+def beam_matches_local(src: Path, tmp_path: Path, **options) -> dict[str, bytes]:
+    """The Beam DirectRunner writes the bytes the local runner writes; the local tree."""
     from cocoprep.convert import convert_detection
 
     common = dict(num_shards=2, quiet=True, **options)
@@ -396,4 +396,6 @@ def beam_matches_local(src: Path, tmp_path: Path, **options) -> None:
     convert_detection(src, tmp_path / "beam", runner="beam",
                       beam_options=["--runner=DirectRunner", "--direct_running_mode=in_memory"],
                       **common)
-    assert tree_bytes(tmp_path / "beam") == tree_bytes(tmp_path / "local")
+    local = tree_bytes(tmp_path / "local")
+    assert tree_bytes(tmp_path / "beam") == local
+    return local

@@ -5,6 +5,8 @@ converts (it used to end in `label_map.pbtxt: no items`), bad XML is one Error l
 
 from __future__ import annotations
 
+import json
+
 import io
 
 import numpy as np
@@ -211,4 +213,6 @@ def test_beam_writes_the_local_bytes(tmp_path):
     from conftest import FIXTURES
     from format_builders import beam_matches_local
 
-    beam_matches_local(FIXTURES / "cvat", tmp_path, masks=True)
+    local = beam_matches_local(FIXTURES / "cvat", tmp_path, masks=True)
+    splits = json.loads(local["manifest.json"])["splits"]
+    assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)

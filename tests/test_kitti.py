@@ -5,6 +5,8 @@ bad lines are skipped with their reason, bad inputs end in one Error line."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -246,4 +248,6 @@ def test_beam_writes_the_local_bytes(tmp_path):
     from conftest import FIXTURES
     from format_builders import beam_matches_local
 
-    beam_matches_local(FIXTURES / "kitti", tmp_path, ratio=(0.8, 0.2))
+    local = beam_matches_local(FIXTURES / "kitti", tmp_path, ratio=(0.8, 0.2))
+    splits = json.loads(local["manifest.json"])["splits"]
+    assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)

@@ -255,4 +255,6 @@ def test_the_readme_fixture(tmp_path):
 def test_beam_writes_the_local_bytes(tmp_path):
     from format_builders import beam_matches_local
 
-    beam_matches_local(FIXTURES / "labelme", tmp_path, masks=True)
+    local = beam_matches_local(FIXTURES / "labelme", tmp_path, masks=True)
+    splits = json.loads(local["manifest.json"])["splits"]
+    assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)

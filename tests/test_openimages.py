@@ -5,6 +5,8 @@ bad rows skipped with their reason, bad CSVs one Error line, memory bounded."""
 
 from __future__ import annotations
 
+import json
+
 import tracemalloc
 
 import numpy as np
@@ -249,4 +251,6 @@ def test_beam_writes_the_local_bytes(tmp_path):
     from conftest import FIXTURES
     from format_builders import beam_matches_local
 
-    beam_matches_local(FIXTURES / "openimages", tmp_path)
+    local = beam_matches_local(FIXTURES / "openimages", tmp_path)
+    splits = json.loads(local["manifest.json"])["splits"]
+    assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)
