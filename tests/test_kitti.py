@@ -6,7 +6,6 @@ bad lines are skipped with their reason, bad inputs end in one Error line."""
 from __future__ import annotations
 
 import json
-
 import numpy as np
 import pytest
 

@@ -6,7 +6,6 @@ bad rows skipped with their reason, bad CSVs one Error line, memory bounded."""
 from __future__ import annotations
 
 import json
-
 import tracemalloc
 
 import numpy as np
