@@ -5,8 +5,8 @@ converts (it used to end in `label_map.pbtxt: no items`), bad XML is one Error l
 
 from __future__ import annotations
 
-import json
 import io
+import json
 
 import numpy as np
 import pytest
