@@ -344,13 +344,8 @@ def detection_values(ex: DetectionExample) -> dict[str, Any]:
     """The named values of a detection record (what `encode(DETECTION, ...)` takes)."""
     objs = ex.objects
     values: dict[str, Any] = {
-        "encoded": ex.image.data,
-        "format": ex.image.format,
-        "height": ex.image.height,
-        "width": ex.image.width,
-        "filename": ex.filename,
+        **_image_values(ex.image, ex.filename),
         "source_id": ex.source_id,
-        "sha256": ex.image.sha256,
         "xmin": [o.xmin for o in objs],
         "ymin": [o.ymin for o in objs],
         "xmax": [o.xmax for o in objs],
@@ -401,6 +396,12 @@ def detection_values(ex: DetectionExample) -> dict[str, Any]:
     return values
 
 
+def _image_values(image, filename: str) -> dict[str, Any]:
+    """The values every task's record holds about its image."""
+    return {"encoded": image.data, "format": image.format, "height": image.height,
+            "width": image.width, "filename": filename, "sha256": image.sha256}
+
+
 def _original_size(image) -> dict[str, int]:
     return {"original_height": image.source_height, "original_width": image.source_width}
 
@@ -408,12 +409,7 @@ def _original_size(image) -> dict[str, int]:
 def classification_values(ex: ClassificationExample) -> dict[str, Any]:
     """The named values of a classification record."""
     values = {
-        "encoded": ex.image.data,
-        "format": ex.image.format,
-        "height": ex.image.height,
-        "width": ex.image.width,
-        "filename": ex.filename,
-        "sha256": ex.image.sha256,
+        **_image_values(ex.image, ex.filename),
         "label": ex.label,
         "label_text": ex.text,
     }
@@ -433,13 +429,8 @@ def encode_classification(ex: ClassificationExample) -> bytes:
 def segmentation_values(ex: SegmentationExample) -> dict[str, Any]:
     """The named values of a semantic-segmentation record."""
     values: dict[str, Any] = {
-        "encoded": ex.image.data,
-        "format": ex.image.format,
-        "height": ex.image.height,
-        "width": ex.image.width,
-        "filename": ex.filename,
+        **_image_values(ex.image, ex.filename),
         "source_id": ex.source_id,
-        "sha256": ex.image.sha256,
         "class_mask": ex.mask_png,
         "class_mask_format": "png",
     }
