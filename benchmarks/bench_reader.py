@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=2, help="timed passes per pipeline")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument("--warmup", type=int, default=2, help="untimed batches per pass")
+    ap.add_argument("--only", default="", help="comma-separated name fragments: run only "
+                    "the pipelines whose name holds one of them (keras,None,default,bare)")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.image_wh.lower().split("x"))
 
@@ -197,12 +199,18 @@ def main(argv: list[str] | None = None) -> None:
         "cocoprep.load(default + ColorJitter)": load_colour,
         "cocoprep.load(augment=None)": load_plain,
     }
+    if args.only:
+        wanted = [w.strip() for w in args.only.split(",") if w.strip()]
+        pipelines = {k: v for k, v in pipelines.items()
+                     if any(w in k for w in wanted) or k.startswith(("bare", "keras"))}
     best: dict[str, float] = {}
     cpu: dict[str, float] = {}
+    rates: dict[str, list[float]] = {}
     for r in range(args.rounds):
         for name, make in pipelines.items():
             n, s, c = _run(make(), args.warmup)
             rate = n / s
+            rates.setdefault(name, []).append(rate)
             best[name] = max(best.get(name, 0.0), rate)
             cpu[name] = min(cpu.get(name, float("inf")), 1000 * c / n)
             print(f"  round {r + 1}: {name:38s} {n} img in {s:6.2f} s = {rate:6.1f} img/s, "
@@ -216,6 +224,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:38s} {rate:6.1f} img/s = {100 * rate / ceiling:5.1f}% of bare, "
               f"{rate / keras_rate:4.2f}x keras; CPU {cpu[name]:5.2f} ms/img = "
               f"{100 * ceiling_cpu / cpu[name]:5.1f}% of bare's efficiency")
+    print("spread over the rounds (img/s: worst / median / best; ratio to keras in the "
+          "same round: worst / median / best):")
+    keras_rounds = rates["keras image_dataset_from_directory"]
+    for name, seen in rates.items():
+        ratios = sorted(a / k for a, k in zip(seen, keras_rounds))
+        ordered = sorted(seen)
+        print(f"  {name:38s} {ordered[0]:6.1f} / {ordered[len(ordered) // 2]:6.1f} / "
+              f"{ordered[-1]:6.1f}   {ratios[0]:4.2f}x / {ratios[len(ratios) // 2]:4.2f}x / "
+              f"{ratios[-1]:4.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`split_folder`: a class-per-folder image tree -> stratified, seeded train/val[/test]
 TFRecords (task `classification`).
 
-The parent lists the tree, checks it as a whole, hashes every file (the leakage guard
-needs the bytes' sha256 before splitting), decides the split and hands each split's
+The parent lists the tree, checks it as a whole, finds identical files (the leakage
+guard: `folder.content_keys` reads each file's size and tail, and hashes whole only
+the files that could be copies), decides the split and hands each split's
 items, in their final seeded order, to the shared pipeline; workers read, check and
 encode images (`builders.ClassificationBuilder`).
 """
@@ -126,7 +127,7 @@ def _assign(src: Path, listing: folder.FolderListing, labels: LabelMap, *, ratio
                                 "that are not UTF-8, so it cannot be written to the split "
                                 "listing") for f in listing.bad_names if f.class_name in wanted]
     with progress_bar(len(files), "hashing", "img", quiet) as bar:
-        digests = folder.hash_files(src, [f.path for f in files], progress=bar.update)
+        digests = folder.content_keys(src, [f.path for f in files], progress=bar.update)
     readable, hashes = [], []
     for f, h in zip(files, digests):
         if isinstance(h, ItemSkipped):

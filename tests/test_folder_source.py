@@ -168,6 +168,34 @@ def test_hash_files(tmp_path):
     assert len(seen) == len(paths)
 
 
+def test_content_keys_group_exactly_the_identical_files(tmp_path):
+    tail = bytes(range(256)) * 20  # 5120 bytes: longer than the tail that is read
+    files = {
+        "a/1.jpg": b"head-one" + tail,
+        "a/2.jpg": b"head-one" + tail,  # a copy of 1
+        "b/3.jpg": b"head-two" + tail,  # same size and tail as 1, other bytes
+        "b/4.jpg": b"x" * 9000,  # nothing else looks like it
+        "b/5.jpg": b"",
+        "c/6.jpg": b"",  # two empty files are identical too
+    }
+    for i in range(70):  # enough to use the thread pool
+        files[f"d/{i}.jpg"] = bytes([i]) * (100 + i)
+    for rel, data in files.items():
+        touch(tmp_path / rel, data)
+    paths = sorted(files) + ["c/missing.jpg"]
+    seen = []
+    keys = dict(zip(paths, folder.content_keys(tmp_path, paths, progress=seen.append)))
+    assert keys["a/1.jpg"] == keys["a/2.jpg"] == hashlib.sha256(files["a/1.jpg"]).hexdigest()
+    assert keys["b/3.jpg"] == hashlib.sha256(files["b/3.jpg"]).hexdigest() != keys["a/1.jpg"]
+    assert keys["b/5.jpg"] == keys["c/6.jpg"] == hashlib.sha256(b"").hexdigest()
+    unique = [keys["b/4.jpg"]] + [keys[f"d/{i}.jpg"] for i in range(70)]
+    assert len(set(unique)) == len(unique)
+    assert not any(len(k) == 64 for k in unique)  # never mistaken for a digest
+    assert isinstance(keys["c/missing.jpg"], ItemSkipped)
+    assert keys["c/missing.jpg"].reason == "missing_file"
+    assert sum(seen) == len(paths)
+
+
 def test_select_classes():
     available = ("a", "b", "c")
     assert folder.select_classes(available, None) == available

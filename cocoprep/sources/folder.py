@@ -12,11 +12,12 @@ recognised by extension (`IMAGE_EXTENSIONS`, any case); hidden entries (a name
 starting with a dot; a hidden folder is not entered) and other files are ignored
 and counted. Listings are sorted, so everything downstream is deterministic.
 
-Only `list_tree` and `hash_files` touch the disk; the rest is pure.
+Only `list_tree`, `hash_files` and `content_keys` touch the disk; the rest is pure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from concurrent.futures import ThreadPoolExecutor
@@ -294,13 +295,23 @@ def _hash_one(path: str) -> str:
         raise ItemSkipped(UNREADABLE_FILE, f"{path}: cannot be read")
 
 
+def _in_threads(fn: Callable[[str], object], paths: Sequence[str], threads: int | None) -> list:
+    """`[fn(p) for p in paths]`, on threads (they overlap the reads; hashlib releases
+    the GIL while it hashes)."""
+    threads = threads or min(16, 4 * (os.cpu_count() or 1))
+    if len(paths) < 64 or threads <= 1:
+        return [fn(p) for p in paths]
+    # Chunks, not one future per file: a million-file tree stays cheap to schedule.
+    chunks = [paths[i:i + 64] for i in range(0, len(paths), 64)]
+    with ThreadPoolExecutor(threads) as pool:
+        return [d for chunk in pool.map(lambda c: [fn(p) for p in c], chunks) for d in chunk]
+
+
 def hash_files(root: str | Path, paths: Sequence[str], *, threads: int | None = None,
                progress: Callable[[int], object] | None = None) -> list[str | ItemSkipped]:
     """sha256 hex digest of each file (relative to `root`), or the `ItemSkipped` that
-    says why it could not be read. Threads overlap the reads; hashlib releases the
-    GIL while it hashes."""
+    says why it could not be read."""
     root = str(root)
-    threads = threads or min(16, 4 * (os.cpu_count() or 1))
 
     def one(rel: str) -> str | ItemSkipped:
         try:
@@ -311,12 +322,57 @@ def hash_files(root: str | Path, paths: Sequence[str], *, threads: int | None = 
             if progress is not None:
                 progress(1)
 
-    if len(paths) < 64 or threads <= 1:
-        return [one(p) for p in paths]
-    # Chunks, not one future per file: a million-file tree stays cheap to schedule.
-    chunks = [paths[i:i + 64] for i in range(0, len(paths), 64)]
-    with ThreadPoolExecutor(threads) as pool:
-        return [d for chunk in pool.map(lambda c: [one(p) for p in c], chunks) for d in chunk]
+    return _in_threads(one, paths, threads)
+
+
+_TAIL = 4096  # bytes of a file's end that tell distinct photos apart
+
+
+def _size_and_tail(path: str) -> tuple[int, bytes]:
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > _TAIL:
+                f.seek(size - _TAIL)
+            return size, hashlib.sha256(f.read()).digest()
+    except OSError:
+        read_bytes(path)  # raises ItemSkipped with the right reason and words
+        raise ItemSkipped(UNREADABLE_FILE, f"{path}: cannot be read")
+
+
+def content_keys(root: str | Path, paths: Sequence[str], *, threads: int | None = None,
+                 progress: Callable[[int], object] | None = None) -> list[str | ItemSkipped]:
+    """A key per file (relative to `root`) that is equal for two files exactly when
+    their bytes are, or the `ItemSkipped` that says why it could not be read.
+
+    Files that could be identical (same size and same last 4 KiB) get their sha256
+    hex digest; a file no other one could equal gets a key from its size and tail
+    (never 64 hex digits, so never equal to a digest). Only the candidates are read
+    whole: on a tree of distinct photos that is almost none, where hashing every
+    file read the whole tree once more before any record was written.
+    """
+    root = str(root)
+
+    def tail(rel: str) -> tuple[int, bytes] | ItemSkipped:
+        try:
+            return _size_and_tail(os.path.join(root, rel))
+        except ItemSkipped as e:
+            return e
+
+    tails = _in_threads(tail, paths, threads)
+    seen: dict[tuple[int, bytes], int] = {}
+    for t in tails:
+        if not isinstance(t, ItemSkipped):
+            seen[t] = seen.get(t, 0) + 1
+    twins = [i for i, t in enumerate(tails) if not isinstance(t, ItemSkipped) and seen[t] > 1]
+    keys: list[str | ItemSkipped] = [
+        t if isinstance(t, ItemSkipped) else f"{t[0]}:{t[1].hex()}" for t in tails]
+    if progress is not None:
+        progress(len(paths) - len(twins))
+    for i, digest in zip(twins, hash_files(root, [paths[i] for i in twins], threads=threads,
+                                           progress=progress)):
+        keys[i] = digest
+    return keys
 
 
 # ------------------------------------------------------------------ splitting (pure)
