@@ -448,6 +448,7 @@ def bench_scale(args) -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     peaks = {"parent": 0, "child": 0, "tree": 0, "pss": 0}
     cpu_seen: dict[int, float] = {}
+    timeline: list[tuple[float, float, float]] = []  # (wall, parent CPU, workers' CPU)
     tick = os.sysconf("SC_CLK_TCK")
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
@@ -468,6 +469,9 @@ def bench_scale(args) -> None:
                     cpu_seen[p] = (int(fields[11]) + int(fields[12])) / tick
                 except (OSError, IndexError, ValueError):
                     pass
+            parent_cpu = cpu_seen.get(proc.pid, 0.0)
+            timeline.append((time.perf_counter() - t, parent_cpu,
+                             sum(v for p, v in cpu_seen.items() if p != proc.pid)))
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -494,9 +498,31 @@ def bench_scale(args) -> None:
           f"{peaks['child'] / 2**20:.0f} MiB; whole tree: RSS sum {peaks['tree'] / 2**20:.0f} "
           f"MiB, PSS sum {peaks['pss'] / 2**20:.0f} MiB (shared pages counted once; sampled "
           "every 0.1 s)")
+    print_timeline(timeline, wall)
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+def print_timeline(timeline: list[tuple[float, float, float]], wall: float,
+                   buckets: int = 20) -> None:
+    """Where the wall time went: per slice of the run, the cores the parent and the
+    workers kept busy (from the sampled CPU times; 1.0 = one core all the time)."""
+    if len(timeline) < 2:
+        return
+    print("  timeline (cores busy per slice: parent / workers):")
+    step = wall / buckets
+    j = 0
+    prev = (0.0, 0.0, 0.0)
+    for b in range(buckets):
+        end = (b + 1) * step
+        while j < len(timeline) - 1 and timeline[j][0] < end:
+            j += 1
+        cur = timeline[j]
+        span = max(cur[0] - prev[0], 1e-9)
+        print(f"    {prev[0]:6.1f}-{cur[0]:6.1f} s: parent {(cur[1] - prev[1]) / span:4.2f}, "
+              f"workers {(cur[2] - prev[2]) / span:4.2f}")
+        prev = cur
 
 
 def main() -> None:

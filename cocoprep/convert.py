@@ -30,7 +30,7 @@ from cocoprep.ratio import parse_ratio
 from cocoprep.schema import SCHEMA_VERSION
 from cocoprep.sources import load_detection
 from cocoprep.sources.detection import DetectionSource, SourceRequest
-from cocoprep.writer import check_runner
+from cocoprep.writer import check_runner, start_runner
 
 
 def _names(option: str, value: str | Sequence[str] | None, example: str,
@@ -219,6 +219,7 @@ def convert_detection(
         classes=_names("--classes", classes, "cat,dog", "class"),
         skip_difficult=skip_difficult, quiet=quiet)
     check_runner(options, out)
+    start_runner(options)
     remote = [str(p) for p in (src, images) if p is not None and fsio.is_remote(str(p))]
     if remote and runner != "beam":
         raise UsageError("--runner", f"beam for a remote path ({remote[0]})", runner)

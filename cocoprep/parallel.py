@@ -124,10 +124,33 @@ def _worker_main(wid: int, func, init, init_args, tasks, results) -> None:
 
 # ------------------------------------------------------------------ parent side
 
+# What every worker needs, imported once by the fork server, so that each worker it
+# forks starts with them (numpy, Pillow and the writer: about 0.3 s of CPU a worker).
+# None of them starts a thread or imports TensorFlow.
+_PRELOAD = ["cocoprep.builders", "cocoprep.shardwrite"]
+
+
 def _context():
     # forkserver: workers start from a clean interpreter, never from a parent that
     # may already have TensorFlow's runtime threads running.
-    return mp.get_context("forkserver" if sys.platform != "win32" else "spawn")
+    if sys.platform == "win32":
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
+
+
+def start_workers_early() -> None:
+    """Start the fork server now, in the background: it imports what workers need
+    while this process reads its source (a COCO file takes seconds), so the pool
+    starts at once when the shards are planned. Does nothing where there is none."""
+    if sys.platform == "win32":
+        return
+    from multiprocessing import forkserver
+
+    _context()
+    with _main_module_hidden():
+        forkserver.ensure_running()
 
 
 class _Pool:

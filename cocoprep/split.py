@@ -28,7 +28,7 @@ from cocoprep.ratio import parse_ratio
 from cocoprep.records import SkippedItem
 from cocoprep.schema import SCHEMA_VERSION
 from cocoprep.sources import folder, source_title
-from cocoprep.writer import check_runner
+from cocoprep.writer import check_runner, start_runner
 
 TASK = "classification"
 _LAST_LABEL_ID = 2**31 - 1  # label_map.pbtxt ids are int32 (labels past int64 even wrapped)
@@ -253,6 +253,7 @@ def split_folder(
         jpeg_quality=jpeg_quality, strict=strict, allow_partial=allow_partial, workers=workers,
         quiet=quiet, runner=runner, beam_options=beam_options, seed=seed)
     check_runner(options, out)
+    start_runner(options)
     if fsio.is_remote(str(src)):
         raise UsageError("SRC", "a local folder (split reads and hashes every file in the "
                          "driver; a remote OUT is fine)", str(src))

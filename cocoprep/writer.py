@@ -154,6 +154,15 @@ def _run(tasks: list[ShardTask], builder: Builder, options: WriteOptions,
     return run_local(tasks, builder, workers=workers_of(options), quiet=options.quiet)
 
 
+def start_runner(options: WriteOptions) -> None:
+    """Called by `convert`/`split` before they read their source: the local runner's
+    worker processes get ready in the background meanwhile (`parallel.start_workers_early`)."""
+    if options.runner == "local" and workers_of(options) > 1:
+        from cocoprep.parallel import start_workers_early
+
+        start_workers_early()
+
+
 def workers_of(options: WriteOptions) -> int:
     """The worker count a run uses: `--workers`, else the CPU count."""
     return options.workers if options.workers is not None else default_workers()
