@@ -36,6 +36,7 @@ from cocoprep.segmasks import (
 )
 from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from cocoprep.sources.detection import DetectionSplit, subset
+from cocoprep.sources.segstore import MaskFile
 from cocoprep.sources.segmentation import MaskCodec, SegItem, SegmentationSplit
 
 # Manifest counters (the same names for both tasks).
@@ -279,7 +280,10 @@ class DetectionBuilder:
         if self.masks:
             mask = self._mask(state, r, (cx1, cy1, cx2, cy2))
             if isinstance(mask, ItemSkipped):
-                state.no_mask.append(state.skip(mask.reason, mask.detail, ann_id))
+                # a mask file that is missing or broken loses its object (reported);
+                # no segmentation at all follows --missing-masks
+                lost = state.skipped if mask.reason in _MASK_REASONS else state.no_mask
+                lost.append(state.skip(mask.reason, mask.detail, ann_id))
                 return
         if overshoot > CLIP_TOLERANCE:
             _count(state.counters, BOXES_CLIPPED)
@@ -312,6 +316,8 @@ class DetectionBuilder:
         src, (width, height) = state.src, state.size
         stored = (state.image.height, state.image.width)
         seg = src.segmentations[r] if src.segmentations is not None else None
+        if isinstance(seg, MaskFile):
+            return _mask_file(seg, stored)
         if src.normalized and isinstance(seg, list):
             seg = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(poly)]
                    if isinstance(poly, list) else poly for poly in seg]
@@ -401,6 +407,26 @@ class ClassificationBuilder:
 
 
 VOID_PIXELS = "void_pixels"  # segmentation: pixels of the void value, over the split
+def _mask_file(mask: MaskFile, stored: tuple[int, int]) -> bytes | ItemSkipped:
+    """An object's own mask PNG (Open Images) at the image's stored size, or why not
+    (`missing_mask` in none of its folders, `corrupt_mask`, an unreadable file)."""
+    from cocoprep.masks import binary_mask_png
+
+    for path in mask.paths():
+        try:
+            data = read_bytes(path)
+        except ItemSkipped as e:
+            if e.reason == MISSING_FILE:
+                continue
+            return ItemSkipped(CORRUPT_MASK, f"mask {mask.name} in {mask.searched} cannot "
+                               f"be read ({e.reason})")
+        try:
+            return binary_mask_png(data, mask.name, *stored)
+        except ItemSkipped as e:
+            return e
+    return ItemSkipped(MISSING_MASK, f"mask {mask.name} is not in {mask.searched}")
+
+
 # skips whose skipped.jsonl line names the mask file (the others name the image)
 _MASK_REASONS = (MISSING_MASK, CORRUPT_MASK, UNKNOWN_MASK_VALUE, MASK_SIZE_MISMATCH)
 
