@@ -7,6 +7,7 @@ every layout, the same bytes for any worker count, and cocoprep.load's masks."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -238,3 +239,30 @@ def test_match_pairs_equal_keys_in_file_order():
                       [0, 1, 5, 5, 9, 9], [2, 1, 5, 5, 9, 9]])
     assert match(boxes, masks).tolist() == [0, 3, 1, -1, -1]
     assert match(boxes[:0], masks).tolist() == [-1] * 5
+
+
+def test_the_readme_fixture(tmp_path):
+    from conftest import FIXTURES
+    from format_builders import fixture_counts
+
+    lines, splits, skipped = fixture_counts("openimages", tmp_path, "--masks")
+    assert ("  note: --masks: validation: 9 mask(s) joined to their box rows, 0 mask row(s) "
+            "without a box row written as objects of their own; boxes without a mask follow "
+            "--missing-masks") in lines
+    assert splits == {"validation": (9, 20)} and skipped == {"unlisted_image": 1}
+    assert Manifest.read(tmp_path / "out").counters["masks_from_boxes"] == 11
+    got = examples(tmp_path / "out", "validation")["0000000000000065.jpg"]
+    png = next((FIXTURES / "openimages" / "validation-masks").rglob(
+        "0000000000000065_m01g317_*.png"))
+    pixels = np.asarray(Image.open(png)) > 0
+    person = _pngs(got)[texts(got, "image/object/class/mid").index("/m/01g317")]
+    np.testing.assert_array_equal(person, _resized(pixels, *person.shape))
+
+
+@pytest.mark.slow
+def test_beam_writes_the_local_bytes(tmp_path):
+    from conftest import FIXTURES
+    from format_builders import beam_matches_local
+
+    local = beam_matches_local(FIXTURES / "openimages", tmp_path, masks=True)
+    assert json.loads(local["manifest.json"])["counters"]["masks_from_boxes"] == 11
