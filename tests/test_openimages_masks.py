@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -237,8 +238,8 @@ def test_match_pairs_equal_keys_in_file_order():
                       [0, 2, 5, 5, 9, 9]])
     masks = np.array([[0, 1, 5, 5, 9, 9], [0, 2, 5, 5, 9, 9], [0, 1, 5, 5, 9, 9],
                       [0, 1, 5, 5, 9, 9], [2, 1, 5, 5, 9, 9]])
-    assert match(boxes, masks).tolist() == [0, 3, 1, -1, -1]
-    assert match(boxes[:0], masks).tolist() == [-1] * 5
+    assert match(list(boxes.T), list(masks.T)).tolist() == [0, 3, 1, -1, -1]
+    assert match(list(boxes[:0].T), list(masks.T)).tolist() == [-1] * 5
 
 
 def test_the_readme_fixture(tmp_path):
@@ -266,3 +267,36 @@ def test_beam_writes_the_local_bytes(tmp_path):
 
     local = beam_matches_local(FIXTURES / "openimages", tmp_path, masks=True)
     assert json.loads(local["manifest.json"])["counters"]["masks_from_boxes"] == 11
+
+
+def test_reading_masks_is_compact(tmp_path):
+    """The segmentation CSV streams into columns (about 95 bytes a row held: the
+    MaskPath, its offset, image, MID, line and box) and the join works column by
+    column: under 250 bytes a mask row at the peak, joined to as many box rows (a
+    list of row tuples or a pandas frame holds several times that). The PNGs are
+    never read here."""
+    from cocoprep.sources import openimages
+    from cocoprep.sources.openimagesmasks import read_masks
+    from cocoprep.sources.openimageslayout import OidSplitFiles
+
+    n = 40_000
+    boxes_csv, seg_csv = tmp_path / "train-annotations-bbox.csv", tmp_path / "seg.csv"
+    with open(boxes_csv, "w") as b, open(seg_csv, "w") as s:
+        b.write(OID_HEADER + "\n")
+        s.write("MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,"
+                "PredictedIoU,Clicks\n")
+        for i in range(n):
+            box = (0.1, 0.5, 0.2, 0.3 + (i % 8) / 20)
+            b.write(OidRow(f"{i // 8:016x}", "/m/01g317", box).line() + "\n")
+            s.write(OidMask(f"{i // 8:016x}", "/m/01g317", box, f"{i:08x}").line() + "\n")
+    (tmp_path / "masks" / "train").mkdir(parents=True)
+    files = OidSplitFiles("train", boxes_csv, tmp_path, None, seg_csv,
+                          (tmp_path / "masks" / "train",))
+    boxes = openimages.read_boxes(files, {"/m/01g317": "P"})
+    tracemalloc.start()
+    masks = read_masks(files, boxes, {"/m/01g317": "P"}, src=tmp_path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (masks.matched, masks.own) == (n, 0)
+    assert masks.store(np.arange(n))[n - 1].name == f"{(n - 1) // 8:016x}_m01g317_{n - 1:08x}.png"
+    assert peak / n < 250, peak / n

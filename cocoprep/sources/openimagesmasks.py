@@ -46,7 +46,7 @@ class OidMasks:
     row (the extended columns) the index of its mask name or -1, the counts for the
     summary, the rows' skips, and where the PNGs are looked for."""
 
-    names: bytes
+    names: bytes | bytearray
     ends: np.ndarray
     mask_of: np.ndarray
     matched: int
@@ -131,34 +131,45 @@ def _read(path: Path, files: OidSplitFiles, boxes: OidBoxes, classes: dict[str, 
     return got, skipped
 
 
-def _keys(image: array, mid: array, box: array) -> np.ndarray:
-    n = len(image)
-    corners = np.rint(np.frombuffer(box, np.float64).reshape(-1, 4) * _SCALE) if n else \
-        np.zeros((0, 4))
-    return np.column_stack([np.frombuffer(image, np.int32) if n else np.zeros(0),
-                            np.frombuffer(mid, np.int32) if n else np.zeros(0),
-                            corners]).astype(np.int64)
+def _keys(image: array, mid: array, box: array, rows: np.ndarray | None = None
+          ) -> list[np.ndarray]:
+    """The join key of each row (of `rows`), as six int32 columns: image, MID code and
+    the box corners in millionths."""
+    cols = [np.frombuffer(image, np.int32), np.frombuffer(mid, np.int32)] if len(image) \
+        else [np.zeros(0, np.int32)] * 2
+    corners = np.frombuffer(box, np.float64).reshape(-1, 4) if len(image) else np.zeros((0, 4))
+    if rows is not None:
+        cols, corners = [c[rows] for c in cols], corners[rows]
+    return cols + [np.rint(corners[:, j] * _SCALE).astype(np.int32) for j in range(4)]
 
 
-def match(box_keys: np.ndarray, mask_keys: np.ndarray) -> np.ndarray:
-    """Per mask row, the box row with the same key (k-th equal mask row -> k-th equal
-    box row, in file order), or -1."""
-    nb, n = len(box_keys), len(box_keys) + len(mask_keys)
-    found = np.full(len(mask_keys), -1, np.int64)
-    if not len(box_keys) or not len(mask_keys):
+def match(box_keys: list[np.ndarray], mask_keys: list[np.ndarray]) -> np.ndarray:
+    """Per mask row, the box row with the same key columns (the k-th equal mask row
+    -> the k-th equal box row, in file order), or -1. Column by column: a few bytes a
+    row beyond the keys, no row tuples."""
+    nb, nm = len(box_keys[0]), len(mask_keys[0])
+    found = np.full(nm, -1, np.int64)
+    if not nb or not nm:
         return found
-    keys = np.concatenate([box_keys, mask_keys])
-    side = np.r_[np.zeros(nb, np.int64), np.ones(len(mask_keys), np.int64)]
-    order = np.lexsort((np.arange(n), side, *keys.T[::-1]))
-    keys, side = keys[order], side[order]
-    group_start = np.r_[True, (np.diff(keys, axis=0) != 0).any(axis=1)]
-    block_start = group_start | np.r_[True, side[1:] != side[:-1]]
-    rank = np.arange(n) - np.flatnonzero(block_start)[np.cumsum(block_start) - 1]
-    code = (np.cumsum(group_start) - 1) * (n + 1) + rank
-    box_side, mask_side = side == 0, side == 1
-    _, at_box, at_mask = np.intersect1d(code[box_side], code[mask_side], assume_unique=True,
-                                        return_indices=True)
-    found[order[mask_side][at_mask] - nb] = order[box_side][at_box]
+    n = nb + nm
+    keys = [np.concatenate([b, m]) for b, m in zip(box_keys, mask_keys)]
+    side = np.r_[np.zeros(nb, np.int8), np.ones(nm, np.int8)]
+    order = np.lexsort((side, *keys[::-1]))  # stable: file order within equal keys
+    group_start = np.zeros(n, bool)
+    group_start[0] = True
+    for column in keys:
+        ordered = column[order]
+        group_start[1:] |= ordered[1:] != ordered[:-1]
+    del keys, ordered
+    side = side[order]
+    block_start = group_start.copy()
+    block_start[1:] |= side[1:] != side[:-1]
+    masks = np.flatnonzero(side == 1)   # sorted positions; in a group boxes come first
+    first_mask = np.flatnonzero(block_start)[np.cumsum(block_start)[masks] - 1]
+    first_row = np.flatnonzero(group_start)[np.cumsum(group_start)[masks] - 1]
+    rank = masks - first_mask          # the k-th mask row of its key ...
+    paired = rank < first_mask - first_row   # ... pairs with the k-th box row, if any
+    found[order[masks[paired]] - nb] = order[(first_row + rank)[paired]]
     return found
 
 
@@ -181,7 +192,15 @@ def read_masks(files: OidSplitFiles, boxes: OidBoxes, classes: dict[str, str] | 
     got, skipped = _read(path, files, boxes, classes, quiet)
     cols = boxes.cols
     nb = len(cols.image)
-    found = match(_keys(cols.image, cols.mid, cols.box), _keys(got.image, got.mid, got.box))
+    # only the box rows of images with a mask row can match (Open Images has masks of
+    # 350 of its 600 classes, in about half of the images)
+    has_mask = np.zeros(len(boxes.image_ids), bool)
+    has_mask[np.frombuffer(got.image, np.int32) if len(got.image) else []] = True
+    candidates = np.flatnonzero(has_mask[np.frombuffer(cols.image, np.int32)]) if nb else \
+        np.zeros(0, np.int64)
+    found = match(_keys(cols.image, cols.mid, cols.box, candidates),
+                  _keys(got.image, got.mid, got.box))
+    found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
     mask_of = np.full(nb, -1, np.int64)
     matched = found >= 0
     mask_of[found[matched]] = np.flatnonzero(matched)
@@ -195,6 +214,7 @@ def read_masks(files: OidSplitFiles, boxes: OidBoxes, classes: dict[str, str] | 
         for flags in cols.flags.values():
             flags.append(-1)
     mask_of = np.concatenate([mask_of, own])
-    return OidMasks(bytes(got.names), np.frombuffer(got.ends, np.int64).copy(), mask_of,
+    ends = np.frombuffer(got.ends, np.int64) if len(got.ends) else np.zeros(0, np.int64)
+    return OidMasks(got.names, ends, mask_of,
                     int(matched.sum()), len(own), tuple(skipped),
                     tuple(str(f) for f in folders), _where(folders, src))

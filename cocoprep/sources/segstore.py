@@ -154,7 +154,7 @@ class MaskFileStore:
     """Per annotation, the name of its mask PNG (a `MaskFile`) or None (no mask row):
     the names in one byte string with offsets, not a list of strings."""
 
-    def __init__(self, names: bytes, ends: np.ndarray, index: np.ndarray,
+    def __init__(self, names: bytes | bytearray, ends: np.ndarray, index: np.ndarray,
                  folders: tuple[str, ...], searched: str):
         self._names, self._ends = names, np.asarray(ends, np.int64)
         self._index = np.asarray(index, np.int64)
