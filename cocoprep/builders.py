@@ -317,7 +317,9 @@ class DetectionBuilder:
         stored = (state.image.height, state.image.width)
         seg = src.segmentations[r] if src.segmentations is not None else None
         if isinstance(seg, MaskFile):
-            return _mask_file(seg, stored)
+            from cocoprep.masks import mask_file_png
+
+            return mask_file_png(seg, *stored)
         if src.normalized and isinstance(seg, list):
             seg = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(poly)]
                    if isinstance(poly, list) else poly for poly in seg]
@@ -407,26 +409,6 @@ class ClassificationBuilder:
 
 
 VOID_PIXELS = "void_pixels"  # segmentation: pixels of the void value, over the split
-def _mask_file(mask: MaskFile, stored: tuple[int, int]) -> bytes | ItemSkipped:
-    """An object's own mask PNG (Open Images) at the image's stored size, or why not
-    (`missing_mask` in none of its folders, `corrupt_mask`, an unreadable file)."""
-    from cocoprep.masks import binary_mask_png
-
-    for path in mask.paths():
-        try:
-            data = read_bytes(path)
-        except ItemSkipped as e:
-            if e.reason == MISSING_FILE:
-                continue
-            return ItemSkipped(CORRUPT_MASK, f"mask {mask.name} in {mask.searched} cannot "
-                               f"be read ({e.reason})")
-        try:
-            return binary_mask_png(data, mask.name, *stored)
-        except ItemSkipped as e:
-            return e
-    return ItemSkipped(MISSING_MASK, f"mask {mask.name} is not in {mask.searched}")
-
-
 # skips whose skipped.jsonl line names the mask file (the others name the image)
 _MASK_REASONS = (MISSING_MASK, CORRUPT_MASK, UNKNOWN_MASK_VALUE, MASK_SIZE_MISMATCH)
 

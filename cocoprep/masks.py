@@ -281,3 +281,25 @@ def binary_mask_png(data: bytes, name: str, out_height: int, out_width: int, *,
     top = int(rows[0]) if len(rows) else 0
     band = full[top:int(rows[-1]) + 1] if len(rows) else full[:0]
     return _png(out_width, out_height, band.astype(np.uint8), top, level)
+
+
+def mask_file_png(mask: Any, out_height: int, out_width: int) -> bytes | ItemSkipped:
+    """An object's own mask PNG (`sources.segstore.MaskFile`: Open Images) at the
+    image's stored size, or why not: `missing_mask` (in none of its folders),
+    `corrupt_mask` (unreadable, or not an image)."""
+    from cocoprep.errors import CORRUPT_MASK, MISSING_FILE, MISSING_MASK
+    from cocoprep.images import read_bytes
+
+    for path in mask.paths():
+        try:
+            data = read_bytes(path)
+        except ItemSkipped as e:
+            if e.reason == MISSING_FILE:
+                continue
+            return ItemSkipped(CORRUPT_MASK, f"mask {mask.name} in {mask.searched} cannot "
+                               f"be read ({e.reason})")
+        try:
+            return binary_mask_png(data, mask.name, out_height, out_width)
+        except ItemSkipped as e:
+            return e
+    return ItemSkipped(MISSING_MASK, f"mask {mask.name} is not in {mask.searched}")

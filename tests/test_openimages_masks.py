@@ -140,7 +140,9 @@ def test_bad_rows_and_pngs_are_skipped_with_their_reason(tmp_path):
             OidMask(A, "/m/09xyz", (0.1, 0.2, 0.1, 0.2), "00000004"),
             OidMask("ffff0000aaaa1111", "/m/01g317", (0.1, 0.2, 0.1, 0.2), "00000005"),
             OidMask(A, "/m/01g317", (0.3, 0.2, 0.1, 0.2), "00000006")]
-    oid_masks(tmp_path / "oid", rows, write=False)
+    path = oid_masks(tmp_path / "oid", rows, write=False)
+    rest = rows[0].line().split(",", 1)[1]
+    path.write_text(path.read_text() + f"../escape.png,{rest}\n,{rest}\n")
     folder = tmp_path / "oid" / "masks" / "validation"
     good.write(folder)
     folder.joinpath(corrupt.name).write_bytes(b"\x89PNG\r\n\x1a\nnot a png")
@@ -159,6 +161,9 @@ def test_bad_rows_and_pngs_are_skipped_with_their_reason(tmp_path):
          "'ffff0000aaaa1111' has no row in validation-annotations-bbox.csv"),
         ("malformed_bbox", A, last + 7, rows[5].name, f"{SEG} line 7: BoxXMax < BoxXMin or "
          "BoxYMax < BoxYMin (0.3, 0.2, 0.1, 0.2)"),
+        ("unsafe_path", A, last + 8, "../escape.png", f"{SEG} line 8: MaskPath "
+         "'../escape.png' is not a file name"),
+        ("missing_mask", A, last + 9, f"{A}.jpg", f"{SEG} line 9: MaskPath is empty"),
     ]
     a = examples(out, "validation")[f"{A}.jpg"]
     assert texts(a) == ["Person", "Person"]   # the Car lost its mask PNG
