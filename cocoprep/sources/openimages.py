@@ -42,13 +42,14 @@ from cocoprep.errors import (
     UsageError,
 )
 from cocoprep.labelmap import LabelMap
+from cocoprep.losses import split_missing_hint
 from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
-from cocoprep.sources.objects import IMAGE_LABELS, missing_hint, plan_names
+from cocoprep.sources.objects import IMAGE_LABELS, plan_names
 from cocoprep.sources.openimageslayout import OidLayout, OidSplitFiles, detect, discover
 
 if TYPE_CHECKING:  # read at run time only with --masks (it reads CSVs with this module)
@@ -356,7 +357,8 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
         skipped=skipped, notes=tuple(notes),
         source_paths={f.name: {"boxes": str(f.boxes), "images": str(f.image_dir)}
                       for f in layout.splits},
-        missing_hint=missing_hint(outputs, src), fixes=_FIXES)
+        missing_hint=split_missing_hint(outputs, src),
+        fixes=_FIXES)
 
 
 def _notes(layout: OidLayout, boxable: dict | None, request: SourceRequest,
