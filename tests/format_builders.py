@@ -362,6 +362,22 @@ def oid_tree(root: Path, rows: list[OidRow] | None = None, *, split: str = "vali
     return rows
 
 
+def oid_fiftyone(root: Path) -> Path:
+    """FiftyOne's download of one validation image (`abc`, 80x40, one Person box):
+    `validation/data/`, `labels/detections.csv`, `metadata/classes.csv` (no header)."""
+    fo = root / "validation"
+    (fo / "labels").mkdir(parents=True)
+    (fo / "metadata").mkdir()
+    (fo / "metadata" / "classes.csv").write_text("/m/01g317,Person\n")
+    (fo / "labels" / "detections.csv").write_text(
+        OID_HEADER + "\n" + OidRow("abc", "/m/01g317", OID_FIFTYONE_BOX).line() + "\n")
+    photo(fo / "data" / "abc.jpg", 80, 40)
+    return fo
+
+
+OID_FIFTYONE_BOX = (0.25, 0.5, 0.1, 0.6)
+
+
 # Open Images masks: `<split>-annotations-object-segmentation.csv` (MaskPath,ImageID,
 # LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks; Clicks is one
 # field of `x y label` triples joined by `;`), the PNGs (`<ImageID>_<MID without

@@ -18,8 +18,8 @@ import cocoprep
 from cocoprep.manifest import Manifest
 from cocoprep.sources.openimagesmasks import match
 from format_builders import (
-    OID_HEADER, OidMask, OidRow, boxes_px, convert, errors_of, examples, oid_masks, oid_tree,
-    photo, skipped_lines, texts, tree_bytes, worker_counts_agree,
+    OID_FIFTYONE_BOX, OID_HEADER, OID_SEG_HEADER, OidMask, OidRow, boxes_px, convert, errors_of, examples,
+    oid_fiftyone, oid_masks, oid_tree, skipped_lines, texts, tree_bytes, worker_counts_agree,
 )
 
 A, B = "000002b66c9c498e", "000002b97e5471a0"
@@ -211,14 +211,8 @@ def test_datumaro_and_fiftyone_layouts(tmp_path):
     assert code == 0, output
     a = examples(tmp_path / "o1", "validation")[f"{A}.jpg"]
     np.testing.assert_array_equal(_pngs(a)[0], _resized(masks[0].pixels(), 120, 160))
-    fo = tmp_path / "fo" / "validation"
-    (fo / "labels").mkdir(parents=True)
-    (fo / "metadata").mkdir()
-    (fo / "metadata" / "classes.csv").write_text("/m/01g317,Person\n")
-    (fo / "labels" / "detections.csv").write_text(
-        OID_HEADER + "\n" + OidRow("abc", "/m/01g317", (0.25, 0.5, 0.1, 0.6)).line() + "\n")
-    photo(fo / "data" / "abc.jpg", 80, 40)
-    mask = OidMask("abc", "/m/01g317", (0.25, 0.5, 0.1, 0.6), "0c0ffee0", size=(20, 10))
+    fo = oid_fiftyone(tmp_path / "fo")
+    mask = OidMask("abc", "/m/01g317", OID_FIFTYONE_BOX, "0c0ffee0", size=(20, 10))
     oid_masks(fo, [mask], folder="labels/masks")
     assert (fo / "labels" / "masks" / "A" / mask.name).is_file()   # FiftyOne: <0-F>/
     code, output = convert(tmp_path / "fo", tmp_path / "o2", "--masks")
@@ -288,8 +282,7 @@ def test_reading_masks_is_compact(tmp_path):
     boxes_csv, seg_csv = tmp_path / "train-annotations-bbox.csv", tmp_path / "seg.csv"
     with open(boxes_csv, "w") as b, open(seg_csv, "w") as s:
         b.write(OID_HEADER + "\n")
-        s.write("MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,"
-                "PredictedIoU,Clicks\n")
+        s.write(OID_SEG_HEADER + "\n")
         for i in range(n):
             box = (0.1, 0.5, 0.2, 0.3 + (i % 8) / 20)
             b.write(OidRow(f"{i // 8:016x}", "/m/01g317", box).line() + "\n")
