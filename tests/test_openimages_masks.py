@@ -18,8 +18,9 @@ import cocoprep
 from cocoprep.manifest import Manifest
 from cocoprep.sources.openimagesmasks import match
 from format_builders import (
-    OID_FIFTYONE_BOX, OID_HEADER, OID_SEG_HEADER, OidMask, OidRow, boxes_px, convert, errors_of, examples,
-    oid_fiftyone, oid_masks, oid_tree, skipped_lines, texts, tree_bytes, worker_counts_agree,
+    OID_FIFTYONE_BOX, OID_HEADER, OID_SEG_HEADER, OidMask, OidRow, boxes_px, convert,
+    errors_of, examples, oid_fiftyone, oid_masks, oid_tree, skipped_lines, texts, tree_bytes,
+    worker_counts_agree,
 )
 
 A, B = "000002b66c9c498e", "000002b97e5471a0"
