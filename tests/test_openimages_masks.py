@@ -299,3 +299,12 @@ def test_reading_masks_is_compact(tmp_path):
     assert (masks.matched, masks.own) == (n, 0)
     assert masks.store(np.arange(n))[n - 1].name == f"{(n - 1) // 8:016x}_m01g317_{n - 1:08x}.png"
     assert peak / n < 250, peak / n
+
+
+def test_a_mask_is_looked_for_in_its_zips_folder_first():
+    from cocoprep.sources.segstore import MaskFile
+
+    folders = ("m", "m/validation-masks-0", "m/validation-masks-a", "f/labels/masks/A")
+    assert MaskFile("a1b2_m0k4j_00000001.png", folders, "m/").paths() == [
+        "m/validation-masks-a/a1b2_m0k4j_00000001.png", "f/labels/masks/A/a1b2_m0k4j_00000001.png",
+        "m/a1b2_m0k4j_00000001.png", "m/validation-masks-0/a1b2_m0k4j_00000001.png"]

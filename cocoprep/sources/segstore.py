@@ -135,9 +135,10 @@ class SegmentationStore:
 @dataclass(frozen=True)
 class MaskFile:
     """An object's mask as a PNG file of its own (Open Images): its name, the folders
-    it may be in (the first holding it wins; a folder named after the name's first
-    character is tried first: FiftyOne's `labels/masks/<0-F>/`), and how reports name
-    those folders (relative to SRC, never an absolute path)."""
+    it may be in (the first holding it wins; the folders named after the name's first
+    character are tried first: FiftyOne's `labels/masks/<0-F>/`, an extracted
+    `<split>-masks-<0-f>.zip`), and how reports name those folders (relative to SRC,
+    never an absolute path)."""
 
     name: str
     folders: tuple[str, ...]
@@ -145,8 +146,12 @@ class MaskFile:
 
     def paths(self) -> list[str]:
         first = self.name[:1].lower()
-        ordered = sorted(self.folders,
-                         key=lambda f: posixpath.basename(f.rstrip("/")).lower() != first)
+
+        def elsewhere(folder: str) -> bool:
+            base = posixpath.basename(folder.rstrip("/")).lower()
+            return not (base == first or base.endswith(f"-{first}"))
+
+        ordered = sorted(self.folders, key=elsewhere)  # stable: the given order otherwise
         return [f"{f.rstrip('/')}/{self.name}" for f in ordered]
 
 
