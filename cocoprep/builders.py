@@ -36,6 +36,7 @@ from cocoprep.segmasks import (
 )
 from cocoprep.sources.coco import BboxStatus, KeypointsMark
 from cocoprep.sources.detection import DetectionSplit, subset
+from cocoprep.sources.segstore import MaskFile
 from cocoprep.sources.segmentation import MaskCodec, SegItem, SegmentationSplit
 
 # Manifest counters (the same names for both tasks).
@@ -279,7 +280,10 @@ class DetectionBuilder:
         if self.masks:
             mask = self._mask(state, r, (cx1, cy1, cx2, cy2))
             if isinstance(mask, ItemSkipped):
-                state.no_mask.append(state.skip(mask.reason, mask.detail, ann_id))
+                # a mask file that is missing or broken loses its object (reported);
+                # no segmentation at all follows --missing-masks
+                lost = state.skipped if mask.reason in _MASK_REASONS else state.no_mask
+                lost.append(state.skip(mask.reason, mask.detail, ann_id))
                 return
         if overshoot > CLIP_TOLERANCE:
             _count(state.counters, BOXES_CLIPPED)
@@ -312,6 +316,10 @@ class DetectionBuilder:
         src, (width, height) = state.src, state.size
         stored = (state.image.height, state.image.width)
         seg = src.segmentations[r] if src.segmentations is not None else None
+        if isinstance(seg, MaskFile):
+            from cocoprep.masks import mask_file_png
+
+            return mask_file_png(seg, *stored)
         if src.normalized and isinstance(seg, list):
             seg = [[v * (width if i % 2 == 0 else height) for i, v in enumerate(poly)]
                    if isinstance(poly, list) else poly for poly in seg]

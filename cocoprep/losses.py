@@ -199,6 +199,23 @@ def find_folder_with(start: Path, names: Sequence[str], *, skip: Path | None = N
     return best
 
 
+def split_missing_hint(outputs: Sequence, search_from: Path,
+                       tail: Callable[[str], str] | None = None):
+    """A source's `missing_hint` for formats whose splits each read one image folder
+    (`outputs`: its `OutputSplit`s): for a lost split, `missing_files_hint` over that
+    folder, searching from `search_from`; `tail` may add to a hint found."""
+    image_dirs = {o.name: o.source.image_dir for o in outputs}
+
+    def hint(loss, items: Sequence[SkippedItem]) -> str | None:
+        if loss.split not in image_dirs:
+            return None
+        text = missing_files_hint(image_dirs[loss.split], items,
+                                  images_written=loss.images_written, search_from=search_from)
+        return tail(text) if text and tail is not None else text
+
+    return hint
+
+
 def missing_files_hint(image_dir: Path, items: Sequence[SkippedItem], *, images_written: int,
                        renamed_example: str | None = None, search_from: Path | None = None,
                        ) -> str | None:

@@ -251,3 +251,55 @@ def box_mask_png(box: tuple[float, float, float, float], height: int, width: int
     band = np.zeros((r1 - r0, width), np.uint8)
     band[:, c0:c1] = 1
     return _png(width, height, band, r0, level)
+
+
+def binary_mask_png(data: bytes, name: str, out_height: int, out_width: int, *,
+                    level: int = ZLIB_LEVEL) -> bytes:
+    """PNG bytes (values 0/1, `out_height` x `out_width`) of a binary mask PNG covering
+    the whole image at any size (Open Images: 0/255 or 0/1, usually smaller or larger
+    than its image): any non-zero pixel is the object; resized by nearest neighbour
+    (each output pixel takes the mask pixel under its centre, as `mask_png` does).
+
+    Raises:
+        ItemSkipped: `corrupt_mask` when the data does not decode as an image.
+    """
+    import io
+
+    from PIL import Image
+
+    from cocoprep.errors import CORRUPT_MASK
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image.convert("L")) > 0
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ItemSkipped(CORRUPT_MASK, f"mask {name} does not decode as an image "
+                                         f"({type(e).__name__})") from None
+    height, width = pixels.shape
+    full = pixels[_nearest(height, out_height)][:, _nearest(width, out_width)]
+    rows = np.flatnonzero(full.any(axis=1))
+    top = int(rows[0]) if len(rows) else 0
+    band = full[top:int(rows[-1]) + 1] if len(rows) else full[:0]
+    return _png(out_width, out_height, band.astype(np.uint8), top, level)
+
+
+def mask_file_png(mask: Any, out_height: int, out_width: int) -> bytes | ItemSkipped:
+    """An object's own mask PNG (`sources.segstore.MaskFile`: Open Images) at the
+    image's stored size, or why not: `missing_mask` (in none of its folders),
+    `corrupt_mask` (unreadable, or not an image)."""
+    from cocoprep.errors import CORRUPT_MASK, MISSING_FILE, MISSING_MASK
+    from cocoprep.images import read_bytes
+
+    for path in mask.paths():
+        try:
+            data = read_bytes(path)
+        except ItemSkipped as e:
+            if e.reason == MISSING_FILE:
+                continue
+            return ItemSkipped(CORRUPT_MASK, f"mask {mask.name} in {mask.searched} cannot "
+                               f"be read ({e.reason})")
+        try:
+            return binary_mask_png(data, mask.name, out_height, out_width)
+        except ItemSkipped as e:
+            return e
+    return ItemSkipped(MISSING_MASK, f"mask {mask.name} is not in {mask.searched}")

@@ -362,6 +362,87 @@ def oid_tree(root: Path, rows: list[OidRow] | None = None, *, split: str = "vali
     return rows
 
 
+def oid_fiftyone(root: Path) -> Path:
+    """FiftyOne's download of one validation image (`abc`, 80x40, one Person box):
+    `validation/data/`, `labels/detections.csv`, `metadata/classes.csv` (no header)."""
+    fo = root / "validation"
+    (fo / "labels").mkdir(parents=True)
+    (fo / "metadata").mkdir()
+    (fo / "metadata" / "classes.csv").write_text("/m/01g317,Person\n")
+    (fo / "labels" / "detections.csv").write_text(
+        OID_HEADER + "\n" + OidRow("abc", "/m/01g317", OID_FIFTYONE_BOX).line() + "\n")
+    photo(fo / "data" / "abc.jpg", 80, 40)
+    return fo
+
+
+OID_FIFTYONE_BOX = (0.25, 0.5, 0.1, 0.6)
+
+
+# Open Images masks: `<split>-annotations-object-segmentation.csv` (MaskPath,ImageID,
+# LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks; Clicks is one
+# field of `x y label` triples joined by `;`), the PNGs (`<ImageID>_<MID without
+# slashes>_<BoxID>.png`, 0/255, not at the image's size) from `<split>-masks-<0-f>.zip`.
+
+OID_SEG_HEADER = ("MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,"
+                  "PredictedIoU,Clicks")
+
+
+@dataclass(frozen=True)
+class OidMask:
+    image: str
+    mid: str
+    box: tuple[float, float, float, float]     # BoxXMin BoxXMax BoxYMin BoxYMax
+    box_id: str
+    size: tuple[int, int] = (40, 30)           # the PNG's width, height
+    seed: int = 0
+    bilevel: bool = False                      # a 1-bit PNG instead of 8-bit 0/255
+
+    @property
+    def name(self) -> str:
+        return f"{self.image}_{self.mid.replace('/', '')}_{self.box_id}.png"
+
+    def pixels(self):
+        import numpy as np
+
+        w, h = self.size  # the object's pixels lie in its box, as annotators drew them
+        x1, x2, y1, y2 = self.box
+        inside = np.zeros((h, w), bool)
+        inside[int(y1 * h):int(np.ceil(y2 * h)), int(x1 * w):int(np.ceil(x2 * w))] = True
+        return inside & (np.random.default_rng(self.seed).random((h, w)) < 0.6)
+
+    def line(self) -> str:
+        return (f"{self.name},{self.image},{self.mid},{self.box_id},"
+                + ",".join(f"{v:.6f}" for v in self.box)
+                + ',0.86069,"0.14312 0.40411 1;0.35102 0.52334 0;0.22771 0.61010 1"')
+
+    def write(self, folder: Path) -> Path:
+        from PIL import Image
+
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = self.pixels()
+        image = (Image.fromarray(pixels) if self.bilevel
+                 else Image.fromarray(pixels.astype("uint8") * 255))
+        image.save(folder / self.name)
+        return folder / self.name
+
+
+def oid_masks(root: Path, masks: list[OidMask], *, split: str = "validation",
+              folder: str | None = None, write: bool = True) -> Path:
+    """The segmentation CSV beside the box CSV (or in FiftyOne's labels/) and the
+    PNGs in `folder` (default: `<split>-masks/<split>-masks-<h>/`, one folder per
+    extracted zip, <h> the name's first character)."""
+    fiftyone = (root / "labels" / "detections.csv").is_file()
+    csvs = root / "labels" if fiftyone else (root / "annotations" if (root / "annotations")
+                                              .is_dir() else root)
+    name = "segmentations.csv" if fiftyone else f"{split}-annotations-object-segmentation.csv"
+    (csvs / name).write_text(OID_SEG_HEADER + "\n" + "".join(m.line() + "\n" for m in masks))
+    for m in masks if write else ():
+        where = (root / folder if folder is not None
+                 else root / f"{split}-masks" / f"{split}-masks-{m.name[0]}")
+        m.write(where / m.name[0].upper() if fiftyone else where)
+    return csvs / name
+
+
 # ================================================================== shared checks
 
 def fixture_counts(name: str, tmp_path: Path, *args) -> tuple[list[str], dict, dict]:

@@ -15,8 +15,8 @@ from cocoprep.manifest import Manifest
 from cocoprep.sources import openimages
 from cocoprep.sources.openimageslayout import OidSplitFiles
 from format_builders import (
-    OID_HEADER, OidRow, boxes_px, convert, error_lines, errors_of, examples, oid_tree, photo,
-    skipped_lines, texts, worker_counts_agree,
+    OID_HEADER, OidRow, boxes_px, convert, error_lines, errors_of, examples, oid_fiftyone,
+    oid_tree, photo, skipped_lines, texts, worker_counts_agree,
 )
 
 A, B = "000002b66c9c498e", "000002b97e5471a0"
@@ -110,13 +110,7 @@ def test_v6_train_prefix_datumaro_and_fiftyone(tmp_path):
     assert code == 0, output
     assert output.splitlines()[0] == ("layout: Open Images (Datumaro: annotations/*.csv + "
                                       "images/<split>/): split validation")
-    fo = tmp_path / "fo" / "validation"
-    (fo / "labels").mkdir(parents=True)
-    (fo / "metadata").mkdir()
-    (fo / "metadata" / "classes.csv").write_text("/m/01g317,Person\n")
-    (fo / "labels" / "detections.csv").write_text(
-        OID_HEADER + "\n" + OidRow("abc", "/m/01g317", (0.25, 0.5, 0.1, 0.6)).line() + "\n")
-    photo(fo / "data" / "abc.jpg", 80, 40)
+    oid_fiftyone(tmp_path / "fo")
     code, output = convert(tmp_path / "fo", tmp_path / "o3")
     assert code == 0, output
     assert output.splitlines()[0] == ("layout: Open Images (FiftyOne: data/ + "

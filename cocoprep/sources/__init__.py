@@ -63,8 +63,13 @@ def segmentation_formats() -> list:
 def find_task(src) -> str:
     """The task of the dataset at `src` when the user names none: segmentation when
     a segmentation format claims it (a tree of masks without detection annotations:
-    a VOCdevkit with Annotations/ stays detection), else detection."""
+    a VOCdevkit with Annotations/ stays detection; a detection format whose
+    `OWNS_MASK_FOLDERS` is set keeps its instance masks' folders, e.g. Open Images'
+    masks/<split>/ beside images/<split>/), else detection."""
     path = Path(src)
+    if path.is_dir() and any(getattr(m, "OWNS_MASK_FOLDERS", False) and m.detect(path)
+                             for m in formats()):
+        return "detection"
     if path.is_dir() and any(m.detect(path) for m in segmentation_formats()):
         return "segmentation"
     return "detection"

@@ -20,7 +20,7 @@ from cocoprep import schema
 from cocoprep.errors import InputError, UsageError
 from cocoprep.sources.folder import select_classes as pick_classes
 from cocoprep.labelmap import LabelMap
-from cocoprep.losses import missing_files_hint
+from cocoprep.losses import split_missing_hint
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
@@ -29,7 +29,7 @@ from cocoprep.sources.detection import (
 from cocoprep.sources.voc import ObjectProblem  # an object that cannot be written: why
 
 __all__ = ["ObjectProblem", "SourceObject", "SourceImage", "FileProblem", "ReadSplit",
-           "Finish", "assemble", "finish", "plan_names", "missing_hint", "relative"]
+           "Finish", "assemble", "finish", "plan_names", "relative"]
 
 IMAGE_LABELS = "image_class_text"  # the schema name of image-level labels
 
@@ -229,20 +229,8 @@ def finish(src: Path, reads: Sequence[ReadSplit], request: SourceRequest,
     return DetectionSource(
         format=how.format, layout=how.layout, splits=outputs, labels=labels,
         skipped=skipped, notes=(order.format(n=len(names)),) + how.notes,
-        source_paths=how.source_paths, missing_hint=missing_hint(outputs, src), fixes=how.fixes)
-
-
-def missing_hint(outputs, src: Path):
-    """Where a lost split's missing images may be (`DetectionSource.missing_hint`)."""
-    image_dirs = {o.name: o.source.image_dir for o in outputs}
-
-    def hint(loss, items: Sequence[SkippedItem]) -> str | None:
-        if loss.split not in image_dirs:
-            return None
-        return missing_files_hint(image_dirs[loss.split], items,
-                                  images_written=loss.images_written, search_from=src)
-
-    return hint
+        source_paths=how.source_paths, missing_hint=split_missing_hint(outputs, src),
+        fixes=how.fixes)
 
 
 def relative(path: Path, root: Path) -> str:

@@ -21,8 +21,8 @@ Decisions where the format is silent (or the OD API's converter chose otherwise)
   image's size); a coordinate outside [0, 1] by more than 0.01 is reported;
 * verified image-level labels (`Confidence` 1) of the human-imagelabels CSV (FiftyOne:
   classifications.csv) go to `image/class/text`, as display names;
-* `--masks`: Open Images' segmentation CSV and mask PNGs are not read; every object
-  gets the builder's box-filled mask (counted in the manifest, said in a note).
+* `--masks`: the object-segmentation CSV joins the box rows (`openimagesmasks`); each
+  mask PNG, at its own size, is resized to its image's by nearest neighbour.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -42,23 +42,31 @@ from cocoprep.errors import (
     UsageError,
 )
 from cocoprep.labelmap import LabelMap
+from cocoprep.losses import split_missing_hint
 from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
 from cocoprep.sources.detection import (
     DetectionSource, DetectionSplit, LabelPlan, SourceRequest, output_splits, unlisted_images,
 )
-from cocoprep.sources.objects import IMAGE_LABELS, missing_hint, plan_names
+from cocoprep.sources.objects import IMAGE_LABELS, plan_names
 from cocoprep.sources.openimageslayout import OidLayout, OidSplitFiles, detect, discover
+
+if TYPE_CHECKING:  # read at run time only with --masks (it reads CSVs with this module)
+    from cocoprep.sources.openimagesmasks import OidMasks
 
 FORMAT = "openimages"
 TITLE = "Open Images"
 # --classes is applied while the box CSV streams (a 2 GB file: other classes never
 # held), so `sources.select_classes` leaves this format alone
 SELECTS_CLASSES = True
+# its instance masks (masks/<split>/ beside Datumaro's images/<split>/) are no
+# semantic-mask tree: `sources.find_task` keeps the folder a detection data set
+OWNS_MASK_FOLDERS = True
 EXPECTED = ("Open Images CSVs (<split>-annotations-bbox.csv + class descriptions, or "
             "FiftyOne's <split>/labels/detections.csv)")
-REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
+BOX_COLUMNS = ("XMin", "XMax", "YMin", "YMax")
+REQUIRED = ("ImageID", "LabelName", *BOX_COLUMNS)
 FLAGS = {"IsOccluded": "occluded", "IsTruncated": "truncated", "IsGroupOf": "group_of",
          "IsDepiction": "depiction", "IsInside": "inside"}
 TOLERANCE = 0.01
@@ -77,7 +85,7 @@ __all__ = ["FORMAT", "EXPECTED", "detect", "load", "read_boxes", "read_classes"]
 
 # ============================================================== CSV streams
 
-def _rows(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
+def csv_rows(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
     """(line number, fields) of each row, streamed; a CSV error is an InputError."""
     try:
         with open(path, newline="", encoding="utf-8", errors="replace") as f:
@@ -90,7 +98,7 @@ def _rows(path: Path, what: str) -> Iterator[tuple[int, list[str]]]:
         raise InputError(path, what, f"an unreadable file ({e.strerror})") from None
 
 
-def _header(path: Path, rows: Iterator, need: Sequence[str], what: str) -> dict[str, int]:
+def csv_header(path: Path, rows: Iterator, need: Sequence[str], what: str) -> dict[str, int]:
     first = next(rows, None)
     header = [c.strip().lstrip("\ufeff") for c in (first[1] if first else [])]
     missing = [c for c in need if c not in header]
@@ -105,7 +113,7 @@ def read_classes(paths: Sequence[Path]) -> dict[str, str]:
     V7's header row `LabelName,DisplayName` is skipped)."""
     names: dict[str, str] = {}
     for path in paths:
-        for line, row in _rows(path, "class descriptions (MID,DisplayName rows)"):
+        for line, row in csv_rows(path, "class descriptions (MID,DisplayName rows)"):
             if line == 1 and row[:1] == ["LabelName"]:
                 continue
             if len(row) < 2 or not row[0]:
@@ -138,20 +146,24 @@ class OidBoxes:
     cols: _Columns
     skipped: list[SkippedItem]
     flag_names: tuple[str, ...]
+    last_line: int = 0          # the CSV's last line number
 
 
-def _box(row: list[str], at: dict[str, int], line: int) -> tuple[float, ...] | tuple[str, str]:
+def parse_box(row: list[str], at: dict[str, int], line: int,
+              names: Sequence[str] = BOX_COLUMNS) -> tuple[float, ...] | tuple[str, str]:
+    """The row's box as clipped fractions (x1, y1, x2, y2) from its `names` columns
+    (XMin, XMax, YMin, YMax), or (reason, detail)."""
     try:
-        x1, x2, y1, y2 = (float(row[at[c]]) for c in ("XMin", "XMax", "YMin", "YMax"))
+        x1, x2, y1, y2 = (float(row[at[c]]) for c in names)
     except (ValueError, IndexError):
-        return MALFORMED_BBOX, f"line {line}: XMin, XMax, YMin, YMax are not all numbers"
-    for name, v in (("XMin", x1), ("XMax", x2), ("YMin", y1), ("YMax", y2)):
+        return MALFORMED_BBOX, f"line {line}: {', '.join(names)} are not all numbers"
+    for name, v in zip(names, (x1, x2, y1, y2)):
         if not math.isfinite(v) or v < -TOLERANCE or v > 1 + TOLERANCE:
             return COORDINATES_OUT_OF_RANGE, (f"line {line}: {name} {v:g} is outside [0, 1] "
                                               f"by more than {TOLERANCE:g} (not normalized?)")
     if x2 < x1 or y2 < y1:
-        return MALFORMED_BBOX, (f"line {line}: XMax < XMin or YMax < YMin ({x1:g}, {x2:g}, "
-                                f"{y1:g}, {y2:g})")
+        return MALFORMED_BBOX, (f"line {line}: {names[1]} < {names[0]} or {names[3]} < "
+                                f"{names[2]} ({x1:g}, {x2:g}, {y1:g}, {y2:g})")
     clip = [min(max(v, 0.0), 1.0) for v in (x1, y1, x2, y2)]
     return tuple(clip)
 
@@ -168,14 +180,15 @@ def read_boxes(files: OidSplitFiles, classes: dict[str, str] | None, *,
     """Stream one box CSV into columns; rows that cannot be objects are skipped with
     their reason (a MID the descriptions lack: unknown_category)."""
     what = "an Open Images box CSV"
-    rows = _rows(files.boxes, what)
-    at = _header(files.boxes, rows, REQUIRED, what)
+    rows = csv_rows(files.boxes, what)
+    at = csv_header(files.boxes, rows, REQUIRED, what)
     flag_cols = tuple(c for c in FLAGS if c in at)
     cols = _Columns(flags={FLAGS[c]: array("b") for c in flag_cols})
     images: dict[str, int] = {}
     mids: dict[str, int] = {}
     skipped: list[SkippedItem] = []
     bar = progress_bar(None, f"reading {files.name} boxes", "row", quiet)
+    line = 1
     for line, row in rows:
         if line % _BAR_EVERY == 0:
             bar.update(_BAR_EVERY)
@@ -183,7 +196,7 @@ def read_boxes(files: OidSplitFiles, classes: dict[str, str] | None, *,
             continue
         image_id = row[at["ImageID"]] if len(row) > at["ImageID"] else ""
         image = images.setdefault(image_id, len(images))
-        box = _box(row, at, line)
+        box = parse_box(row, at, line)
         mid = row[at["LabelName"]] if len(row) > at["LabelName"] else ""
         if len(box) == 2:
             reason, detail = box
@@ -203,15 +216,15 @@ def read_boxes(files: OidSplitFiles, classes: dict[str, str] | None, *,
                                    f"{files.boxes.name} {detail}"))
     bar.close()
     return OidBoxes(list(images), list(mids), cols, skipped,
-                    tuple(FLAGS[c] for c in flag_cols))
+                    tuple(FLAGS[c] for c in flag_cols), last_line=line)
 
 
 def read_image_labels(path: Path, images: dict[str, int],
                       names: dict[str, str]) -> list[tuple[str, ...]]:
     """Per image (by index), its verified labels' names in file order."""
     what = "an Open Images image-label CSV"
-    rows = _rows(path, what)
-    at = _header(path, rows, ("ImageID", "LabelName", "Confidence"), what)
+    rows = csv_rows(path, what)
+    at = csv_header(path, rows, ("ImageID", "LabelName", "Confidence"), what)
     found: list[list[str]] = [[] for _ in images]
     for _, row in rows:
         if len(row) < len(at) or row[at["Confidence"]] not in ("1", "1.0"):
@@ -243,7 +256,8 @@ class _Assembled:
 
 def _assemble(files: OidSplitFiles, boxes: OidBoxes, name_of: dict[str, str],
               label_ids: dict[str, int], categories: list[Category], *, selecting: bool,
-              image_labels: list[tuple[str, ...]] | None) -> _Assembled:
+              image_labels: list[tuple[str, ...]] | None,
+              masks: OidMasks | None = None) -> _Assembled:
     """The split's arrays: images in ImageID order (with --classes only those keeping
     a box), each image's boxes in CSV order."""
     cols = boxes.cols
@@ -283,6 +297,7 @@ def _assemble(files: OidSplitFiles, boxes: OidBoxes, name_of: dict[str, str],
         ann_category_ids=labels[keep], bbox=xywh.reshape(m, 4),
         bbox_status=np.zeros(m, np.uint8), iscrowd=crowd, area=np.full(m, np.nan),
         categories=list(categories), normalized=True, source_ids=ids, extras=extras,
+        segmentations=masks.store(keep) if masks is not None else None,
         image_extras=({IMAGE_LABELS: [image_labels[i] for i in order]}
                       if image_labels is not None else None))
     return _Assembled(split, len(codes) - m, n - len(order))
@@ -297,6 +312,12 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
                          ",".join(s.name for s in layout.splits))
     boxable = read_classes(layout.classes[:1]) if layout.classes else None
     read = [read_boxes(f, boxable, quiet=request.quiet) for f in layout.splits]
+    masks = [None] * len(read)
+    if request.masks:  # the box rows it joins are read; it may add rows and MIDs
+        from cocoprep.sources.openimagesmasks import read_masks
+
+        masks = [read_masks(f, b, boxable, src=src, quiet=request.quiet)
+                 for f, b in zip(layout.splits, read)]
     used = {m for b in read for m in b.mids}
     name_of = display_names(used, boxable)
     names = plan_names(set(name_of.values()), request, src=src, layout=layout.describe(),
@@ -307,14 +328,20 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
     all_names = {**read_classes(layout.classes[1:]), **(boxable or {})} \
         if len(layout.classes) > 1 else (boxable or {})
     splits, skipped, notes = [], [], _notes(layout, boxable, request, names)
-    for files, boxes in zip(layout.splits, read):
+    for files, boxes, split_masks in zip(layout.splits, read, masks):
         labels = (read_image_labels(files.image_labels, {i: k for k, i in
                                                          enumerate(boxes.image_ids)}, all_names)
                   if files.image_labels is not None else None)
         made = _assemble(files, boxes, name_of, label_ids, categories,
-                         selecting=bool(request.classes), image_labels=labels)
+                         selecting=bool(request.classes), image_labels=labels,
+                         masks=split_masks)
         splits.append(made.split)
         skipped += boxes.skipped
+        if split_masks is not None:
+            skipped += split_masks.skipped
+            notes.append(f"--masks: {files.name}: {split_masks.matched} mask(s) joined to their "
+                         f"box rows, {split_masks.own} mask row(s) without a box row written "
+                         "as objects of their own; boxes without a mask follow --missing-masks")
         if made.boxes_left_out:
             notes.append(f"{files.name}: {made.boxes_left_out} box(es) of classes not in "
                          f"--classes and {made.images_left_out} image(s) left without a box "
@@ -330,7 +357,8 @@ def load(src: Path, request: SourceRequest) -> DetectionSource:
         skipped=skipped, notes=tuple(notes),
         source_paths={f.name: {"boxes": str(f.boxes), "images": str(f.image_dir)}
                       for f in layout.splits},
-        missing_hint=missing_hint(outputs, src), fixes=_FIXES)
+        missing_hint=split_missing_hint(outputs, src),
+        fixes=_FIXES)
 
 
 def _notes(layout: OidLayout, boxable: dict | None, request: SourceRequest,
@@ -340,7 +368,4 @@ def _notes(layout: OidLayout, boxable: dict | None, request: SourceRequest,
              "and orders)"]
     if boxable is None:
         notes.append("no class descriptions CSV: classes are named by their MIDs")
-    if request.masks:
-        notes.append("--masks: Open Images' segmentation masks are not read; objects get "
-                     "masks filled from their boxes")
     return notes

@@ -9,6 +9,10 @@
 * FiftyOne's download: `<split>/data/` + `<split>/labels/detections.csv`
   (+ `classifications.csv`) + `<split>/metadata/classes.csv`; SRC is one split
   folder or holds several.
+* Masks (`--masks`): `<split>-annotations-object-segmentation.csv` beside the box CSV
+  and the PNGs of the `<split>-masks-<0-f>.zip` files in `masks/<split>/` (Datumaro)
+  or `<split>-masks/`, each zip extracted flat or into its own subfolder; FiftyOne:
+  `<split>/labels/segmentations.csv` + `<split>/labels/masks/<0-F>/`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ _ALL_CLASSES = re.compile(r"^(?:oidv\d+-)?class-descriptions\.csv$")
 FIFTYONE_BOXES = ("labels", "detections.csv")
 FIFTYONE_LABELS = ("labels", "classifications.csv")
 FIFTYONE_CLASSES = ("metadata", "classes.csv")
+_SEGMENTATION = r"^(?:oidv\d+-)?{split}-annotations-object-segmentation\.csv$"
+FIFTYONE_SEGMENTATION = ("labels", "segmentations.csv")
+FIFTYONE_MASKS = ("labels", "masks")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class OidSplitFiles:
     boxes: Path
     image_dir: Path
     image_labels: Path | None = None
+    segmentation: Path | None = None    # the object-segmentation CSV (--masks)
+    mask_dirs: tuple[Path, ...] = ()    # the folders that may hold its mask PNGs
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,15 @@ def _image_dir(src: Path, split: str) -> Path:
     return src / split
 
 
+def _mask_dirs(candidates: Sequence[Path]) -> tuple[Path, ...]:
+    """The existing mask folders and their subfolders (one per extracted zip)."""
+    found: list[Path] = []
+    for folder in candidates:
+        if folder.is_dir():
+            found += [folder] + sorted(p for p in folder.iterdir() if p.is_dir())
+    return tuple(found)
+
+
 def _official(src: Path, folder: Path) -> OidLayout:
     files = _files(folder)
     splits = []
@@ -87,7 +105,11 @@ def _official(src: Path, folder: Path) -> OidLayout:
         name = m.group("split")
         pattern = re.compile(_LABELS.format(split=re.escape(name)))
         labels = next((f for f in files if pattern.match(f.name)), None)
-        splits.append(OidSplitFiles(name, p, _image_dir(src, name), labels))
+        seg = re.compile(_SEGMENTATION.format(split=re.escape(name)))
+        splits.append(OidSplitFiles(
+            name, p, _image_dir(src, name), labels,
+            next((f for f in files if seg.match(f.name)), None),
+            _mask_dirs([src / "masks" / name, src / f"{name}-masks"])))
     classes = ([p for p in files if _BOXABLE.match(p.name)]
                + [p for p in files if _ALL_CLASSES.match(p.name)])
     kind = ("Datumaro: annotations/*.csv + images/<split>/" if folder != src
@@ -99,8 +121,11 @@ def _fiftyone(src: Path, folders: list[Path]) -> OidLayout:
     splits, classes = [], []
     for f in folders:
         labels = f.joinpath(*FIFTYONE_LABELS)
+        seg = f.joinpath(*FIFTYONE_SEGMENTATION)
         splits.append(OidSplitFiles(f.name, f.joinpath(*FIFTYONE_BOXES), f / "data",
-                                    labels if labels.is_file() else None))
+                                    labels if labels.is_file() else None,
+                                    seg if seg.is_file() else None,
+                                    _mask_dirs([f.joinpath(*FIFTYONE_MASKS)])))
         for candidate in (f.joinpath(*FIFTYONE_CLASSES), f.parent.joinpath(*FIFTYONE_CLASSES)):
             if candidate.is_file() and candidate not in classes:
                 classes.append(candidate)

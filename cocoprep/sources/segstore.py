@@ -11,7 +11,9 @@ held and reports the same reasons. Reading an item gives a fresh list of lists.
 from __future__ import annotations
 
 import math
+import posixpath
 from array import array
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -130,11 +132,71 @@ class SegmentationStore:
         return sum(a.itemsize * len(a) for a in (self._coords, self._poly_end, self._ann_poly))
 
 
+@dataclass(frozen=True)
+class MaskFile:
+    """An object's mask as a PNG file of its own (Open Images): its name, the folders
+    it may be in (the first holding it wins; the folders named after the name's first
+    character are tried first: FiftyOne's `labels/masks/<0-F>/`, an extracted
+    `<split>-masks-<0-f>.zip`), and how reports name those folders (relative to SRC,
+    never an absolute path)."""
+
+    name: str
+    folders: tuple[str, ...]
+    searched: str
+
+    def paths(self) -> list[str]:
+        first = self.name[:1].lower()
+
+        def elsewhere(folder: str) -> bool:
+            base = posixpath.basename(folder.rstrip("/")).lower()
+            return not (base == first or base.endswith(f"-{first}"))
+
+        ordered = sorted(self.folders, key=elsewhere)  # stable: the given order otherwise
+        return [f"{f.rstrip('/')}/{self.name}" for f in ordered]
+
+
+class MaskFileStore:
+    """Per annotation, the name of its mask PNG (a `MaskFile`) or None (no mask row):
+    the names in one byte string with offsets, not a list of strings."""
+
+    def __init__(self, names: bytes | bytearray, ends: np.ndarray, index: np.ndarray,
+                 folders: tuple[str, ...], searched: str):
+        self._names, self._ends = names, np.asarray(ends, np.int64)
+        self._index = np.asarray(index, np.int64)
+        self.folders, self.searched = folders, searched
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _name(self, i: int) -> str:
+        start = int(self._ends[i - 1]) if i > 0 else 0
+        return self._names[start:int(self._ends[i])].decode("utf-8", "replace")
+
+    def __getitem__(self, k: int) -> MaskFile | None:
+        i = int(self._index[k])
+        return None if i < 0 else MaskFile(self._name(i), self.folders, self.searched)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    def take(self, indices: Iterable[int]) -> "MaskFileStore":
+        """A store of the annotations at `indices` holding only their names (what one
+        shard's worker needs)."""
+        picked = self._index[np.asarray(list(indices) if not isinstance(indices, np.ndarray)
+                                        else indices, np.int64)]
+        used = np.unique(picked[picked >= 0])
+        names = [self._name(int(i)).encode() for i in used]
+        ends = np.cumsum([len(n) for n in names], dtype=np.int64)
+        index = np.full(len(picked), -1, np.int64)
+        index[picked >= 0] = np.searchsorted(used, picked[picked >= 0])
+        return MaskFileStore(b"".join(names), ends, index, self.folders, self.searched)
+
+
 def take(values: Sequence[Any] | None, indices: np.ndarray | Sequence[int]) -> Any:
     """`values` at `indices` (in that order): a store stays a store, a list a list."""
     if values is None:
         return None
-    if isinstance(values, SegmentationStore):
+    if isinstance(values, (SegmentationStore, MaskFileStore)):
         return values.take(indices)
     return [values[int(k)] for k in indices]
 

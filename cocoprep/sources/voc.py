@@ -34,7 +34,7 @@ from cocoprep.errors import (
 )
 from cocoprep.images import IMAGE_EXTENSIONS
 from cocoprep.labelmap import LabelMap
-from cocoprep.losses import missing_files_hint
+from cocoprep.losses import split_missing_hint
 from cocoprep.progress import progress_bar
 from cocoprep.records import SkippedItem
 from cocoprep.sources.coco import Category
@@ -377,23 +377,19 @@ _FIXES = {
 }
 
 
-def _hint(image_dirs: dict[str, Path], src: Path):
+def _hint(outputs, src: Path):
     """Where a lost split's missing images may be."""
 
     # SRC may be a devkit's Annotations/ folder: its images sit beside it
     inner = src.name in ANNOTATION_DIRS
     search = src.parent if inner else src
 
-    def hint(loss, items: Sequence[SkippedItem]) -> str | None:
-        if loss.split not in image_dirs:
-            return None
-        text = missing_files_hint(image_dirs[loss.split], items,
-                                  images_written=loss.images_written, search_from=search)
-        if text and inner and f"; {search}" in text:
+    def tail(text: str) -> str:
+        if inner and f"; {search}" in text:
             text += f" (or give the folder above as SRC: cocoprep convert {search})"
         return text
 
-    return hint
+    return split_missing_hint(outputs, search, tail)
 
 
 def _notes(names: list[str], request: SourceRequest, found: Counter) -> tuple[str, ...]:
@@ -448,7 +444,7 @@ def load(src: str | Path, request: SourceRequest) -> DetectionSource:
         format=FORMAT, layout=layout.describe(), splits=outputs, labels=labels,
         skipped=skipped, notes=_notes(names, request, found),
         source_paths={s.name: s.paths() for s in layout.splits},
-        missing_hint=_hint({o.name: o.source.image_dir for o in outputs}, Path(src)),
+        missing_hint=_hint(outputs, Path(src)),
         fixes=_FIXES)
 
 
