@@ -82,8 +82,9 @@ class _Source:
 
     @cached_property
     def image(self) -> Image.Image:
-        """Pillow's full decode (of the file as libpng reads it, for a PNG)."""
-        source = self.data if self.info is None or self.grey8 else self.info.decodable()
+        """Pillow's full decode; for a PNG, of the file as libpng reads it, with the
+        rows the check inflated stored uncompressed (no second inflate)."""
+        source = self.data if self.info is None else self.info.decodable()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -145,6 +146,19 @@ def _unknown_values(name: str, raw: np.ndarray, bad: np.ndarray, codec: MaskCode
                        f"({', '.join(map(str, voids)) or 'none'})")
 
 
+def _value_counts(raw: np.ndarray) -> np.ndarray:
+    """Pixels per value (256 entries) of an 8-bit mask. A mask is runs of one value
+    along its rows: counted by runs (a few thousand) when there are few of them,
+    else pixel by pixel (a noisy mask costs one comparison pass more)."""
+    flat = raw.ravel()
+    change = flat[1:] != flat[:-1]
+    if np.count_nonzero(change) * 8 > flat.size:
+        return np.bincount(flat, minlength=256)
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+    lengths = np.diff(starts, append=flat.size)
+    return np.bincount(flat[starts], weights=lengths, minlength=256).astype(np.int64)
+
+
 def _by_values(name: str, raw: np.ndarray, codec: MaskCodec
                ) -> tuple[np.ndarray, np.ndarray | None]:
     """The ids of `raw`'s values, and the pixels per id (256 entries) when `raw` is
@@ -157,7 +171,7 @@ def _by_values(name: str, raw: np.ndarray, codec: MaskCodec
         if bad.any():
             raise _unknown_values(name, raw, bad, codec)
         return mapped.astype(np.uint8), None
-    counts = np.bincount(raw.ravel(), minlength=256)
+    counts = _value_counts(raw)
     present = np.flatnonzero(counts)
     mapped = codec.lut[present]
     if (mapped < 0).any():

@@ -140,3 +140,15 @@ def test_encode_mask_decodes_to_the_ids_and_is_no_bigger_than_pillows(specks):
     Image.fromarray(ids, "L").save(buf, "PNG", compress_level=segmasks.MASK_PNG_LEVEL)
     assert len(png) <= len(buf.getvalue()) * 1.05
     assert segmasks.encode_mask(ids.copy()) == png  # deterministic
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "one value", "one pixel"])
+def test_value_counts_are_bincounts(kind):
+    rng = np.random.default_rng(9)
+    raw = {"flat": class_mask(10, 21, width=64, height=48),
+           "noise": rng.integers(0, 256, (48, 64)).astype(np.uint8),
+           "one value": np.full((48, 64), 7, np.uint8),
+           "one pixel": np.full((1, 1), 255, np.uint8)}[kind]
+    counts = segmasks._value_counts(raw[:, ::-1])  # a view, as the PNG rows are
+    assert counts.dtype == np.int64
+    assert np.array_equal(counts, np.bincount(raw.ravel(), minlength=256))
