@@ -36,6 +36,7 @@ _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
           (1, 0, 2, 2), (0, 1, 1, 2))
 _MAX_31 = 0x7FFFFFFF
+_STORED_MAX = 65535  # bytes in one stored deflate block
 _READ_SIZE = 8192  # libpng's PNG_IDAT_READ_SIZE: how much IDAT data it inflates at once
 # The ancillary chunks TensorFlow's libpng reads (and so rejects before IHDR); others
 # (cICP, APNG's acTL, ...) are unknown to it and skipped wherever they are.
@@ -72,13 +73,29 @@ class PngInfo:
     def decodable(self) -> bytes:
         """The image as libpng decodes it, for Pillow: what libpng drops (bad ancillary
         chunks, stray IDATs, whatever follows the rows in the zlib stream) left out,
-        the rows stored uncompressed, so Pillow does not inflate them a second time."""
-        return (SIGNATURE + self.head + _chunk(b"IDAT", zlib.compress(self.rows, 0))
-                + _chunk(b"IEND", b""))
+        the rows stored uncompressed, so Pillow does not inflate them a second time.
+        The stored deflate blocks are framed here, the rows copied once (zlib's level
+        0 would copy them through its window: most of the cost on a large image)."""
+        rows = memoryview(self.rows)
+        body = [b"\x78\x01"]  # zlib header: deflate, 32 KiB window, no dictionary
+        for pos in range(0, max(len(rows), 1), _STORED_MAX):
+            block = rows[pos:pos + _STORED_MAX]
+            last = pos + _STORED_MAX >= len(rows)
+            body += [struct.pack("<BHH", last, len(block), len(block) ^ 0xFFFF), block]
+        body.append(struct.pack(">I", zlib.adler32(rows)))
+        crc = zlib.crc32(b"IDAT")
+        for piece in body:
+            crc = zlib.crc32(piece, crc)
+        size = sum(len(piece) for piece in body)
+        return b"".join([SIGNATURE, self.head, struct.pack(">I", size), b"IDAT", *body,
+                         struct.pack(">I", crc), _IEND])
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+_IEND = _chunk(b"IEND", b"")
 
 
 def grey_png(width: int, height: int, stream: bytes) -> bytes:
