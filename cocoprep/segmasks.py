@@ -12,7 +12,9 @@ The rules (`convert --task segmentation`; `verify` reads masks back with `mask_i
 * every value (or colour) must map to a label-map id or void
   (`sources.segmentation.MaskCodec`), else the item is skipped naming the values;
 * the stored mask is an 8-bit one-channel PNG: the source file's own bytes when it
-  already is exactly that (grey, 8-bit, values kept), else encoded here;
+  already is exactly that (grey, 8-bit, values kept); an 8-bit palette mask whose
+  indices are kept, its own zlib stream under a grey header (the same rows); else
+  encoded here;
 * a mask is only ever resized with its image (`--max-side`), by nearest neighbour.
 """
 
