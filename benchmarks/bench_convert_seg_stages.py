@@ -27,7 +27,6 @@ import io
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,15 +34,7 @@ from PIL import Image
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-
-
-def _cpu_ms(fn, n: int, rounds: int) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        t = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t)
-    return best / n * 1e3
+from benchmarks.bench_convert_stages import _cpu_ms  # noqa: E402
 
 
 def _decode(image: bytes, mask: bytes, eighth: bool) -> None:
