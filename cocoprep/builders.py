@@ -465,9 +465,9 @@ class SegmentationBuilder:
             file = item.mask if e.reason in _MASK_REASONS else item.image
             return BuildResult(example=None, skipped=(
                 SkippedItem(split_name, item.source_id, None, file, e.reason, e.detail),))
-        ids, png, numbers = mask.ids, mask.png, mask.instances
+        ids, png, numbers, counts = mask.ids, mask.png, mask.instances, mask.counts
         if image.resized:
-            ids, png = nearest_resize(ids, image.height, image.width), None
+            ids, png, counts = nearest_resize(ids, image.height, image.width), None, None
             if numbers is not None:
                 numbers = nearest_resize(numbers, image.height, image.width)
         if png is None:
@@ -478,7 +478,8 @@ class SegmentationBuilder:
             mask_png=png, category_mask_png=png if panoptic else None,
             instance_mask_png=encode_instances(numbers, self.instance_bits) if panoptic else None,
             with_original_size=self.max_side is not None)
-        counts = np.bincount(ids.ravel(), minlength=256)
+        if counts is None:
+            counts = np.bincount(ids.ravel(), minlength=256)
         counters = image_counters(image)
         if counts[VOID_ID]:
             counters[VOID_PIXELS] = int(counts[VOID_ID])

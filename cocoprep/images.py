@@ -242,14 +242,24 @@ def _size_verdict(size: tuple[int, int], orient: int, *, orientation: str,
     return rotate
 
 
-def _check_png(data: bytes, *, orientation: str,
-               expected_size: tuple[int, int] | None) -> ImageCheck:
+def check_png_data(data: bytes) -> pngcheck.PngInfo:
+    """`check_image`'s PNG check alone, with what it read (the inflated rows: masks
+    are read from them without a second decode).
+
+    Raises:
+        ItemSkipped: with reason `corrupt_image` or `decompression_bomb`.
+    """
     try:
-        info = pngcheck.check_png(data, max_pixels=Image.MAX_IMAGE_PIXELS)
+        return pngcheck.check_png(data, max_pixels=Image.MAX_IMAGE_PIXELS)
     except pngcheck.PngTooLarge as e:
         raise _bomb(e.width, e.height) from None
     except pngcheck.PngError as e:
         raise ItemSkipped(CORRUPT_IMAGE, f"PNG data does not decode ({e})") from None
+
+
+def _check_png(data: bytes, *, orientation: str,
+               expected_size: tuple[int, int] | None) -> ImageCheck:
+    info = check_png_data(data)
     size = (info.width, info.height)
     orient = 1
     if _needs_orientation(orientation, size, expected_size):

@@ -36,6 +36,7 @@ _DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
           (1, 0, 2, 2), (0, 1, 1, 2))
 _MAX_31 = 0x7FFFFFFF
+_STORED_MAX = 65535  # bytes in one stored deflate block
 _READ_SIZE = 8192  # libpng's PNG_IDAT_READ_SIZE: how much IDAT data it inflates at once
 # The ancillary chunks TensorFlow's libpng reads (and so rejects before IHDR); others
 # (cICP, APNG's acTL, ...) are unknown to it and skipped wherever they are.
@@ -65,17 +66,43 @@ class PngInfo:
     exif: bytes | None  # the eXIf chunk, when one with a good CRC is present
     head: bytes = field(repr=False, compare=False)  # IHDR, PLTE, tRNS as libpng uses them
     rows: bytes = field(repr=False, compare=False)  # the inflated, still filtered rows
+    # The first IDAT run's zlib stream when it inflates to exactly the rows and ends
+    # there (nothing libpng would drop or warn about); else None.
+    stream: bytes | None = field(default=None, repr=False, compare=False)
 
     def decodable(self) -> bytes:
         """The image as libpng decodes it, for Pillow: what libpng drops (bad ancillary
         chunks, stray IDATs, whatever follows the rows in the zlib stream) left out,
-        the rows stored uncompressed, so Pillow does not inflate them a second time."""
-        return (SIGNATURE + self.head + _chunk(b"IDAT", zlib.compress(self.rows, 0))
-                + _chunk(b"IEND", b""))
+        the rows stored uncompressed, so Pillow does not inflate them a second time.
+        The stored deflate blocks are framed here, the rows copied once (zlib's level
+        0 would copy them through its window: most of the cost on a large image)."""
+        rows = memoryview(self.rows)
+        body = [b"\x78\x01"]  # zlib header: deflate, 32 KiB window, no dictionary
+        for pos in range(0, max(len(rows), 1), _STORED_MAX):
+            block = rows[pos:pos + _STORED_MAX]
+            last = pos + _STORED_MAX >= len(rows)
+            body += [struct.pack("<BHH", last, len(block), len(block) ^ 0xFFFF), block]
+        body.append(struct.pack(">I", zlib.adler32(rows)))
+        crc = zlib.crc32(b"IDAT")
+        for piece in body:
+            crc = zlib.crc32(piece, crc)
+        size = sum(len(piece) for piece in body)
+        return b"".join([SIGNATURE, self.head, struct.pack(">I", size), b"IDAT", *body,
+                         struct.pack(">I", crc), _IEND])
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+_IEND = _chunk(b"IEND", b"")
+
+
+def grey_png(width: int, height: int, stream: bytes) -> bytes:
+    """A minimal 8-bit grey PNG (IHDR, one IDAT, IEND; not interlaced) around
+    `stream`, a zlib stream of the filtered rows."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
 
 
 def _ihdr(body: bytes) -> tuple[int, int, int, int, int]:
@@ -105,8 +132,9 @@ def _row_layout(width: int, height: int, depth: int, ctype: int,
     return out
 
 
-def _inflate_rows(chunks: list[memoryview], expected: int) -> bytes:
-    """Inflate the first run of IDAT chunks as libpng does.
+def _inflate_rows(chunks: list[memoryview], expected: int) -> tuple[bytes, bytes | None]:
+    """Inflate the first run of IDAT chunks as libpng does: the rows, and the run's
+    zlib stream when it is exactly the rows (`PngInfo.stream`).
 
     libpng inflates row by row, feeding at most 8 KiB of one chunk at a time; any
     error before the last row is out is fatal. Then, unless the stream has ended, it
@@ -119,7 +147,8 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> bytes:
     try:  # the usual case, in one call: a stream that ends without error is fine
         rows = inflater.decompress(whole, expected)
         if len(rows) == expected and inflater.eof:
-            return rows
+            clean = not inflater.unused_data
+            return rows, (bytes(whole) if clean else None)
     except zlib.error:
         pass
     inflater = zlib.decompressobj(0)
@@ -138,7 +167,7 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> bytes:
         raise PngError(f"IDAT data ends after {have} of {expected} bytes of image data")
     rows = b"".join(out)
     if inflater.eof:
-        return rows
+        return rows, None
     tail, surplus = inflater.unconsumed_tail, 0
     while True:
         if not tail:
@@ -148,10 +177,10 @@ def _inflate_rows(chunks: list[memoryview], expected: int) -> bytes:
         try:
             surplus += len(inflater.decompress(tail, 1024))
         except zlib.error:
-            return rows  # after the last row: a warning in libpng
+            return rows, None  # after the last row: a warning in libpng
         tail = inflater.unconsumed_tail
         if inflater.eof or not surplus:
-            return rows
+            return rows, None
 
 
 def _check_filters(rows: bytes, layout: list[tuple[int, int]]) -> None:
@@ -269,8 +298,8 @@ def check_png(data: bytes, *, max_pixels: int | None = None) -> PngInfo:
 def _finish(walk: _Walk) -> PngInfo:
     width, height, depth, ctype, interlace = walk.header
     layout = _row_layout(width, height, depth, ctype, interlace)
-    rows = _inflate_rows(walk.idat, sum(count * stride for count, stride in layout))
+    rows, stream = _inflate_rows(walk.idat, sum(count * stride for count, stride in layout))
     _check_filters(rows, layout)
     return PngInfo(width=width, height=height, bit_depth=depth, colour_type=ctype,
                    interlaced=bool(interlace), exif=walk.exif,
-                   head=walk.ihdr + walk.palette + walk.trns, rows=rows)
+                   head=walk.ihdr + walk.palette + walk.trns, rows=rows, stream=stream)

@@ -217,3 +217,16 @@ def test_pngcheck_reports_what_is_wrong():
         pngcheck.check_png(CASES["IEND with a bad CRC"][0])
     with pytest.raises(pngcheck.PngError, match="filter type 5"):
         pngcheck.check_png(CASES["a row filter type over 4"][0])
+
+
+@pytest.mark.parametrize("width", [1, 65534, 65535, 70000])
+def test_decodable_stores_rows_of_any_length_as_pillow_and_zlib_read_them(width):
+    """One grey row of `width` + 1 bytes: within, at and past a stored block's 65535."""
+    rows = bytes([0]) + bytes(random.Random(width).randrange(256) for _ in range(width))
+    info = pngcheck.PngInfo(width=width, height=1, bit_depth=8, colour_type=0,
+                            interlaced=False, exif=None,
+                            head=_chunk(b"IHDR", struct.pack(">IIBBBBB", width, 1, 8, 0, 0, 0, 0)),
+                            rows=rows)
+    data = info.decodable()
+    assert pngcheck.check_png(data).rows == rows
+    assert Image.open(io.BytesIO(data)).tobytes() == rows[1:]
