@@ -431,8 +431,9 @@ def bench_scale(args) -> None:
     name = f"coco_scale_distinct_{args.scale_images}"
     if size != (SCALE_WIDTH, SCALE_HEIGHT):
         name += f"_{size[0]}x{size[1]}"
-    root = generate_scale(DATA / name, args.scale_images, args.scale_annotations,
-                          args.workers or os.cpu_count() or 1, size)
+    root = (Path(args.scale_src) if args.scale_src else
+            generate_scale(DATA / name, args.scale_images, args.scale_annotations,
+                           args.workers or os.cpu_count() or 1, size))
     out = DATA / "out_scale"
     shutil.rmtree(out, ignore_errors=True)
     files = sorted(str(p) for p in (root / "train2017").iterdir())
@@ -536,6 +537,8 @@ def main() -> None:
     p.add_argument("--scale-wh", default=f"{SCALE_WIDTH}x{SCALE_HEIGHT}",
                    help="--coco-scale image size, e.g. 640x480 (COCO's typical size: "
                         "photo-like JPEGs q90, as the 2000-image set; generated once, ~8 GB)")
+    p.add_argument("--scale-src", default=None,
+                   help="--coco-scale on this COCO root (annotations/ + train2017/) instead")
     p.add_argument("--keep", action="store_true", help="keep the output of --coco-scale")
     p.add_argument("--runner", choices=["local", "beam"], default="local",
                    help="beam: whole-process local vs Beam DirectRunner comparison")

@@ -30,6 +30,7 @@ from cocoprep.schema import SCHEMA_VERSION, VOID_ID
 from cocoprep.sources import load_segmentation
 from cocoprep.sources.detection import SourceRequest
 from cocoprep.sources.segmentation import SegmentationSource
+from cocoprep.writer import start_runner
 
 TASK = "segmentation"
 # The detection-only options of `convert` and their defaults: given with the
@@ -174,6 +175,7 @@ def convert_segmentation(
     if remote:
         raise UsageError("SRC/-o", "local paths for segmentation (remote ones are not "
                          "supported yet)", remote[0])
+    start_runner(options)
     source = load_segmentation(src, request)
     job = segmentation_job(source, options=options, src=str(src), request=request,
                            panoptic=bool(panoptic))
