@@ -117,7 +117,10 @@ def _float(el: Element, name: str) -> float:
 
 
 def _attributes(el: Element) -> str:
-    attrs = {a.get("name", ""): (a.text or "") for a in el.findall("attribute")}
+    found = el.findall("attribute")
+    if not found:  # most shapes: json.dumps({}) without the encoder
+        return "{}"
+    attrs = {a.get("name", ""): (a.text or "") for a in found}
     return json.dumps(attrs, sort_keys=True, ensure_ascii=False)
 
 
@@ -179,23 +182,24 @@ def _geometry(el: Element, size: tuple[int, int]):
 def _shape(el: Element, index: int, size: tuple[int, int],
            labels: set[str]) -> SourceObject | ObjectProblem:
     label = el.get("label") or ""
-    what = f"<{el.tag}> {index}" + (f" ({label!r})" if label else "")
+    tag = el.tag
     if not label:
-        return ObjectProblem(UNNAMED_OBJECT, f"{what} has no label")
-    if el.tag in NO_AREA:
-        return ObjectProblem(UNSUPPORTED_SHAPE, f"{what}: a {el.tag} has no area, so it is "
-                             "not an object to detect")
+        return ObjectProblem(UNNAMED_OBJECT, f"<{tag}> {index} has no label")
+    if tag in NO_AREA:
+        return ObjectProblem(UNSUPPORTED_SHAPE, f"<{tag}> {index} ({label!r}): a {tag} has no "
+                             "area, so it is not an object to detect")
     if labels and label not in labels:
-        return ObjectProblem(UNKNOWN_CATEGORY, f"{what}: label {label!r} is not in <meta>'s "
-                             "labels")
+        return ObjectProblem(UNKNOWN_CATEGORY, f"<{tag}> {index} ({label!r}): label {label!r} "
+                             "is not in <meta>'s labels")
     try:
         box, seg, rotation = _geometry(el, size)
         extras = (("occluded", int(el.get("occluded") or 0)),
                   ("z_order", int(el.get("z_order") or 0)),
                   ("group_id", int(el.get("group_id") or 0)), ("rotation", rotation),
-                  ("shape", el.tag), ("attributes", _attributes(el)))
+                  ("shape", tag), ("attributes", _attributes(el)))
     except (ValueError, TypeError) as e:
-        return ObjectProblem(MALFORMED_SHAPE, f"{what}: {str(e)[:80] or 'not numbers'}")
+        return ObjectProblem(MALFORMED_SHAPE, f"<{tag}> {index} ({label!r}): "
+                             f"{str(e)[:80] or 'not numbers'}")
     return SourceObject(label, box, segmentation=seg, extras=extras)
 
 
