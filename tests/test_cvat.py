@@ -5,6 +5,7 @@ converts (it used to end in `label_map.pbtxt: no items`), bad XML is one Error l
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cocoprep.errors import InputError
 from cocoprep.manifest import Manifest
 from cocoprep.sources import cvat
+from cocoprep.sources.detection import SourceRequest
 from format_builders import (
     boxes_px, convert, cvat_box, cvat_image, cvat_mask, cvat_tree, cvat_xml, error_lines,
     errors_of, examples, photo, skipped_lines, texts, worker_counts_agree,
@@ -215,3 +218,18 @@ def test_beam_writes_the_local_bytes(tmp_path):
     local = beam_matches_local(FIXTURES / "cvat", tmp_path, masks=True)
     splits = json.loads(local["manifest.json"])["splits"]
     assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)
+
+
+def test_the_read_pauses_the_cycle_collector_and_restores_it(tmp_path, monkeypatch):
+    seen = []
+    real = cvat._image
+    monkeypatch.setattr(cvat, "_image", lambda *a: (seen.append(gc.isenabled()), real(*a))[1])
+    cvat_tree(tmp_path / "c")
+    assert gc.isenabled()
+    cvat.load(tmp_path / "c", SourceRequest(quiet=True))
+    assert seen == [False, False] and gc.isenabled()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "annotations.xml").write_text("<annotations><image")
+    with pytest.raises(InputError):
+        cvat.load(tmp_path / "bad", SourceRequest(quiet=True))
+    assert gc.isenabled()

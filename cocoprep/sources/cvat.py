@@ -42,7 +42,7 @@ from cocoprep.errors import (
 from cocoprep.sources import shapes
 from cocoprep.sources.detection import DetectionSource, SourceRequest
 from cocoprep.sources.objects import (
-    Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, relative,
+    Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, gc_paused, relative,
 )
 
 FORMAT = "cvat"
@@ -278,6 +278,11 @@ def _image_dir(root: Path, subset: str, images: Sequence[SourceImage]) -> Path:
 
 def load(src: Path, request: SourceRequest) -> DetectionSource:
     """Read a CVAT for images XML (or Datumaro's XML per subset) into finished splits."""
+    with gc_paused():
+        return _load(src, request)
+
+
+def _load(src: Path, request: SourceRequest) -> DetectionSource:
     src = Path(src)
     xmls = _xmls(src)
     if not xmls:

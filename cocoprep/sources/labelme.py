@@ -44,7 +44,8 @@ from cocoprep.sources import shapes
 from cocoprep.sources.detection import DetectionSource, SourceRequest
 from cocoprep.sources.layout import list_images
 from cocoprep.sources.objects import (
-    FileProblem, Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, relative,
+    FileProblem, Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish,
+    gc_paused, relative,
 )
 
 FORMAT = "labelme"
@@ -401,6 +402,11 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
 
 def load(src: Path, request: SourceRequest) -> DetectionSource:
     """Discover and read LabelMe JSONs into finished splits."""
+    with gc_paused():
+        return _load(src, request)
+
+
+def _load(src: Path, request: SourceRequest) -> DetectionSource:
     src = Path(src)
     if request.images is not None:
         raise UsageError("--images", "no --images with LabelMe (each JSON's imagePath "
