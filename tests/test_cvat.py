@@ -96,6 +96,13 @@ def test_datumaro_subsets_and_a_project(tmp_path):
      "<box> 0 ('car'): xbr < xtl or ybr < ytl (30 2 3 4)"),
     ('<box label="car" occluded="0" xtl="a" ytl="1" xbr="2" ybr="3" z_order="0"></box>',
      "malformed_shape", "<box> 0 ('car'): could not convert string to float: 'a'"),
+    # the first bad coordinate, in xtl ytl xbr ybr order, names the fault
+    ('<box label="car" occluded="0" xtl="1" ytl="inf" xbr="b" z_order="0"></box>',
+     "malformed_shape", "<box> 0 ('car'): ytl"),
+    ('<box label="car" occluded="0" xtl="1" ytl="2" xbr="3" z_order="0"></box>',
+     "malformed_shape", "<box> 0 ('car'): ybr"),
+    ('<ellipse label="car" occluded="0" cx="1" cy="x" rx="nan" ry="2" z_order="0"></ellipse>',
+     "malformed_shape", "<ellipse> 0 ('car'): could not convert string to float: 'x'"),
     ('<polygon label="car" occluded="0" points="1,2;3,4" z_order="0"></polygon>',
      "malformed_shape", "<polygon> 0 ('car'): 2 point(s), a polygon needs 3"),
     ('<mask label="car" occluded="0" rle="1, 2" left="0" top="0" width="2" height="2" '

@@ -116,6 +116,23 @@ def _float(el: Element, name: str) -> float:
     return value
 
 
+def _floats(el: Element, names: tuple[str, ...]) -> tuple[float, ...]:
+    """`_float` of each name, in one pass where all are finite numbers (the usual
+    case); else name by name, so that the first bad one raises its own error."""
+    get = el.get
+    try:
+        values = tuple([float(get(n, "nan")) for n in names])
+    except ValueError:
+        values = ()
+    if values and all(map(math.isfinite, values)):
+        return values
+    return tuple(_float(el, n) for n in names)
+
+
+_BOX = ("xtl", "ytl", "xbr", "ybr")
+_ELLIPSE = ("cx", "cy", "rx", "ry")
+
+
 def _attributes(el: Element) -> str:
     found = el.findall("attribute")
     if not found:  # most shapes: json.dumps({}) without the encoder
@@ -156,12 +173,12 @@ def _geometry(el: Element, size: tuple[int, int]):
     kind = el.tag
     rotation = float(el.get("rotation") or 0.0)
     if kind == "box":
-        box = (_float(el, "xtl"), _float(el, "ytl"), _float(el, "xbr"), _float(el, "ybr"))
+        box = _floats(el, _BOX)
         if box[2] < box[0] or box[3] < box[1]:
             raise ValueError(f"xbr < xtl or ybr < ytl ({' '.join(f'{v:g}' for v in box)})")
         poly = shapes.rotated_corners(box, rotation) if rotation else shapes.rect_polygon(box)
     elif kind == "ellipse":
-        cx, cy, rx, ry = (_float(el, k) for k in ("cx", "cy", "rx", "ry"))
+        cx, cy, rx, ry = _floats(el, _ELLIPSE)
         poly = shapes.ellipse_polygon(0, 0, rx, ry)
         if rotation:
             c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
