@@ -60,10 +60,12 @@ def _convert_cpu(src: str, workers: int, rounds: int) -> tuple[float, float]:
     best = (float("inf"), 0.0)
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
+            # run in `tmp`: `python -c` puts its working folder first on sys.path, which
+            # would pick the cocoprep of a checkout run from over the one on PYTHONPATH
             done = subprocess.run(
-                [sys.executable, "-c", _CHILD, "convert", src, "--out", f"{tmp}/out",
-                 "--workers", str(workers), "--quiet"],
-                capture_output=True, text=True, check=False)
+                [sys.executable, "-c", _CHILD, "convert", str(Path(src).resolve()), "--out",
+                 f"{tmp}/out", "--workers", str(workers), "--quiet"],
+                capture_output=True, text=True, check=False, cwd=tmp)
         line = [x for x in done.stderr.splitlines() if x.startswith("CPU ")]
         if done.returncode != 0 or not line:
             raise SystemExit(f"convert {src} failed ({done.returncode}): {done.stderr[-800:]}")
