@@ -5,6 +5,7 @@ converts (it used to end in `label_map.pbtxt: no items`), bad XML is one Error l
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cocoprep.errors import InputError
 from cocoprep.manifest import Manifest
 from cocoprep.sources import cvat
+from cocoprep.sources.detection import SourceRequest
 from format_builders import (
     boxes_px, convert, cvat_box, cvat_image, cvat_mask, cvat_tree, cvat_xml, error_lines,
     errors_of, examples, photo, skipped_lines, texts, worker_counts_agree,
@@ -93,6 +96,13 @@ def test_datumaro_subsets_and_a_project(tmp_path):
      "<box> 0 ('car'): xbr < xtl or ybr < ytl (30 2 3 4)"),
     ('<box label="car" occluded="0" xtl="a" ytl="1" xbr="2" ybr="3" z_order="0"></box>',
      "malformed_shape", "<box> 0 ('car'): could not convert string to float: 'a'"),
+    # the first bad coordinate, in xtl ytl xbr ybr order, names the fault
+    ('<box label="car" occluded="0" xtl="1" ytl="inf" xbr="b" z_order="0"></box>',
+     "malformed_shape", "<box> 0 ('car'): ytl"),
+    ('<box label="car" occluded="0" xtl="1" ytl="2" xbr="3" z_order="0"></box>',
+     "malformed_shape", "<box> 0 ('car'): ybr"),
+    ('<ellipse label="car" occluded="0" cx="1" cy="x" rx="nan" ry="2" z_order="0"></ellipse>',
+     "malformed_shape", "<ellipse> 0 ('car'): could not convert string to float: 'x'"),
     ('<polygon label="car" occluded="0" points="1,2;3,4" z_order="0"></polygon>',
      "malformed_shape", "<polygon> 0 ('car'): 2 point(s), a polygon needs 3"),
     ('<mask label="car" occluded="0" rle="1, 2" left="0" top="0" width="2" height="2" '
@@ -215,3 +225,18 @@ def test_beam_writes_the_local_bytes(tmp_path):
     local = beam_matches_local(FIXTURES / "cvat", tmp_path, masks=True)
     splits = json.loads(local["manifest.json"])["splits"]
     assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)
+
+
+def test_the_read_pauses_the_cycle_collector_and_restores_it(tmp_path, monkeypatch):
+    seen = []
+    real = cvat._image
+    monkeypatch.setattr(cvat, "_image", lambda *a: (seen.append(gc.isenabled()), real(*a))[1])
+    cvat_tree(tmp_path / "c")
+    assert gc.isenabled()
+    cvat.load(tmp_path / "c", SourceRequest(quiet=True))
+    assert seen == [False, False] and gc.isenabled()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "annotations.xml").write_text("<annotations><image")
+    with pytest.raises(InputError):
+        cvat.load(tmp_path / "bad", SourceRequest(quiet=True))
+    assert gc.isenabled()

@@ -5,20 +5,25 @@ Error line, and COCO folders are still COCO."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 from PIL import Image
 
+from cocoprep.errors import InputError
 from cocoprep.manifest import Manifest
 from cocoprep.sources import labelme
+from cocoprep.sources.detection import SourceRequest
 from cocoprep.sources.objects import ObjectProblem, SourceObject
 from conftest import FIXTURES
 from format_builders import (
     DEFAULT_LABELME_BOXES, boxes_px, convert, error_lines, errors_of, examples, labelme_tree,
-    lm_json, lm_mask, lm_shape, photo, skipped_lines, texts, worker_counts_agree,
+    lm_json, lm_mask, lm_shape, photo, skipped_lines, texts, tree_bytes, worker_counts_agree,
 )
 
 
@@ -258,3 +263,70 @@ def test_beam_writes_the_local_bytes(tmp_path):
     local = beam_matches_local(FIXTURES / "labelme", tmp_path, masks=True)
     splits = json.loads(local["manifest.json"])["splits"]
     assert splits and sum(".tfrecord-" in name for name in local) == 2 * len(splits)
+
+
+# ================================================================== the driver's shortcuts
+
+_SEGMENT = st.sampled_from(["a", "b.jpg", "..", "x y", "é", "c.d"])
+_PARTS = st.lists(_SEGMENT, min_size=0, max_size=3)
+
+
+@given(lead=st.sampled_from(["", "/", "//"]), root=_PARTS, rest=_PARTS.filter(bool),
+       name=_SEGMENT)
+def test_string_paths_agree_with_pathlib(lead, root, rest, name):
+    """The read builds image paths as strings; pathlib is the rule they keep."""
+    folder = str(Path(lead + "/".join(root))) if lead or root else "."
+    assert labelme._join(folder, name) == str(Path(folder) / name)
+    path = str(Path(folder) / "/".join(rest))
+    assert labelme._under(path, folder) == Path(path).relative_to(folder).as_posix()
+
+
+def _shards(out: Path) -> list[bytes]:
+    return [v for k, v in tree_bytes(out).items() if ".tfrecord" in k]
+
+
+def test_a_relative_source_gives_the_same_records(tmp_path, monkeypatch):
+    """Relative folders: the image root is then relative too ("." when the images are
+    in the working folder, "" when they share no folder)."""
+    flat, up = tmp_path / "flat", tmp_path / "up"
+    for i in range(2):
+        photo(flat / f"{i}.jpg", 40, 30, seed=i)
+        lm_json(flat / f"{i}.json", [lm_shape("cat", "rectangle", [(1, 2), (20, 9 + i)])],
+                image_path=None if i else f"{i}.jpg", size=(40, 30))
+        photo(up / f"{i}.jpg", 40, 30, seed=i)
+        lm_json(up / "annotations" / f"{i}.json", [lm_shape("dog", "polygon", [
+            (1, 2), (20, 9 + i), (3, 25)])], image_path=f"..\\{i}.jpg", size=(40, 30))
+    labelme_tree(tmp_path / "lm")
+    cases = [(tmp_path, "flat"), (tmp_path, "lm"), (tmp_path / "lm", "annotations"),
+             (up, "annotations")]
+    for at, src in cases:
+        out = f"{at.name}-{src}"
+        assert convert(at / src, tmp_path / "abs" / out)[0] == 0
+        monkeypatch.chdir(at)
+        assert convert(src, tmp_path / "rel" / out)[0] == 0
+        assert len(_shards(tmp_path / "abs" / out)) == 1
+    def written(out: Path) -> dict[str, bytes]:  # the manifest names SRC as given
+        return {k: v for k, v in tree_bytes(out).items() if not k.endswith("manifest.json")}
+
+    assert written(tmp_path / "abs") == written(tmp_path / "rel")
+
+
+def test_the_read_pauses_the_cycle_collector_and_restores_it(tmp_path, monkeypatch):
+    seen = []
+    real = labelme.parse_labelme
+    monkeypatch.setattr(labelme, "parse_labelme",
+                        lambda data: (seen.append(gc.isenabled()), real(data))[1])
+    root = labelme_tree(tmp_path / "lm")
+    assert gc.isenabled()
+    labelme.load(root, SourceRequest(quiet=True))
+    assert seen == [False, False] and gc.isenabled()
+    (tmp_path / "none").mkdir()
+    with pytest.raises(InputError):
+        labelme.load(tmp_path / "none", SourceRequest(quiet=True))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        labelme.load(root, SourceRequest(quiet=True))
+        assert not gc.isenabled()  # as it was
+    finally:
+        gc.enable()

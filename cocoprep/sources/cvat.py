@@ -42,7 +42,7 @@ from cocoprep.errors import (
 from cocoprep.sources import shapes
 from cocoprep.sources.detection import DetectionSource, SourceRequest
 from cocoprep.sources.objects import (
-    Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, relative,
+    Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, gc_paused, relative,
 )
 
 FORMAT = "cvat"
@@ -116,8 +116,28 @@ def _float(el: Element, name: str) -> float:
     return value
 
 
+def _floats(el: Element, names: tuple[str, ...]) -> tuple[float, ...]:
+    """`_float` of each name, in one pass where all are finite numbers (the usual
+    case); else name by name, so that the first bad one raises its own error."""
+    get = el.get
+    try:
+        values = tuple([float(get(n, "nan")) for n in names])
+    except ValueError:
+        values = ()
+    if values and all(map(math.isfinite, values)):
+        return values
+    return tuple(_float(el, n) for n in names)
+
+
+_BOX = ("xtl", "ytl", "xbr", "ybr")
+_ELLIPSE = ("cx", "cy", "rx", "ry")
+
+
 def _attributes(el: Element) -> str:
-    attrs = {a.get("name", ""): (a.text or "") for a in el.findall("attribute")}
+    found = el.findall("attribute")
+    if not found:  # most shapes: json.dumps({}) without the encoder
+        return "{}"
+    attrs = {a.get("name", ""): (a.text or "") for a in found}
     return json.dumps(attrs, sort_keys=True, ensure_ascii=False)
 
 
@@ -153,12 +173,12 @@ def _geometry(el: Element, size: tuple[int, int]):
     kind = el.tag
     rotation = float(el.get("rotation") or 0.0)
     if kind == "box":
-        box = (_float(el, "xtl"), _float(el, "ytl"), _float(el, "xbr"), _float(el, "ybr"))
+        box = _floats(el, _BOX)
         if box[2] < box[0] or box[3] < box[1]:
             raise ValueError(f"xbr < xtl or ybr < ytl ({' '.join(f'{v:g}' for v in box)})")
         poly = shapes.rotated_corners(box, rotation) if rotation else shapes.rect_polygon(box)
     elif kind == "ellipse":
-        cx, cy, rx, ry = (_float(el, k) for k in ("cx", "cy", "rx", "ry"))
+        cx, cy, rx, ry = _floats(el, _ELLIPSE)
         poly = shapes.ellipse_polygon(0, 0, rx, ry)
         if rotation:
             c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
@@ -179,23 +199,24 @@ def _geometry(el: Element, size: tuple[int, int]):
 def _shape(el: Element, index: int, size: tuple[int, int],
            labels: set[str]) -> SourceObject | ObjectProblem:
     label = el.get("label") or ""
-    what = f"<{el.tag}> {index}" + (f" ({label!r})" if label else "")
+    tag = el.tag
     if not label:
-        return ObjectProblem(UNNAMED_OBJECT, f"{what} has no label")
-    if el.tag in NO_AREA:
-        return ObjectProblem(UNSUPPORTED_SHAPE, f"{what}: a {el.tag} has no area, so it is "
-                             "not an object to detect")
+        return ObjectProblem(UNNAMED_OBJECT, f"<{tag}> {index} has no label")
+    if tag in NO_AREA:
+        return ObjectProblem(UNSUPPORTED_SHAPE, f"<{tag}> {index} ({label!r}): a {tag} has no "
+                             "area, so it is not an object to detect")
     if labels and label not in labels:
-        return ObjectProblem(UNKNOWN_CATEGORY, f"{what}: label {label!r} is not in <meta>'s "
-                             "labels")
+        return ObjectProblem(UNKNOWN_CATEGORY, f"<{tag}> {index} ({label!r}): label {label!r} "
+                             "is not in <meta>'s labels")
     try:
         box, seg, rotation = _geometry(el, size)
         extras = (("occluded", int(el.get("occluded") or 0)),
                   ("z_order", int(el.get("z_order") or 0)),
                   ("group_id", int(el.get("group_id") or 0)), ("rotation", rotation),
-                  ("shape", el.tag), ("attributes", _attributes(el)))
+                  ("shape", tag), ("attributes", _attributes(el)))
     except (ValueError, TypeError) as e:
-        return ObjectProblem(MALFORMED_SHAPE, f"{what}: {str(e)[:80] or 'not numbers'}")
+        return ObjectProblem(MALFORMED_SHAPE, f"<{tag}> {index} ({label!r}): "
+                             f"{str(e)[:80] or 'not numbers'}")
     return SourceObject(label, box, segmentation=seg, extras=extras)
 
 
@@ -274,6 +295,11 @@ def _image_dir(root: Path, subset: str, images: Sequence[SourceImage]) -> Path:
 
 def load(src: Path, request: SourceRequest) -> DetectionSource:
     """Read a CVAT for images XML (or Datumaro's XML per subset) into finished splits."""
+    with gc_paused():
+        return _load(src, request)
+
+
+def _load(src: Path, request: SourceRequest) -> DetectionSource:
     src = Path(src)
     xmls = _xmls(src)
     if not xmls:

@@ -33,7 +33,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from cocoprep.errors import (
     MALFORMED_JSON, MALFORMED_SHAPE, MISSING_FILE, UNNAMED_OBJECT, UNSUPPORTED_SHAPE,
@@ -44,7 +44,8 @@ from cocoprep.sources import shapes
 from cocoprep.sources.detection import DetectionSource, SourceRequest
 from cocoprep.sources.layout import list_images
 from cocoprep.sources.objects import (
-    FileProblem, Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, relative,
+    FileProblem, Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish,
+    gc_paused, relative,
 )
 
 FORMAT = "labelme"
@@ -127,13 +128,16 @@ class LabelmeFile:
 
 
 _NUMBER = (int, float)
+_NEED = {"rectangle": 2, "circle": 2, "polygon": 3, "mask": 2}  # points per shape type
 
 
-def _points(shape: dict) -> list[tuple[float, float]] | None:
+def _points(shape: dict) -> list[float] | None:
+    """The shape's points flat ([x, y, x, y, ...], floats), None unless every one is
+    an [x, y] pair of finite numbers."""
     pts = shape.get("points")
     if not isinstance(pts, list):
         return None
-    out = []
+    out: list[float] = []
     finite = math.isfinite
     for p in pts:
         if type(p) is not list or len(p) != 2:
@@ -143,12 +147,13 @@ def _points(shape: dict) -> list[tuple[float, float]] | None:
         if (type(x) not in _NUMBER or type(y) not in _NUMBER
                 or not (finite(x) and finite(y))):
             return None
-        out.append((float(x), float(y)))
+        out += (float(x), float(y))
     return out
 
 
-@dataclass(frozen=True)
-class _Piece:
+class _Piece(NamedTuple):
+    """One shape read (a NamedTuple: one is made per shape, and cheaply)."""
+
     label: str
     group: Any
     kind: str
@@ -157,7 +162,8 @@ class _Piece:
     attributes: str
 
 
-def _mask_piece(shape: dict, pts, size: tuple[int, int]) -> tuple[shapes.Box, Any] | str:
+def _mask_piece(shape: dict, left_top: Sequence[float], size: tuple[int, int]
+                ) -> tuple[shapes.Box, Any] | str:
     from PIL import Image, UnidentifiedImageError
     import numpy as np
 
@@ -166,13 +172,25 @@ def _mask_piece(shape: dict, pts, size: tuple[int, int]) -> tuple[shapes.Box, An
         bitmap = np.asarray(Image.open(io.BytesIO(data)).convert("L"))
     except (binascii.Error, ValueError, UnidentifiedImageError, OSError):
         return "its `mask` is not a base64 PNG"
-    left, top = int(round(pts[0][0])), int(round(pts[0][1]))
+    left, top = int(round(left_top[0])), int(round(left_top[1]))
     box = shapes.bitmap_box(bitmap, left, top)
     if box is None:
         return "its mask has no pixel set"
     width, height = size
     seg = shapes.bitmap_rle(bitmap, left, top, height, width) if width and height else None
     return box, seg
+
+
+def _attributes(shape: dict) -> str:
+    flags, description = shape.get("flags"), shape.get("description")
+    if not flags and not description:  # most shapes: nothing to encode
+        return "{}"
+    attrs = {}
+    if isinstance(flags, dict) and flags:
+        attrs["flags"] = flags
+    if isinstance(description, str) and description:
+        attrs["description"] = description
+    return json.dumps(attrs, sort_keys=True, ensure_ascii=False) if attrs else "{}"
 
 
 def _piece(shape: Any, index: int, size: tuple[int, int]) -> _Piece | ObjectProblem:
@@ -182,76 +200,72 @@ def _piece(shape: Any, index: int, size: tuple[int, int]) -> _Piece | ObjectProb
     kind = shape.get("shape_type") or "polygon"
     if not isinstance(label, str) or not label.strip():
         return ObjectProblem(UNNAMED_OBJECT, f"shape {index} ({kind}) has no label")
-    what = f"shape {index} ({label!r}, {kind})"
     if kind in NO_AREA:
-        return ObjectProblem(UNSUPPORTED_SHAPE, f"{what}: a {kind} has no area, so it is "
-                             "not an object to detect")
+        return ObjectProblem(UNSUPPORTED_SHAPE, f"shape {index} ({label!r}, {kind}): a {kind} "
+                             "has no area, so it is not an object to detect")
     pts = _points(shape)
-    need = {"rectangle": 2, "circle": 2, "polygon": 3, "mask": 2}.get(kind)
+    need = _NEED.get(kind)
     if need is None:
-        return ObjectProblem(UNSUPPORTED_SHAPE, f"{what}: unknown shape type")
-    if pts is None or len(pts) < need or (kind in ("circle", "mask") and len(pts) != 2):
-        return ObjectProblem(MALFORMED_SHAPE, f"{what}: points are not {need}"
-                             f"{' or more' if kind in ('polygon', 'rectangle') else ''} "
+        return ObjectProblem(UNSUPPORTED_SHAPE, f"shape {index} ({label!r}, {kind}): unknown "
+                             "shape type")
+    if pts is None or len(pts) < 2 * need or (kind in ("circle", "mask") and len(pts) != 4):
+        return ObjectProblem(MALFORMED_SHAPE, f"shape {index} ({label!r}, {kind}): points are "
+                             f"not {need}{' or more' if kind in ('polygon', 'rectangle') else ''} "
                              "[x, y] number pairs")
     if kind == "circle":
-        (cx, cy), (px, py) = pts
+        cx, cy, px, py = pts
         r = math.hypot(px - cx, py - cy)
         box, seg = (cx - r, cy - r, cx + r, cy + r), [shapes.ellipse_polygon(cx, cy, r, r)]
     elif kind == "mask":
         made = _mask_piece(shape, pts, size)
         if isinstance(made, str):
-            return ObjectProblem(MALFORMED_SHAPE, f"{what}: {made}")
+            return ObjectProblem(MALFORMED_SHAPE, f"shape {index} ({label!r}, {kind}): {made}")
         box, seg = made
     else:
-        box = shapes.bounds([p[0] for p in pts], [p[1] for p in pts])
-        seg = [shapes.rect_polygon(box) if kind == "rectangle" else shapes.flat(pts)]
-    attrs = {}
-    if isinstance(shape.get("flags"), dict) and shape["flags"]:
-        attrs["flags"] = shape["flags"]
-    if isinstance(shape.get("description"), str) and shape["description"]:
-        attrs["description"] = shape["description"]
-    return _Piece(label, shape.get("group_id"), kind, box, seg,
-                  json.dumps(attrs, sort_keys=True, ensure_ascii=False) if attrs else "{}")
+        box = shapes.bounds(pts[0::2], pts[1::2])
+        seg = [shapes.rect_polygon(box) if kind == "rectangle" else pts]
+    return _Piece(label, shape.get("group_id"), kind, box, seg, _attributes(shape))
 
 
 def _group_id(group: Any) -> int:
     return group if isinstance(group, int) and not isinstance(group, bool) else 0
 
 
+def _object(pieces: list[_Piece], size: tuple[int, int]) -> SourceObject:
+    """The object of one shape, or of the shapes of one (label, group_id) merged."""
+    first = pieces[0]
+    if len(pieces) == 1:  # most objects: one shape, nothing to merge
+        seg, kinds, box = first.segmentation, first.kind, first.box
+    else:
+        width, height = size
+        seg = shapes.union_segmentation([p.segmentation for p in pieces], height, width)
+        kinds = "+".join(sorted({p.kind for p in pieces}))
+        box = shapes.union_box([p.box for p in pieces])
+    return SourceObject(first.label, box, segmentation=seg, extras=(
+        ("group_id", _group_id(first.group)), ("shape", kinds),
+        ("attributes", first.attributes)))
+
+
 def _objects(raw: Sequence, size: tuple[int, int]) -> tuple[SourceObject | ObjectProblem, ...]:
     """Each shape's piece; pieces of one (label, group_id) merge into the first's place."""
-    out: list[Any] = []
+    out: list[Any] = []  # objects, problems, and (grouped) lists of pieces merged later
     groups: dict[tuple[str, Any], int] = {}
     for index, shape in enumerate(raw):
         piece = _piece(shape, index, size)
-        if isinstance(piece, ObjectProblem) or piece.group is None:
-            out.append([piece] if isinstance(piece, _Piece) else piece)
-            continue
-        key = (piece.label, json.dumps(piece.group))
-        if key in groups:
-            out[groups[key]].append(piece)
+        if isinstance(piece, ObjectProblem):
+            out.append(piece)
+        elif piece.group is None:
+            out.append(_object([piece], size))
         else:
-            groups[key] = len(out)
-            out.append([piece])
-    width, height = size
-    result: list[SourceObject | ObjectProblem] = []
-    for item in out:
-        if isinstance(item, ObjectProblem):
-            result.append(item)
-            continue
-        first = item[0]
-        if len(item) == 1:  # most objects: one shape, nothing to merge
-            seg, kinds, box = first.segmentation, first.kind, first.box
-        else:
-            seg = shapes.union_segmentation([p.segmentation for p in item], height, width)
-            kinds = "+".join(sorted({p.kind for p in item}))
-            box = shapes.union_box([p.box for p in item])
-        result.append(SourceObject(first.label, box,
-                                   segmentation=seg, extras=(
-                                       ("group_id", _group_id(first.group)), ("shape", kinds),
-                                       ("attributes", first.attributes))))
-    return tuple(result)
+            key = (piece.label, json.dumps(piece.group))
+            if key in groups:
+                out[groups[key]].append(piece)
+            else:
+                groups[key] = len(out)
+                out.append([piece])
+    if groups:
+        out = [_object(item, size) if isinstance(item, list) else item for item in out]
+    return tuple(out)
 
 
 def _dimension(value: Any) -> int:
@@ -290,20 +304,40 @@ def embedded_image(json_path: str) -> bytes:
 
 # ============================================================== one split
 
-def _image_path(json_dir: Path, stem: str, image_path: str | None) -> Path:
+def _join(folder: str, name: str) -> str:
+    """str(Path(folder) / name) for a plain file name, without building Paths."""
+    if folder == ".":
+        return name
+    return folder + name if folder.endswith("/") else f"{folder}/{name}"
+
+
+def _image_path(json_dir: str, stem: str, image_path: str | None) -> str:
     """Where the image is: `imagePath` relative to the JSON (either separator; when
     that names no file, its file name beside the JSON), else an image of the JSON's
-    name beside it (.jpg unless another exists)."""
+    name beside it (.jpg unless another exists). Strings: Paths cost per file."""
     if image_path:
         named = image_path.replace("\\", "/")
-        path = Path(os.path.normpath(json_dir / named))
-        beside = json_dir / named.rsplit("/", 1)[-1]
+        path = os.path.normpath(os.path.join(json_dir, named))
+        if os.path.exists(path):
+            return path
         # an absolute path from another machine: the image of that name beside the JSON
-        return beside if not path.exists() and beside.exists() else path
+        beside = str(Path(json_dir) / named.rsplit("/", 1)[-1])
+        return beside if os.path.exists(beside) else path
     for ext in (".jpg", ".jpeg", ".png", ".bmp"):
-        if (json_dir / f"{stem}{ext}").exists():
-            return json_dir / f"{stem}{ext}"
-    return json_dir / f"{stem}.jpg"
+        if os.path.exists(candidate := _join(json_dir, f"{stem}{ext}")):
+            return candidate
+    return _join(json_dir, f"{stem}.jpg")
+
+
+def _under(path: str, root: str) -> str:
+    """Path(path).relative_to(root).as_posix(), by slicing where `path` is plainly
+    inside `root` (the usual case), else by pathlib."""
+    if "//" not in path:
+        if root == "." and not path.startswith("/"):
+            return path
+        if root not in (".", "/") and path.startswith(root + "/"):
+            return path[len(root) + 1:]
+    return Path(path).relative_to(root).as_posix()
 
 
 def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
@@ -311,32 +345,35 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
     """Every JSON of the split parsed; its images relative to the deepest folder
     holding them all (an image missing as a file, with imageData in its JSON, is
     read from there). Returns the split and how many JSONs parse."""
-    parsed: list[tuple[str, Path | None, LabelmeFile | ItemSkipped]] = []
+    parsed: list[tuple[str, str | None, LabelmeFile | ItemSkipped]] = []
     names = _jsons(folder)
-    unusable: list[Path] = []  # the images of JSONs that do not parse: not strays
+    unusable: list[str] = []  # the images of JSONs that do not parse: not strays
     at = relative(folder, src)  # as reports name the folder ("." for SRC itself)
     prefix = "" if at == "." else at + "/"
+    base = str(folder)
     with progress_bar(len(names), f"reading {name} JSONs", "file", quiet) as bar:
         for jname in names:
             bar.update()
             where = prefix + jname
             try:
-                with open(os.path.join(folder, jname), "rb") as f:
+                with open(os.path.join(base, jname), "rb") as f:
                     data = f.read()
             except OSError as e:
                 parsed.append((where, None, ItemSkipped(MALFORMED_JSON,
                                                         f"unreadable: {e.strerror}")))
-                unusable.append(_image_path(folder, jname[:-5], None))
+                unusable.append(_image_path(base, jname[:-5], None))
                 continue
             try:
                 record = parse_labelme(data)
             except ItemSkipped as e:
                 parsed.append((where, None, e))
-                unusable.append(_image_path(folder, jname[:-5], None))
+                unusable.append(_image_path(base, jname[:-5], None))
                 continue
-            parsed.append((where, _image_path(folder, jname[:-5], record.image_path), record))
+            parsed.append((where, _image_path(base, jname[:-5], record.image_path), record))
     paths = [p for _, p, _ in parsed if p is not None]
-    root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else folder
+    # str(Path(p).parent) of a normalized path: its dirname, "." for a bare name
+    root_s = os.path.commonpath([os.path.dirname(p) or "." for p in paths]) if paths else base
+    root = Path(root_s)
     images: list[SourceImage | FileProblem] = []
     embedded: list[str | None] = []
     for (where, path, record), jname in zip(parsed, names):
@@ -344,8 +381,9 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
         if isinstance(record, ItemSkipped):
             images.append(FileProblem(where, record.reason, record.detail))
             continue
-        file_name = path.relative_to(root).as_posix()
-        embedded[-1] = str(folder / jname) if record.has_data and not path.exists() else None
+        file_name = _under(path, root_s)
+        embedded[-1] = (str(folder / jname) if record.has_data and not os.path.exists(path)
+                        else None)
         images.append(SourceImage(file_name, record.image_path or file_name, record.width,
                                   record.height, record.objects, record.flags, where))
     # images beside the JSONs that no JSON names: kept without objects, as a folder of
@@ -353,7 +391,7 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
     if folder == root:  # paths from `_image_path` are normalized: compare as strings
         named = {os.path.normpath(p) for p in paths + unusable}
         strays = [i for i in list_images(folder, recursive=False)
-                  if os.path.normpath(folder / i) not in named]
+                  if os.path.normpath(os.path.join(base, i)) not in named]
     else:
         strays = []
     for image in strays:
@@ -364,6 +402,11 @@ def read_split(name: str, folder: Path, src: Path, *, quiet: bool = True
 
 def load(src: Path, request: SourceRequest) -> DetectionSource:
     """Discover and read LabelMe JSONs into finished splits."""
+    with gc_paused():
+        return _load(src, request)
+
+
+def _load(src: Path, request: SourceRequest) -> DetectionSource:
     src = Path(src)
     if request.images is not None:
         raise UsageError("--images", "no --images with LabelMe (each JSON's imagePath "
