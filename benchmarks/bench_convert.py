@@ -426,14 +426,19 @@ def _tree_rss(pid: int) -> dict[int, int]:
     return out
 
 
-def bench_scale(args) -> None:
-    size = tuple(int(v) for v in args.scale_wh.lower().split("x"))
-    name = f"coco_scale_distinct_{args.scale_images}"
+def scale_set(images: int, annotations: int, wh: str, workers: int) -> Path:
+    """The --coco-scale set of `images` distinct `wh` JPEGs (generated once)."""
+    size = tuple(int(v) for v in wh.lower().split("x"))
+    name = f"coco_scale_distinct_{images}"
     if size != (SCALE_WIDTH, SCALE_HEIGHT):
         name += f"_{size[0]}x{size[1]}"
+    return generate_scale(DATA / name, images, annotations, workers, size)
+
+
+def bench_scale(args) -> None:
     root = (Path(args.scale_src) if args.scale_src else
-            generate_scale(DATA / name, args.scale_images, args.scale_annotations,
-                           args.workers or os.cpu_count() or 1, size))
+            scale_set(args.scale_images, args.scale_annotations, args.scale_wh,
+                      args.workers or os.cpu_count() or 1))
     out = DATA / "out_scale"
     shutil.rmtree(out, ignore_errors=True)
     files = sorted(str(p) for p in (root / "train2017").iterdir())

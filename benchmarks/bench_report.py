@@ -12,7 +12,7 @@ too). The issue's target there: under a minute.
 
 Usage:
     python benchmarks/bench_report.py [--images 2000] [--rounds 3] [--workers N]
-    python benchmarks/bench_report.py --coco-scale [--scale-images 118000]
+    python benchmarks/bench_report.py --coco-scale [--scale-images 118000] [--scale-wh 640x480]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_convert import DATA, generate_scale, generate_set  # noqa: E402  (sibling script)
+from bench_convert import DATA, SCALE_HEIGHT, SCALE_WIDTH, generate_set, scale_set  # noqa: E402
 
 
 def converted(src: Path, out: Path) -> Path:
@@ -73,12 +73,14 @@ def main() -> None:
     p.add_argument("--coco-scale", action="store_true", help="the 118k/860k set instead")
     p.add_argument("--scale-images", type=int, default=118_000)
     p.add_argument("--scale-annotations", type=int, default=860_000)
+    p.add_argument("--scale-wh", default=f"{SCALE_WIDTH}x{SCALE_HEIGHT}",
+                   help="image size of the --coco-scale set (bench_convert.py's; 640x480: "
+                   "COCO's own size)")
     args = p.parse_args()
     cpus = os.cpu_count() or 1
     if args.coco_scale:
-        src = generate_scale(DATA / f"coco_scale_distinct_{args.scale_images}", args.scale_images,
-                             args.scale_annotations, cpus)
-        out = converted(src, DATA / f"report_scale_{args.scale_images}")
+        src = scale_set(args.scale_images, args.scale_annotations, args.scale_wh, cpus)
+        out = converted(src, DATA / f"report_{src.name}")
     else:
         src = generate_set(DATA / f"coco_bench_{args.images}", args.images, cpus)
         out = converted(src, DATA / f"report_photos_{args.images}")
