@@ -24,6 +24,7 @@ with the others; the best pass of each is reported (the machine may be shared).
     python benchmarks/bench_reader.py --images 400 --rounds 1   # a quick check
     python benchmarks/bench_reader.py --detection --images 1000    # detection mode
     python benchmarks/bench_reader.py --image-wh 4000x3000 --images 100 --classes 4  # photos
+    python benchmarks/bench_reader.py --images 2000 --image-wh 640x480 --autotune-check 16
 
 The detection mode (batch 8, 640 px, an equal-work reference, per-op costs, mask
 memory) lives in bench_reader_detection.py.
@@ -115,6 +116,44 @@ def _run(ds, warmup: int = 2) -> tuple[int, float, float]:
     return n, time.perf_counter() - t0, time.process_time() - c0
 
 
+def autotune_check(data: list[bytes], size: int, batch: int, passes: int) -> None:
+    """The same bare decode+resize pipeline over bytes in memory, passes interleaved,
+    with tf.data's autotuner on (AUTOTUNE everywhere, TensorFlow's default) and off
+    (the map as wide as the cores, 2 batches prefetched: what `load` does). Prints
+    every pass's images/s and how many ran under 0.75x the best one."""
+    import tensorflow as tf
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    tensor = tf.constant(data)
+
+    def decode(b):
+        return tf.image.resize(tf.io.decode_jpeg(b, channels=3), (size, size))
+
+    def make(autotune: bool):
+        ds = tf.data.Dataset.from_tensor_slices(tensor)
+        if autotune:
+            return ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).batch(batch).prefetch(
+                tf.data.AUTOTUNE)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return ds.map(decode, num_parallel_calls=cores).batch(batch).prefetch(2).with_options(
+            options)
+
+    rates: dict[str, list[float]] = {"autotune on": [], "autotune off": []}
+    for _ in range(passes):
+        for name in rates:
+            t = time.perf_counter()
+            for _batch in make(name == "autotune on"):
+                pass
+            rates[name].append(len(data) / (time.perf_counter() - t))
+    best = max(max(v) for v in rates.values())
+    for name, seen in rates.items():
+        slow = sum(r < 0.75 * best for r in seen)
+        print(f"  {name:13s} {' '.join(f'{r:5.0f}' for r in seen)} img/s; {slow} of "
+              f"{len(seen)} passes under 0.75x the best")
+    print(f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if "--detection" in argv:
@@ -130,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=2, help="timed passes per pipeline")
     ap.add_argument("--data", type=Path, default=HERE / "data")
     ap.add_argument("--warmup", type=int, default=2, help="untimed batches per pass")
+    ap.add_argument("--autotune-check", type=int, default=0, metavar="PASSES",
+                    help="instead: a bare decode+resize pipeline with tf.data's autotuner "
+                    "on and off, PASSES interleaved passes each")
     ap.add_argument("--only", default="", help="comma-separated name fragments: run only "
                     "the pipelines whose name holds one of them (keras,None,default,bare)")
     args = ap.parse_args(argv)
@@ -165,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
           f"output {batch} x {size}x{size}x3 float32")
     print(f"machine: {cores} cores, TensorFlow {tf.__version__}, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.autotune_check:
+        return autotune_check(data, size, batch, args.autotune_check)
 
     def bare():
         def decode(b):

@@ -1,6 +1,7 @@
 """`load(...)`: cocoprep shards -> a fast, deterministic `tf.data.Dataset`.
 
-Pipeline (every parallel stage AUTOTUNE)::
+Pipeline (every parallel stage as wide as the cores this process may use; tf.data's
+autotuner off, see `_pipeline_options`)::
 
     argument checks (_check_options)
     -> record stream (_record_stream): shard files --(seeded shuffle, input_context
@@ -80,6 +81,15 @@ __all__ = ["load", "describe", "DatasetInfo", "DEFAULT_SHUFFLE_BUFFER"]
 
 DEFAULT_SHUFFLE_BUFFER = 1024
 _READ_BUFFER = 8 << 20
+_PREFETCH_BATCHES = 2  # batches made ahead (elements: this many per core)
+
+
+def _cores() -> int:
+    """CPU cores this process may run on (its affinity mask, else the count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 # ------------------------------------------------------------------ parsing
@@ -217,8 +227,9 @@ def _record_stream(files: Sequence[str], opts: _Options, input_context):
     if opts.shuffle and split_records is None:
         dataset = dataset.shuffle(max(n_files, 1), seed=opts.base_seed,
                                   reshuffle_each_iteration=True)
-        records = dataset.interleave(read, cycle_length=max(1, min(n_files, 8)),
-                                     block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+        cycle = max(1, min(n_files, 8))
+        records = dataset.interleave(read, cycle_length=cycle, block_length=1,
+                                     num_parallel_calls=min(cycle, _cores()),
                                      deterministic=opts.deterministic)
     else:
         # Unshuffled reads keep the stored order (what evaluation and `preview` expect);
@@ -447,8 +458,8 @@ def load(
                           decode_scale=decode_scale)
     to_element = _element_fn(info, opts, augment)
     records = _record_stream(info.files, opts, input_context)
-    ds = records.enumerate().map(to_element, num_parallel_calls=tf.data.AUTOTUNE,
-                            deterministic=opts.deterministic)
+    ds = records.enumerate().map(to_element, num_parallel_calls=_cores(),
+                                 deterministic=opts.deterministic)
     ds = _batch(ds, opts)
     if as_supervised:
         if info.task in ("classification", "segmentation"):
@@ -457,10 +468,27 @@ def load(
         else:
             ds = ds.map(lambda e: (e["image"], {k: v for k, v in e.items() if k != "image"}))
     if prefetch:
-        ds = ds.prefetch(tf.data.AUTOTUNE)
+        ds = ds.prefetch(_PREFETCH_BATCHES if opts.batch_size else _PREFETCH_BATCHES * _cores())
+    return ds.with_options(_pipeline_options(opts))
+
+
+def _pipeline_options(opts: _Options):
+    """The dataset's options: its order guarantee, and tf.data's autotuner off.
+
+    With the autotuner on, a pass over the same records ran at full speed or parked
+    its decoding on about one core (1150 vs 705 img/s, the same CPU per image, a
+    core idle two thirds of the time) in 7 of 16 passes of a bare decode+resize
+    pipeline on this 2-core machine, whatever the map's parallelism (it is what made
+    `load` and Keras' `image_dataset_from_directory` differ from round to round);
+    with it off and each stage as wide as the cores, in none of 26
+    (`benchmarks/bench_reader.py --autotune-check`). A pipeline appended after `load`
+    may turn it back on with its own `tf.data.Options`."""
+    import tensorflow as tf
+
     options = tf.data.Options()
     options.deterministic = opts.deterministic
-    return ds.with_options(options)
+    options.autotune.enabled = False
+    return options
 
 
 # ------------------------------------------------------------------ batching
