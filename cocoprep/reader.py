@@ -475,13 +475,13 @@ def load(
 def _pipeline_options(opts: _Options):
     """The dataset's options: its order guarantee, and tf.data's autotuner off.
 
-    With the autotuner on, a pass over the same records ran at full speed or parked
-    its decoding on about one core (1150 vs 705 img/s, the same CPU per image, a
-    core idle two thirds of the time) in 7 of 16 passes of a bare decode+resize
-    pipeline on this 2-core machine, whatever the map's parallelism (it is what made
+    With the autotuner on, a pass over the same bytes ran at full speed or parked
+    its decoding on about one core (1140 vs 705 img/s, the same CPU per image, a
+    core idle two thirds of the time) in 3 to 7 of 16 passes of a bare decode+resize
+    pipeline on a 2-core machine, whatever the map's parallelism (it is what made
     `load` and Keras' `image_dataset_from_directory` differ from round to round);
-    with it off and each stage as wide as the cores, in none of 26
-    (`benchmarks/bench_reader.py --autotune-check`). A pipeline appended after `load`
+    with it off and each stage as wide as the cores, in none of 42
+    (`benchmarks/bench_reader.py --autotune-check 16`). A pipeline appended after `load`
     may turn it back on with its own `tf.data.Options`."""
     import tensorflow as tf
 
