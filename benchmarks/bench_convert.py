@@ -454,6 +454,7 @@ def bench_scale(args) -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     peaks = {"parent": 0, "child": 0, "tree": 0, "pss": 0}
     cpu_seen: dict[int, float] = {}
+    sys_seen: dict[int, float] = {}  # the kernel's share (system time) of cpu_seen
     timeline: list[tuple[float, float, float]] = []  # (wall, parent CPU, workers' CPU)
     tick = os.sysconf("SC_CLK_TCK")
     t = time.perf_counter()
@@ -473,6 +474,7 @@ def bench_scale(args) -> None:
                     with open(f"/proc/{p}/stat") as f:
                         fields = f.read().rsplit(")", 1)[1].split()
                     cpu_seen[p] = (int(fields[11]) + int(fields[12])) / tick
+                    sys_seen[p] = int(fields[12]) / tick
                 except (OSError, IndexError, ValueError):
                     pass
             parent_cpu = cpu_seen.get(proc.pid, 0.0)
@@ -487,6 +489,8 @@ def bench_scale(args) -> None:
     done.set()
     sampler.join()
     cpu = sum(cpu_seen.values())
+    worker_sys = sum(v for q, v in sys_seen.items() if q != proc.pid)
+    worker_cpu = sum(v for q, v in cpu_seen.items() if q != proc.pid)
     errors = [line for line in err.splitlines() if line.startswith("Error")]
     if proc.returncode != 0:
         print(err[-2000:])
@@ -504,6 +508,9 @@ def bench_scale(args) -> None:
           f"{peaks['child'] / 2**20:.0f} MiB; whole tree: RSS sum {peaks['tree'] / 2**20:.0f} "
           f"MiB, PSS sum {peaks['pss'] / 2**20:.0f} MiB (shared pages counted once; sampled "
           "every 0.1 s)")
+    print(f"  workers: {worker_cpu:.0f} s of CPU, {worker_sys:.0f} s of it in the kernel "
+          f"(system time: reads, writes, page reclaim); "
+          f"{1e3 * worker_cpu / max(s.num_examples, 1):.2f} ms per image")
     print_timeline(timeline, wall)
     if not args.keep:
         shutil.rmtree(out, ignore_errors=True)
