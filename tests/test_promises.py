@@ -269,3 +269,37 @@ def test_a_voc_box_partly_outside_is_clipped_and_named(tmp_path):
     again = tmp_path / "again"
     assert convert(tmp_path / "src", "-o", again, "--workers", "2").exit_code == 0
     assert (again / "fixed.jsonl").read_bytes() == (out / "fixed.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("fixture, folder", [("labelme", "train"), ("kitti", "training")])
+def test_a_folder_given_as_dot_names_its_split_after_itself(tmp_path, monkeypatch, fixture,
+                                                            folder):
+    """`cocoprep convert .` inside a split folder: `Path(".").name` is empty, and an
+    empty split name wrote a hidden shard (`.tfrecord-...`) that verify then missed."""
+    shutil.copytree(FIXTURES / fixture, tmp_path / "src")
+    monkeypatch.chdir(tmp_path / "src" / folder)
+    out = tmp_path / "out"
+    result = convert(".", "-o", out, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    m = Manifest.read(out)
+    assert list(m.splits) == [folder]
+    assert all(s.file.startswith(f"{folder}.tfrecord-") and (out / s.file).is_file()
+               for s in m.splits[folder].shards)
+    assert read_records(out, folder)
+    verified = invoke("verify", str(out))
+    assert verified.exit_code == 0, verified.output
+
+
+def test_a_roboflow_mask_folder_given_as_dot_names_its_split_after_itself(tmp_path,
+                                                                          monkeypatch):
+    from seg_builders import roboflow_tree
+
+    roboflow_tree(tmp_path / "src", splits=("valid",))
+    monkeypatch.chdir(tmp_path / "src" / "valid")
+    out = tmp_path / "out"
+    result = convert(".", "-o", out, "--workers", "1", "--task", "segmentation")
+    assert result.exit_code == 0, result.output
+    m = Manifest.read(out)
+    assert list(m.splits) == ["valid"]
+    verified = invoke("verify", str(out))
+    assert verified.exit_code == 0, verified.output

@@ -38,7 +38,7 @@ from cocoprep.sources.detection import DetectionSource, SourceRequest
 from cocoprep.sources.objects import (
     Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish, relative,
 )
-from cocoprep.sources.layout import list_images
+from cocoprep.sources.layout import folder_split_name, list_images
 
 FORMAT = "kitti"
 TITLE = "KITTI"
@@ -90,7 +90,7 @@ def detect(src: Path) -> bool:
 
 def discover(src: Path) -> KittiLayout:
     if _has(src, LABELS):
-        return KittiLayout(f"{IMAGES}/ + {LABELS}/", ((src.name, src),))
+        return KittiLayout(f"{IMAGES}/ + {LABELS}/", ((folder_split_name(src), src),))
     folders = sorted(p for p in src.iterdir() if p.is_dir() and _has(p, IMAGES))
     labelled = tuple((p.name, p) for p in folders if _has(p, LABELS))
     if not labelled:

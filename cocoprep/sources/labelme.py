@@ -42,7 +42,7 @@ from cocoprep.errors import (
 from cocoprep.progress import progress_bar
 from cocoprep.sources import shapes
 from cocoprep.sources.detection import DetectionSource, SourceRequest
-from cocoprep.sources.layout import list_images
+from cocoprep.sources.layout import folder_split_name, list_images
 from cocoprep.sources.objects import (
     FileProblem, Finish, ObjectProblem, ReadSplit, SourceImage, SourceObject, finish,
     gc_paused, relative,
@@ -95,10 +95,10 @@ def _holds_labelme(folder: Path) -> bool:
 def _splits(src: Path) -> list[tuple[str, Path]]:
     """(split name, folder of JSONs) for each split found."""
     if _holds_labelme(src):
-        return [(src.name, src)]
+        return [(folder_split_name(src), src)]
     for name in _ANNOTATION_DIRS:
         if _holds_labelme(src / name):
-            return [(src.name, src / name)]
+            return [(folder_split_name(src), src / name)]
     out = []
     for child in sorted(p for p in src.iterdir() if p.is_dir()):
         inner = [child] + [child / n for n in _ANNOTATION_DIRS]

@@ -245,6 +245,13 @@ def select_splits(layout: Layout, wanted: Sequence[str] | None) -> Layout:
     return Layout(layout.kind, tuple(by_name[w] for w in wanted))
 
 
+def folder_split_name(folder: Path) -> str:
+    """The split name a folder of annotations gives: its own name, also when it was
+    named "." or ".." (`Path(".").name` is empty, and an empty split name wrote a
+    hidden shard `.tfrecord-...`); "train" for the file system's root."""
+    return folder.name or folder.resolve().name or "train"
+
+
 def list_images(folder: Path, *, recursive: bool) -> list[str]:
     """Image file names under `folder` ("/" separators, sorted)."""
     if not folder.is_dir():

@@ -16,6 +16,7 @@ from pathlib import Path
 from cocoprep.errors import InputError
 from cocoprep.schema import VOID_ID
 from cocoprep.sources.detection import SourceRequest
+from cocoprep.sources.layout import folder_split_name
 from cocoprep.sources.segmentation import (
     UNKNOWN, MaskCodec, SegmentationSource, SegmentationSplit, check_num_classes,
     label_map_of, pair_items, ratio_splits, select,
@@ -82,7 +83,8 @@ def load(src: Path, request: SourceRequest) -> SegmentationSource:
     if other is not None:
         raise InputError(Path(src) / other / CLASSES_CSV, f"the classes of "
                          f"{dirs[0].name}/{CLASSES_CSV}", "other classes")
-    splits = select([SegmentationSplit(d.name, d, d, ()) for d in dirs], request.splits)
+    splits = select([SegmentationSplit(folder_split_name(d), d, d, ()) for d in dirs],
+                    request.splits)
     out, skipped = [], []
     for s in splits:
         items, skips = pair_items(s.name, s.image_dir, s.mask_dir, mask_suffix=MASK_SUFFIX)
